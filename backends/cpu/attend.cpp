@@ -1,0 +1,449 @@
+// CPU `attend`: tiled online-softmax attention (FlashAttention-2 order) over the micro-kernels.
+//
+// Work item = (batch b, KV head hk, query tile): the rows of ALL query heads of the KV group for a
+// tile of query rows, so every key tile loaded serves group × tile rows (GQA reuse). For each key
+// tile the driver gathers/converts K and V rows to fp32 (or points at f32 rows in place), then
+//   Sᵀ = K·Qᵀ (log2 units) → mask/log-weights → online softmax → O = α·O + P·V.
+// Key tiles are visited only where the mask can allow something (band + global ranges when
+// positions are affine; tile classification skip/full/partial otherwise), so the band costs
+// O(n·(w+g)). When there are too few items to feed every thread (decode), each item's key range is
+// split and the partial (m, l, O) states are merged afterwards (flash-decoding).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#if LONGATTN_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+#include "attend.hpp"
+#include "half.hpp"
+
+namespace longattn::cpu {
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+constexpr int kKeyTile = 64;       // keys per tile (Bc)
+constexpr int kRowsPerItem = 64;   // target query rows per work item, all heads of a group
+constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+struct KeyRange {
+  int64_t begin, end;  // logical key indices [begin, end)
+};
+
+// Everything about one call that does not depend on the work item.
+struct Plan {
+  const AttendArgs* a;
+  const CpuKernels* K;
+  int group;             // query heads per KV head
+  int64_t rows_per_tile; // query rows per head in one item
+  int dvpad;             // head_dim_v rounded up to the vector width
+  bool affine_k;         // key positions are k_pos0 + logical index (no gather, no explicit pos)
+  bool k_direct;         // K rows can be read in place as fp32
+  bool v_direct;         // V rows can be read in place as fp32 (dv a multiple of the width)
+  float q_scale;         // scale applied while packing Q
+  int64_t n_seg;
+  std::vector<int64_t> seg_q, seg_k;  // n_seg + 1 offsets
+  std::vector<int64_t> tile_seg, tile_q0, tile_q1;  // query tiles of all segments
+  int64_t n_splits;
+  size_t scratch_floats;
+};
+
+int64_t q_phys(const AttendArgs& a, int64_t b, int64_t h, int64_t i) {
+  return a.q_rows ? a.q_rows[(b * a.n_q_heads + h) * a.n_q + i] : i;
+}
+int64_t k_phys(const AttendArgs& a, int64_t b, int64_t hk, int64_t j) {
+  return a.k_rows ? a.k_rows[(b * a.n_kv_heads + hk) * a.n_k + j] : j;
+}
+int64_t q_position(const AttendArgs& a, int64_t phys) { return a.q_pos ? a.q_pos[phys] : a.q_pos0 + phys; }
+int64_t k_position(const AttendArgs& a, int64_t phys) { return a.k_pos ? a.k_pos[phys] : a.k_pos0 + phys; }
+
+// At most two key ranges: the global prefix and the band.
+struct KeyRanges {
+  KeyRange r[2];
+  int n = 0;
+  void push(KeyRange x) { r[n++] = x; }
+};
+
+// Key ranges (logical) worth visiting for query positions [q_lo, q_hi] within [kb, ke), when key
+// positions are affine. Band ∩ causal, plus the global keys, sorted and disjoint.
+KeyRanges key_ranges(const AttendArgs& a, int64_t q_lo, int64_t q_hi, int64_t kb, int64_t ke) {
+  const Mask& m = a.mask;
+  const int64_t p0 = a.k_pos0;
+  auto clip = [&](int64_t lo, int64_t hi) {  // positions [lo, hi] → logical [begin, end)
+    return KeyRange{std::max(kb, lo - p0), std::min(ke, hi - p0 + 1)};
+  };
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min() / 4;
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max() / 4;
+  const int64_t causal_hi = m.causal ? q_hi : kMax;
+  KeyRanges out;
+  const bool global_row = q_lo < m.n_global;
+  int64_t lo = kMin, hi = causal_hi;
+  if (!global_row) {
+    if (m.window_left >= 0) lo = q_lo - m.window_left;
+    if (m.window_right >= 0) hi = std::min(hi, q_hi + m.window_right);
+  }
+  KeyRange band = clip(lo, hi);
+  KeyRange glob = clip(kMin, std::min(m.n_global - 1, causal_hi));
+  if (glob.begin < glob.end) out.push(glob);
+  if (band.begin < band.end) {
+    if (out.n == 1 && band.begin <= out.r[0].end) {
+      out.r[0].begin = std::min(out.r[0].begin, band.begin);
+      out.r[0].end = std::max(out.r[0].end, band.end);
+    } else {
+      out.push(band);
+    }
+  }
+  return out;
+}
+
+// Per-thread scratch, carved from one float buffer.
+struct Scratch {
+  float *qt, *st, *o, *m, *l, *alpha, *kbuf, *vbuf;
+  const float** krows;
+  const float** vrows;
+  int64_t* qpos;
+  int64_t* kpos;
+  int64_t* kphys;
+  int32_t* qgrp;
+  int64_t* qrow_phys;
+};
+
+size_t scratch_floats(int d, int dvpad, int64_t rpad) {
+  // qt d·rpad, st Bc·rpad, o rpad·dvpad, m/l/alpha 3·rpad, kbuf Bc·d, vbuf Bc·dvpad,
+  // krows/vrows 2·Bc pointers, qpos/kpos/qrow rpad+Bc+rpad int64, qgrp rpad int32 (as floats ×2)
+  return size_t(d) * rpad + size_t(kKeyTile) * rpad + size_t(rpad) * dvpad + 3 * size_t(rpad) +
+         size_t(kKeyTile) * (d + dvpad) + 2 * 2 * kKeyTile + 2 * (2 * rpad + 2 * kKeyTile) + rpad + 16 * 16;
+}
+
+Scratch carve(float* base, int d, int dvpad, int64_t rpad) {
+  Scratch s;
+  float* p = base;
+  auto take = [&](size_t n) { float* r = p; p += (n + 15) & ~size_t(15); return r; };  // 64-byte steps
+  s.qt = take(size_t(d) * rpad);
+  s.st = take(size_t(kKeyTile) * rpad);
+  s.o = take(size_t(rpad) * dvpad);
+  s.m = take(rpad);
+  s.l = take(rpad);
+  s.alpha = take(rpad);
+  s.kbuf = take(size_t(kKeyTile) * d);
+  s.vbuf = take(size_t(kKeyTile) * dvpad);
+  s.krows = reinterpret_cast<const float**>(take(2 * kKeyTile));
+  s.vrows = reinterpret_cast<const float**>(take(2 * kKeyTile));
+  s.qpos = reinterpret_cast<int64_t*>(take(2 * rpad));
+  s.kpos = reinterpret_cast<int64_t*>(take(2 * kKeyTile));
+  s.kphys = reinterpret_cast<int64_t*>(take(2 * kKeyTile));
+  s.qrow_phys = reinterpret_cast<int64_t*>(take(2 * rpad));
+  s.qgrp = reinterpret_cast<int32_t*>(take(rpad));
+  return s;
+}
+
+// Identifies a work item and its key split.
+struct Unit {
+  int64_t b, hk, tile, split;
+};
+
+// Computes one unit into s.m / s.l / s.o (unnormalised); returns the number of rows.
+int run_unit(const Plan& P, const Unit& u, Scratch& s, const RunningState* init) {
+  const AttendArgs& a = *P.a;
+  const CpuKernels& K = *P.K;
+  const int d = a.head_dim, dv = a.head_dim_v, dvpad = P.dvpad, W = K.width;
+  const int64_t seg = P.tile_seg[size_t(u.tile)];
+  const int64_t q0 = P.tile_q0[size_t(u.tile)], q1 = P.tile_q1[size_t(u.tile)];
+  const int tile_rows = int(q1 - q0);
+  const int rows = P.group * tile_rows;
+  const int rpad = int(round_up(rows, W));
+
+  // ---- pack Qᵀ (lane r = g·tile_rows + i), positions, groups ----
+  int64_t q_lo = std::numeric_limits<int64_t>::max(), q_hi = std::numeric_limits<int64_t>::min();
+  std::fill(s.qt, s.qt + size_t(d) * rpad, 0.0f);
+  for (int g = 0; g < P.group; ++g) {
+    const int64_t h = u.hk * P.group + g;
+    for (int i = 0; i < tile_rows; ++i) {
+      const int r = g * tile_rows + i;
+      const int64_t phys = q_phys(a, u.b, h, q0 + i);
+      s.qrow_phys[r] = phys;
+      const int64_t qp = q_position(a, phys);
+      s.qpos[r] = qp;
+      q_lo = std::min(q_lo, qp);
+      q_hi = std::max(q_hi, qp);
+      if (a.q_group) s.qgrp[r] = a.q_group[(u.b * a.n_q_heads + h) * a.n_q + q0 + i];
+      // one row of q → fp32 in kbuf (free until the key loop), then transposed into qt
+      K.to_f32(a.q.at<char>(u.b, phys, h), a.q.dtype, d, a.q.strides[3] / int64_t(longattn_dtype_size(a.q.dtype)), s.kbuf);
+      for (int k = 0; k < d; ++k) s.qt[size_t(k) * rpad + r] = s.kbuf[k] * P.q_scale;
+    }
+  }
+
+  // ---- state ----
+  if (init) {
+    for (int g = 0; g < P.group; ++g)
+      for (int i = 0; i < tile_rows; ++i) {
+        const int r = g * tile_rows + i;
+        const int64_t h = u.hk * P.group + g;
+        const size_t idx = size_t((u.b * a.n_q_heads + h) * a.n_q + s.qrow_phys[r]);
+        s.m[r] = init->m[idx];
+        s.l[r] = init->l[idx];
+        std::memcpy(s.o + size_t(r) * dvpad, init->acc + idx * size_t(dv), sizeof(float) * size_t(dv));
+        std::fill(s.o + size_t(r) * dvpad + dv, s.o + size_t(r + 1) * dvpad, 0.0f);
+      }
+  } else {
+    std::fill(s.m, s.m + rpad, kNegInfF);
+    std::fill(s.l, s.l + rpad, 0.0f);
+    std::fill(s.o, s.o + size_t(rpad) * dvpad, 0.0f);
+  }
+  for (int r = rows; r < rpad; ++r) s.m[r] = kNegInfF, s.l[r] = 0.0f;
+
+  // ---- key tiles to visit ----
+  const int64_t kb = P.seg_k[size_t(seg)], ke = P.seg_k[size_t(seg) + 1];
+  KeyRanges ranges;
+  if (P.affine_k)
+    ranges = key_ranges(a, q_lo, q_hi, kb, ke);
+  else
+    ranges.push({kb, ke});  // gathered keys: positions known per tile only
+  int64_t n_tiles = 0;
+  for (int i = 0; i < ranges.n; ++i)
+    n_tiles += (ranges.r[i].end - ranges.r[i].begin + kKeyTile - 1) / kKeyTile;
+  const int64_t t_begin = n_tiles * u.split / P.n_splits;
+  const int64_t t_end = n_tiles * (u.split + 1) / P.n_splits;
+
+  const int64_t kdt = int64_t(longattn_dtype_size(a.k.dtype));
+  const int64_t vdt = int64_t(longattn_dtype_size(a.v.dtype));
+  int64_t t = 0;
+  for (int ri = 0; ri < ranges.n; ++ri) {
+    const KeyRange range = ranges.r[ri];
+    for (int64_t j0 = range.begin; j0 < range.end; j0 += kKeyTile, ++t) {
+      if (t < t_begin || t >= t_end) continue;
+      const int nc = int(std::min<int64_t>(kKeyTile, range.end - j0));
+      // positions and classification
+      int64_t k_lo = std::numeric_limits<int64_t>::max(), k_hi = std::numeric_limits<int64_t>::min();
+      for (int c = 0; c < nc; ++c) {
+        const int64_t phys = k_phys(a, u.b, u.hk, j0 + c);
+        s.kpos[c] = k_position(a, phys);
+        k_lo = std::min(k_lo, s.kpos[c]);
+        k_hi = std::max(k_hi, s.kpos[c]);
+        s.kphys[c] = phys;
+      }
+      const TileKind kind = classify_tile(a.mask, q_lo, q_hi, k_lo, k_hi);
+      if (kind == TileKind::skip) continue;
+      // rows of K and V (fp32)
+      for (int c = 0; c < nc; ++c) {
+        const int64_t phys = s.kphys[c];
+        const char* krow = a.k.at<char>(u.b, phys, u.hk);
+        const char* vrow = a.v.at<char>(u.b, phys, u.hk);
+        if (P.k_direct) {
+          s.krows[c] = reinterpret_cast<const float*>(krow);
+        } else {
+          K.to_f32(krow, a.k.dtype, d, a.k.strides[3] / kdt, s.kbuf + size_t(c) * d);
+          s.krows[c] = s.kbuf + size_t(c) * d;
+        }
+        if (P.v_direct) {
+          s.vrows[c] = reinterpret_cast<const float*>(vrow);
+        } else {
+          float* dst = s.vbuf + size_t(c) * dvpad;
+          K.to_f32(vrow, a.v.dtype, dv, a.v.strides[3] / vdt, dst);
+          std::fill(dst + dv, dst + dvpad, 0.0f);
+          s.vrows[c] = dst;
+        }
+      }
+      // Sᵀ = K·Qᵀ
+      K.qk(s.qt, rpad, d, s.krows, nc, s.st);
+      if (a.softcap > 0) K.softcap(s.st, int64_t(nc) * rpad, a.softcap, a.softcap * kLog2e);
+      if (a.key_logw) {
+        const float* w = a.key_logw + (u.b * a.n_kv_heads + u.hk) * a.n_k + j0;
+        for (int c = 0; c < nc; ++c) {
+          const float add = w[c] * kLog2e;
+          float* row = s.st + size_t(c) * rpad;
+          for (int r = 0; r < rpad; ++r) row[r] += add;
+        }
+      }
+      if (kind == TileKind::partial) {
+        for (int c = 0; c < nc; ++c) {
+          float* row = s.st + size_t(c) * rpad;
+          for (int r = 0; r < rows; ++r)
+            if (!a.mask.allows(s.qpos[r], s.kpos[c])) row[r] = kNegInfF;
+        }
+      }
+      if (a.q_group && a.k_group) {
+        const int32_t* kg = a.k_group + (u.b * a.n_kv_heads + u.hk) * a.n_k + j0;
+        for (int c = 0; c < nc; ++c) {
+          float* row = s.st + size_t(c) * rpad;
+          for (int r = 0; r < rows; ++r)
+            if (s.qgrp[r] >= 0 && s.qgrp[r] == kg[c]) row[r] = kNegInfF;
+        }
+      }
+      K.softmax(s.st, nc, rpad, s.m, s.l, s.alpha);
+      K.pv(s.st, nc, rpad, rows, s.vrows, dvpad, s.alpha, s.o);
+    }
+  }
+  return rows;
+}
+
+// Writes a finished row set: O = acc / l, LSE = (m + log2 l)·ln 2 (O = 0, LSE = −inf when l = 0).
+void write_rows(const Plan& P, const Unit& u, const Scratch& s, int rows, const float* m,
+                const float* l, const float* o) {
+  const AttendArgs& a = *P.a;
+  const int dv = a.head_dim_v;
+  const int tile_rows = rows / P.group;
+  for (int r = 0; r < rows; ++r) {
+    const int g = r / tile_rows;
+    const int64_t h = u.hk * P.group + g;
+    const int64_t phys = s.qrow_phys[r];
+    const float* orow = o + size_t(r) * P.dvpad;
+    if (a.state) {
+      const size_t idx = size_t((u.b * a.n_q_heads + h) * a.n_q + phys);
+      a.state->m[idx] = m[r];
+      a.state->l[idx] = l[r];
+      std::memcpy(a.state->acc + idx * size_t(dv), orow, sizeof(float) * size_t(dv));
+      continue;
+    }
+    const bool empty = l[r] == 0.0f;
+    const float inv = empty ? 0.0f : 1.0f / l[r];
+    char* dst = a.out.at<char>(u.b, phys, h);
+    const int64_t ostride = a.out.strides[3];
+    if (a.out.dtype == LONGATTN_DTYPE_F32 && ostride == 4) {
+      float* f = reinterpret_cast<float*>(dst);
+      for (int c = 0; c < dv; ++c) f[c] = empty ? 0.0f : orow[c] * inv;
+    } else {
+      for (int c = 0; c < dv; ++c) store_from_float(dst + c * ostride, a.out.dtype, empty ? 0.0f : orow[c] * inv);
+    }
+    if (a.lse.data) {
+      *a.lse.at<float>(u.b, phys, h) = empty ? kNegInfF : (m[r] + std::log2(l[r])) * kLn2;
+    }
+  }
+}
+
+}  // namespace
+
+void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, std::vector<float>& pool) {
+  Plan P;
+  P.a = &a;
+  P.K = &K;
+  P.group = a.n_q_heads / a.n_kv_heads;
+  const int W = K.width;
+  P.dvpad = int(round_up(a.head_dim_v, W));
+  P.affine_k = a.k_rows == nullptr && a.k_pos == nullptr;
+  const int64_t kdt = int64_t(longattn_dtype_size(a.k.dtype));
+  P.k_direct = a.k.dtype == LONGATTN_DTYPE_F32 && a.k.strides[3] == kdt;
+  P.v_direct = a.v.dtype == LONGATTN_DTYPE_F32 && a.v.strides[3] == 4 && a.head_dim_v % W == 0;
+  P.q_scale = a.softcap > 0 ? a.scale : a.scale * kLog2e;
+
+  // segments and query tiles
+  if (a.n_segments > 0) {
+    P.n_seg = a.n_segments;
+    P.seg_q.assign(a.q_seg, a.q_seg + a.n_segments + 1);
+    P.seg_k.assign(a.k_seg, a.k_seg + a.n_segments + 1);
+  } else {
+    P.n_seg = 1;
+    P.seg_q = {0, a.n_q};
+    P.seg_k = {0, a.n_k};
+  }
+  P.rows_per_tile = std::max<int64_t>(1, kRowsPerItem / P.group);
+  for (int64_t sgi = 0; sgi < P.n_seg; ++sgi)
+    for (int64_t q0 = P.seg_q[size_t(sgi)]; q0 < P.seg_q[size_t(sgi) + 1]; q0 += P.rows_per_tile) {
+      P.tile_seg.push_back(sgi);
+      P.tile_q0.push_back(q0);
+      P.tile_q1.push_back(std::min(q0 + P.rows_per_tile, P.seg_q[size_t(sgi) + 1]));
+    }
+  const int64_t n_tiles = int64_t(P.tile_q0.size());
+  const int64_t n_items = a.batch * a.n_kv_heads * n_tiles;
+  if (n_items == 0) return;
+
+  // split keys when items cannot keep every thread busy (decode)
+  const int64_t key_tiles = (a.n_k + kKeyTile - 1) / kKeyTile;
+  P.n_splits = 1;
+  if (n_items < 4 * n_threads && key_tiles >= 8)
+    P.n_splits = std::min<int64_t>((4 * n_threads + n_items - 1) / n_items, key_tiles / 4);
+  P.n_splits = std::max<int64_t>(P.n_splits, 1);
+
+  const int64_t rpad_max = round_up(P.group * P.rows_per_tile, W);
+  const size_t per_thread = scratch_floats(a.head_dim, P.dvpad, rpad_max);
+  const size_t part_stride = size_t(rpad_max) * (P.dvpad + 2);  // m, l, o of one unit
+  const size_t n_parts = P.n_splits > 1 ? size_t(n_items * P.n_splits) : 0;
+  const size_t need = per_thread * size_t(n_threads) + part_stride * n_parts;
+  if (pool.size() < need) pool.resize(need);
+  float* parts = pool.data() + per_thread * size_t(n_threads);
+
+  const int64_t n_units = n_items * P.n_splits;
+  auto unit_of = [&](int64_t x) {
+    Unit u;
+    u.split = x % P.n_splits;
+    int64_t item = x / P.n_splits;
+    u.tile = item % n_tiles;
+    item /= n_tiles;
+    u.hk = item % a.n_kv_heads;
+    u.b = item / a.n_kv_heads;
+    return u;
+  };
+
+#if LONGATTN_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
+#endif
+  for (int64_t x = 0; x < n_units; ++x) {
+#if LONGATTN_HAVE_OPENMP
+    const int tid = omp_get_thread_num();
+#else
+    const int tid = 0;
+#endif
+    Scratch s = carve(pool.data() + per_thread * size_t(tid), a.head_dim, P.dvpad, rpad_max);
+    const Unit u = unit_of(x);
+    if (P.n_splits == 1) {
+      const int rows = run_unit(P, u, s, a.state);
+      write_rows(P, u, s, rows, s.m, s.l, s.o);
+    } else {
+      // the initial state (if any) is folded into split 0 only
+      const int rows = run_unit(P, u, s, u.split == 0 ? a.state : nullptr);
+      float* part = parts + part_stride * size_t(x);
+      std::memcpy(part, s.m, sizeof(float) * size_t(rows));
+      std::memcpy(part + rpad_max, s.l, sizeof(float) * size_t(rows));
+      std::memcpy(part + 2 * rpad_max, s.o, sizeof(float) * size_t(rows) * size_t(P.dvpad));
+    }
+  }
+  if (P.n_splits == 1) return;
+
+  // merge the splits of each item: m = max m_s; l = Σ l_s·2^(m_s − m); o = Σ o_s·2^(m_s − m)
+#if LONGATTN_HAVE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(n_threads)
+#endif
+  for (int64_t item = 0; item < n_items; ++item) {
+#if LONGATTN_HAVE_OPENMP
+    const int tid = omp_get_thread_num();
+#else
+    const int tid = 0;
+#endif
+    Scratch s = carve(pool.data() + per_thread * size_t(tid), a.head_dim, P.dvpad, rpad_max);
+    Unit u = unit_of(item * P.n_splits);
+    const int64_t tile_rows = P.tile_q1[size_t(u.tile)] - P.tile_q0[size_t(u.tile)];
+    const int rows = int(P.group * tile_rows);
+    // row identities for write_rows
+    for (int g = 0; g < P.group; ++g)
+      for (int i = 0; i < tile_rows; ++i)
+        s.qrow_phys[g * tile_rows + i] = q_phys(a, u.b, u.hk * P.group + g, P.tile_q0[size_t(u.tile)] + i);
+    for (int r = 0; r < rows; ++r) {
+      float mx = kNegInfF;
+      for (int64_t sp = 0; sp < P.n_splits; ++sp)
+        mx = std::max(mx, parts[part_stride * size_t(item * P.n_splits + sp) + size_t(r)]);
+      const float ref = mx == kNegInfF ? 0.0f : mx;
+      float l = 0.0f;
+      float* o = s.o + size_t(r) * P.dvpad;
+      std::fill(o, o + P.dvpad, 0.0f);
+      for (int64_t sp = 0; sp < P.n_splits; ++sp) {
+        const float* part = parts + part_stride * size_t(item * P.n_splits + sp);
+        const float w = std::exp2(part[r] - ref);
+        if (w == 0.0f) continue;
+        l += part[rpad_max + r] * w;
+        const float* po = part + 2 * rpad_max + size_t(r) * P.dvpad;
+        for (int c = 0; c < P.dvpad; ++c) o[c] += po[c] * w;
+      }
+      s.m[r] = mx;
+      s.l[r] = l;
+    }
+    write_rows(P, u, s, rows, s.m, s.l, s.o);
+  }
+}
+
+}  // namespace longattn::cpu

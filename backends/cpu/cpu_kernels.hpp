@@ -1,0 +1,58 @@
+// The CPU micro-kernels, one table per instruction set (AVX-512, AVX2+FMA, NEON, scalar). The
+// tiled attention driver (attend.cpp) is ISA-neutral and calls through the table chosen at run time.
+//
+// Layout the kernels share (one work item = `rows` query rows × a tile of `nc` keys):
+//   qt  [d][rpad]      Qᵀ, pre-scaled (scale·log2e, or scale alone with softcap), lanes = rows
+//   st  [nc][rpad]     Sᵀ: logits in log2 units, then P = exp2(S − m) in place
+//   krows[c], vrows[c] fp32 rows of d and dvpad floats (dvpad = head_dim_v rounded up to width)
+//   m, l, alpha [rpad] running max (log2 units), running sum, per-tile rescale factor
+//   o   [rows][dvpad]  unnormalised output accumulator
+#pragma once
+
+#include <cstdint>
+
+#include "longattn.h"
+
+namespace longattn::cpu {
+
+struct CpuKernels {
+  const char* isa;  // "avx512", "avx2", "neon", "scalar"
+  int width;        // fp32 lanes per vector
+
+  // dst[i] = float(src[i * stride_elems]) for i < n (stride in elements of dtype)
+  void (*to_f32)(const void* src, longattn_dtype dtype, int64_t n, int64_t stride_elems, float* dst);
+
+  // st[c][r] = Σ_k qt[k][r] · krows[c][k]      for c < nc, r < rpad (rpad a multiple of width)
+  void (*qk)(const float* qt, int rpad, int d, const float* const* krows, int nc, float* st);
+
+  // st[c][r] = cap_log2 · tanh(st[c][r] / cap)   (softcap applied to scale-only logits; cap_log2 =
+  // cap · log2e so the result is in log2 units)
+  void (*softcap)(float* st, int64_t n, float cap, float cap_log2);
+
+  // Online softmax over one tile, per lane r:
+  //   m_new = max(m, max_c st[c][r]);  ref = (m_new == −inf ? 0 : m_new)
+  //   alpha = exp2(m − ref);  st[c][r] = exp2(st[c][r] − ref);  l = l·alpha + Σ_c st[c][r];  m = m_new
+  void (*softmax)(float* st, int nc, int rpad, float* m, float* l, float* alpha);
+
+  // o[r][:] = alpha[r]·o[r][:] + Σ_c st[c][r] · vrows[c][:]   for r < rows, over dvpad columns
+  void (*pv)(const float* st, int nc, int rpad, int rows, const float* const* vrows, int dvpad,
+             const float* alpha, float* o);
+};
+
+const CpuKernels& cpu_kernels_scalar();
+#if defined(__x86_64__) || defined(_M_X64)
+const CpuKernels& cpu_kernels_avx2();
+const CpuKernels& cpu_kernels_avx512();
+#endif
+#if defined(__aarch64__)
+const CpuKernels& cpu_kernels_neon();
+#endif
+
+// The best table this CPU supports, unless LONGATTN_CPU_ISA (avx512|avx2|neon|scalar) names
+// another one this CPU supports. Null when `name` is given and unsupported.
+const CpuKernels* cpu_kernels_by_name(const char* name);
+const CpuKernels& cpu_kernels_best();
+// Comma-separated list of the tables compiled in.
+const char* cpu_isas_compiled();
+
+}  // namespace longattn::cpu

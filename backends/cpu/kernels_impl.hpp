@@ -1,0 +1,176 @@
+// Micro-kernel bodies, written once over a vector type `Ops` and instantiated per ISA in
+// kernels_<isa>.cpp (each translation unit compiled with its own -m flags). See cpu_kernels.hpp
+// for the shapes and the math of each kernel.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "cpu_kernels.hpp"
+#include "half.hpp"
+
+namespace longattn::cpu {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Register blocking: the QK kernel keeps kQkKeys keys × kQkVecs row-vectors of Sᵀ in registers,
+// the PV kernel kPvRows rows × kPvVecs column-vectors of O (6 × 4 = 24 accumulators, leaving
+// registers for the operands on 32-register ISAs).
+template <class Ops>
+struct Kernels {
+  using V = typename Ops::V;
+  static constexpr int W = Ops::W;
+  static constexpr int kQkKeys = Ops::kRegs >= 32 ? 6 : 3;
+  static constexpr int kQkVecs = 4;
+  static constexpr int kPvRows = Ops::kRegs >= 32 ? 6 : 3;
+  static constexpr int kPvVecs = 4;
+
+  // Sᵀ block: NK keys × NV row-vectors starting at lane r0.
+  template <int NK, int NV>
+  static void qk_block(const float* qt, int rpad, int d, const float* const* kr, int r0,
+                       float* st) {
+    V acc[NK][NV];
+    for (int c = 0; c < NK; ++c)
+      for (int v = 0; v < NV; ++v) acc[c][v] = Ops::zero();
+    for (int k = 0; k < d; ++k) {
+      const float* q = qt + size_t(k) * rpad + r0;
+      V qv[NV];
+      for (int v = 0; v < NV; ++v) qv[v] = Ops::load(q + v * W);
+      for (int c = 0; c < NK; ++c) {
+        const V kb = Ops::set1(kr[c][k]);
+        for (int v = 0; v < NV; ++v) acc[c][v] = Ops::fma(qv[v], kb, acc[c][v]);
+      }
+    }
+    for (int c = 0; c < NK; ++c)
+      for (int v = 0; v < NV; ++v) Ops::store(st + size_t(c) * rpad + r0 + v * W, acc[c][v]);
+  }
+
+  template <int NV>
+  static void qk_cols(const float* qt, int rpad, int d, const float* const* kr, int nc, int r0,
+                      float* st) {
+    int c = 0;
+    for (; c + kQkKeys <= nc; c += kQkKeys)
+      qk_block<kQkKeys, NV>(qt, rpad, d, kr + c, r0, st + size_t(c) * rpad);
+    for (; c < nc; ++c) qk_block<1, NV>(qt, rpad, d, kr + c, r0, st + size_t(c) * rpad);
+  }
+
+  static void qk(const float* qt, int rpad, int d, const float* const* kr, int nc, float* st) {
+    const int nvec = rpad / W;
+    int v = 0;
+    for (; v + kQkVecs <= nvec; v += kQkVecs) qk_cols<kQkVecs>(qt, rpad, d, kr, nc, v * W, st);
+    switch (nvec - v) {
+      case 3: qk_cols<3>(qt, rpad, d, kr, nc, v * W, st); break;
+      case 2: qk_cols<2>(qt, rpad, d, kr, nc, v * W, st); break;
+      case 1: qk_cols<1>(qt, rpad, d, kr, nc, v * W, st); break;
+      default: break;
+    }
+  }
+
+  static void softcap(float* st, int64_t n, float cap, float cap_log2) {
+    const float inv = 1.0f / cap;
+    int64_t i = 0;
+    for (; i + W <= n; i += W)
+      Ops::store(st + i, Ops::mul(Ops::tanh(Ops::mul(Ops::load(st + i), Ops::set1(inv))),
+                                  Ops::set1(cap_log2)));
+    for (; i < n; ++i) st[i] = cap_log2 * std::tanh(st[i] * inv);
+  }
+
+  static void softmax(float* st, int nc, int rpad, float* m, float* l, float* alpha) {
+    for (int r = 0; r < rpad; r += W) {
+      V mx = Ops::load(m + r);
+      for (int c = 0; c < nc; ++c) mx = Ops::max(mx, Ops::load(st + size_t(c) * rpad + r));
+      // ref = m_new, or 0 where m_new = −inf (a row with nothing allowed yet) so that
+      // exp2(−inf − ref) = 0 instead of NaN.
+      const V ref = Ops::select_neginf(mx, Ops::zero());
+      const V a = Ops::exp2(Ops::sub(Ops::load(m + r), ref));
+      V sum = Ops::zero();
+      for (int c = 0; c < nc; ++c) {
+        float* s = st + size_t(c) * rpad + r;
+        const V p = Ops::exp2(Ops::sub(Ops::load(s), ref));
+        Ops::store(s, p);
+        sum = Ops::add(sum, p);
+      }
+      Ops::store(l + r, Ops::fma(Ops::load(l + r), a, sum));
+      Ops::store(alpha + r, a);
+      Ops::store(m + r, mx);
+    }
+  }
+
+  // O block: NR rows × NV column-vectors starting at column j0.
+  template <int NR, int NV>
+  static void pv_block(const float* st, int nc, int rpad, int r0, const float* const* vr, int dvpad,
+                       int j0, const float* alpha, float* o) {
+    V acc[NR][NV];
+    for (int r = 0; r < NR; ++r) {
+      const V a = Ops::set1(alpha[r0 + r]);
+      for (int v = 0; v < NV; ++v)
+        acc[r][v] = Ops::mul(Ops::load(o + size_t(r0 + r) * dvpad + j0 + v * W), a);
+    }
+    for (int c = 0; c < nc; ++c) {
+      V vv[NV];
+      for (int v = 0; v < NV; ++v) vv[v] = Ops::load(vr[c] + j0 + v * W);
+      const float* p = st + size_t(c) * rpad + r0;
+      for (int r = 0; r < NR; ++r) {
+        const V pb = Ops::set1(p[r]);
+        for (int v = 0; v < NV; ++v) acc[r][v] = Ops::fma(pb, vv[v], acc[r][v]);
+      }
+    }
+    for (int r = 0; r < NR; ++r)
+      for (int v = 0; v < NV; ++v) Ops::store(o + size_t(r0 + r) * dvpad + j0 + v * W, acc[r][v]);
+  }
+
+  template <int NR>
+  static void pv_rows(const float* st, int nc, int rpad, int r0, const float* const* vr, int dvpad,
+                      const float* alpha, float* o) {
+    const int nvec = dvpad / W;
+    int v = 0;
+    for (; v + kPvVecs <= nvec; v += kPvVecs)
+      pv_block<NR, kPvVecs>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o);
+    for (; v < nvec; ++v) pv_block<NR, 1>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o);
+  }
+
+  static void pv(const float* st, int nc, int rpad, int rows, const float* const* vr, int dvpad,
+                 const float* alpha, float* o) {
+    int r = 0;
+    for (; r + kPvRows <= rows; r += kPvRows) pv_rows<kPvRows>(st, nc, rpad, r, vr, dvpad, alpha, o);
+    for (; r < rows; ++r) pv_rows<1>(st, nc, rpad, r, vr, dvpad, alpha, o);
+  }
+};
+
+// Scalar conversion with element stride; the ISA files vectorise the unit-stride case.
+inline void to_f32_scalar(const void* src, longattn_dtype dtype, int64_t n, int64_t stride,
+                          float* dst) {
+  switch (dtype) {
+    case LONGATTN_DTYPE_F16: {
+      const uint16_t* s = static_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_float(s[i * stride]);
+      break;
+    }
+    case LONGATTN_DTYPE_BF16: {
+      const uint16_t* s = static_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(s[i * stride]);
+      break;
+    }
+    default: {
+      const float* s = static_cast<const float*>(src);
+      for (int64_t i = 0; i < n; ++i) dst[i] = s[i * stride];
+      break;
+    }
+  }
+}
+
+template <class Ops>
+const CpuKernels& make_table(const char* isa,
+                             void (*to_f32)(const void*, longattn_dtype, int64_t, int64_t, float*)) {
+  static const CpuKernels table = {isa,
+                                   Ops::W,
+                                   to_f32,
+                                   &Kernels<Ops>::qk,
+                                   &Kernels<Ops>::softcap,
+                                   &Kernels<Ops>::softmax,
+                                   &Kernels<Ops>::pv};
+  return table;
+}
+
+}  // namespace longattn::cpu

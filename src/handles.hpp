@@ -1,0 +1,23 @@
+// The objects behind the opaque C handles.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backend.hpp"
+#include "problem.hpp"
+#include "workspace.hpp"
+
+struct longattn_context {
+  longattn_backend kind = LONGATTN_BACKEND_CPU;
+  int32_t device_index = 0;
+  int32_t n_threads = 1;
+  std::unique_ptr<longattn::Backend> backend;
+  std::unique_ptr<longattn::Workspace> ws;  // scratch in the backend's memory
+  std::string last_error;
+};
+
+struct longattn_attention {
+  longattn_backend backend = LONGATTN_BACKEND_CPU;
+  longattn::AttentionConfig cfg;
+};
