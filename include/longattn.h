@@ -177,6 +177,10 @@ LONGATTN_API longattn_backend longattn_context_backend(const longattn_context* c
 /* Worker threads the context uses on the CPU backend. */
 LONGATTN_API int32_t longattn_context_threads(const longattn_context* ctx);
 
+/* Bytes of scratch memory the context holds between calls (host memory on the CPU backend, device
+ * memory on GPU backends). It grows on the first call with a larger shape and is then reused. */
+LONGATTN_API size_t longattn_context_scratch_bytes(const longattn_context* ctx);
+
 /* The message of the last failed call on this context ("" when none). The string is owned by the
  * context and valid until the next call that takes this context. NULL ctx gives "". */
 LONGATTN_API const char* longattn_context_last_error(const longattn_context* ctx);

@@ -131,6 +131,11 @@ longattn_backend longattn_context_backend(const longattn_context* ctx) {
 
 int32_t longattn_context_threads(const longattn_context* ctx) { return ctx ? ctx->n_threads : 0; }
 
+size_t longattn_context_scratch_bytes(const longattn_context* ctx) {
+  if (!ctx) return 0;
+  return (ctx->ws ? ctx->ws->bytes_held() : 0) + (ctx->backend ? ctx->backend->scratch_bytes() : 0);
+}
+
 const char* longattn_context_last_error(const longattn_context* ctx) {
   return ctx ? ctx->last_error.c_str() : "";
 }

@@ -108,6 +108,8 @@ class Backend {
   virtual void download(void* dst_host, const void* src, size_t bytes, void* stream) = 0;
   virtual void copy(void* dst, const void* src, size_t bytes, void* stream) = 0;
   virtual void synchronize(void* stream) = 0;
+  // Bytes of scratch the backend itself holds between calls (kernel pools, not the workspace).
+  virtual size_t scratch_bytes() const { return 0; }
 
   // ---- attention ----
   virtual void attend(const AttendArgs& a) = 0;

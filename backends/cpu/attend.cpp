@@ -28,6 +28,7 @@ constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 constexpr int kKeyTile = 64;       // keys per tile (Bc)
 constexpr int kRowsPerItem = 64;   // target query rows per work item, all heads of a group
+constexpr int kMaxHeadsPerUnit = 8;  // KV heads streamed together in decode-like calls
 constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
@@ -46,12 +47,13 @@ struct Plan {
   bool affine_k;         // key positions are k_pos0 + logical index (no gather, no explicit pos)
   bool k_direct;         // K rows can be read in place as fp32
   bool v_direct;         // V rows can be read in place as fp32 (dv a multiple of the width)
+  int64_t q_elem_stride, k_elem_stride, v_elem_stride;  // head-dim strides in elements
+  int heads_per_unit;    // KV heads one work unit streams together
   float q_scale;         // scale applied while packing Q
   int64_t n_seg;
   std::vector<int64_t> seg_q, seg_k;  // n_seg + 1 offsets
   std::vector<int64_t> tile_seg, tile_q0, tile_q1;  // query tiles of all segments
   int64_t n_splits;
-  size_t scratch_floats;
 };
 
 int64_t q_phys(const AttendArgs& a, int64_t b, int64_t h, int64_t i) {
@@ -143,166 +145,207 @@ Scratch carve(float* base, int d, int dvpad, int64_t rpad) {
   return s;
 }
 
-// Identifies a work item and its key split.
+// Identifies a work unit: query tile × a group of KV heads × one split of the key tiles.
 struct Unit {
-  int64_t b, hk, tile, split;
+  int64_t b, hk0, hk1, tile, split;
 };
 
-// Computes one unit into s.m / s.l / s.o (unnormalised); returns the number of rows.
-int run_unit(const Plan& P, const Unit& u, Scratch& s, const RunningState* init) {
+// One KV head's share of a unit: its packed queries, running state and key ranges.
+struct HeadWork {
+  Scratch s;
+  int64_t hk = 0;
+  int rows = 0, rpad = 0, tile_rows = 0;
+  int64_t q_lo = 0, q_hi = 0;
+};
+
+// Packs Qᵀ (lane r = g·tile_rows + i) with positions and groups, and loads or resets the state.
+void head_begin(const Plan& P, const Unit& u, HeadWork& w, const RunningState* init) {
   const AttendArgs& a = *P.a;
   const CpuKernels& K = *P.K;
-  const int d = a.head_dim, dv = a.head_dim_v, dvpad = P.dvpad, W = K.width;
-  const int64_t seg = P.tile_seg[size_t(u.tile)];
+  Scratch& s = w.s;
+  const int d = a.head_dim, dv = a.head_dim_v, dvpad = P.dvpad;
   const int64_t q0 = P.tile_q0[size_t(u.tile)], q1 = P.tile_q1[size_t(u.tile)];
-  const int tile_rows = int(q1 - q0);
-  const int rows = P.group * tile_rows;
-  const int rpad = int(round_up(rows, W));
-
-  // ---- pack Qᵀ (lane r = g·tile_rows + i), positions, groups ----
-  int64_t q_lo = std::numeric_limits<int64_t>::max(), q_hi = std::numeric_limits<int64_t>::min();
+  w.tile_rows = int(q1 - q0);
+  w.rows = P.group * w.tile_rows;
+  w.rpad = int(round_up(w.rows, K.width));
+  const int rpad = w.rpad;
+  w.q_lo = std::numeric_limits<int64_t>::max();
+  w.q_hi = std::numeric_limits<int64_t>::min();
   std::fill(s.qt, s.qt + size_t(d) * rpad, 0.0f);
   for (int g = 0; g < P.group; ++g) {
-    const int64_t h = u.hk * P.group + g;
-    for (int i = 0; i < tile_rows; ++i) {
-      const int r = g * tile_rows + i;
+    const int64_t h = w.hk * P.group + g;
+    for (int i = 0; i < w.tile_rows; ++i) {
+      const int r = g * w.tile_rows + i;
       const int64_t phys = q_phys(a, u.b, h, q0 + i);
       s.qrow_phys[r] = phys;
       const int64_t qp = q_position(a, phys);
       s.qpos[r] = qp;
-      q_lo = std::min(q_lo, qp);
-      q_hi = std::max(q_hi, qp);
+      w.q_lo = std::min(w.q_lo, qp);
+      w.q_hi = std::max(w.q_hi, qp);
       if (a.q_group) s.qgrp[r] = a.q_group[(u.b * a.n_q_heads + h) * a.n_q + q0 + i];
       // one row of q → fp32 in kbuf (free until the key loop), then transposed into qt
-      K.to_f32(a.q.at<char>(u.b, phys, h), a.q.dtype, d, a.q.strides[3] / int64_t(longattn_dtype_size(a.q.dtype)), s.kbuf);
+      K.to_f32(a.q.at<char>(u.b, phys, h), a.q.dtype, d, P.q_elem_stride, s.kbuf);
       for (int k = 0; k < d; ++k) s.qt[size_t(k) * rpad + r] = s.kbuf[k] * P.q_scale;
     }
   }
-
-  // ---- state ----
   if (init) {
-    for (int g = 0; g < P.group; ++g)
-      for (int i = 0; i < tile_rows; ++i) {
-        const int r = g * tile_rows + i;
-        const int64_t h = u.hk * P.group + g;
-        const size_t idx = size_t((u.b * a.n_q_heads + h) * a.n_q + s.qrow_phys[r]);
-        s.m[r] = init->m[idx];
-        s.l[r] = init->l[idx];
-        std::memcpy(s.o + size_t(r) * dvpad, init->acc + idx * size_t(dv), sizeof(float) * size_t(dv));
-        std::fill(s.o + size_t(r) * dvpad + dv, s.o + size_t(r + 1) * dvpad, 0.0f);
-      }
+    for (int r = 0; r < w.rows; ++r) {
+      const int64_t h = w.hk * P.group + r / w.tile_rows;
+      const size_t idx = size_t((u.b * a.n_q_heads + h) * a.n_q + s.qrow_phys[r]);
+      s.m[r] = init->m[idx];
+      s.l[r] = init->l[idx];
+      std::memcpy(s.o + size_t(r) * dvpad, init->acc + idx * size_t(dv), sizeof(float) * size_t(dv));
+      std::fill(s.o + size_t(r) * dvpad + dv, s.o + size_t(r + 1) * dvpad, 0.0f);
+    }
   } else {
     std::fill(s.m, s.m + rpad, kNegInfF);
     std::fill(s.l, s.l + rpad, 0.0f);
     std::fill(s.o, s.o + size_t(rpad) * dvpad, 0.0f);
   }
-  for (int r = rows; r < rpad; ++r) s.m[r] = kNegInfF, s.l[r] = 0.0f;
-
-  // ---- key tiles to visit ----
-  const int64_t kb = P.seg_k[size_t(seg)], ke = P.seg_k[size_t(seg) + 1];
-  KeyRanges ranges;
-  if (P.affine_k)
-    ranges = key_ranges(a, q_lo, q_hi, kb, ke);
-  else
-    ranges.push({kb, ke});  // gathered keys: positions known per tile only
-  int64_t n_tiles = 0;
-  for (int i = 0; i < ranges.n; ++i)
-    n_tiles += (ranges.r[i].end - ranges.r[i].begin + kKeyTile - 1) / kKeyTile;
-  const int64_t t_begin = n_tiles * u.split / P.n_splits;
-  const int64_t t_end = n_tiles * (u.split + 1) / P.n_splits;
-
-  const int64_t kdt = int64_t(longattn_dtype_size(a.k.dtype));
-  const int64_t vdt = int64_t(longattn_dtype_size(a.v.dtype));
-  int64_t t = 0;
-  for (int ri = 0; ri < ranges.n; ++ri) {
-    const KeyRange range = ranges.r[ri];
-    for (int64_t j0 = range.begin; j0 < range.end; j0 += kKeyTile, ++t) {
-      if (t < t_begin || t >= t_end) continue;
-      const int nc = int(std::min<int64_t>(kKeyTile, range.end - j0));
-      // positions and classification
-      int64_t k_lo = std::numeric_limits<int64_t>::max(), k_hi = std::numeric_limits<int64_t>::min();
-      for (int c = 0; c < nc; ++c) {
-        const int64_t phys = k_phys(a, u.b, u.hk, j0 + c);
-        s.kpos[c] = k_position(a, phys);
-        k_lo = std::min(k_lo, s.kpos[c]);
-        k_hi = std::max(k_hi, s.kpos[c]);
-        s.kphys[c] = phys;
-      }
-      const TileKind kind = classify_tile(a.mask, q_lo, q_hi, k_lo, k_hi);
-      if (kind == TileKind::skip) continue;
-      // rows of K and V (fp32)
-      for (int c = 0; c < nc; ++c) {
-        const int64_t phys = s.kphys[c];
-        const char* krow = a.k.at<char>(u.b, phys, u.hk);
-        const char* vrow = a.v.at<char>(u.b, phys, u.hk);
-        if (P.k_direct) {
-          s.krows[c] = reinterpret_cast<const float*>(krow);
-        } else {
-          K.to_f32(krow, a.k.dtype, d, a.k.strides[3] / kdt, s.kbuf + size_t(c) * d);
-          s.krows[c] = s.kbuf + size_t(c) * d;
-        }
-        if (P.v_direct) {
-          s.vrows[c] = reinterpret_cast<const float*>(vrow);
-        } else {
-          float* dst = s.vbuf + size_t(c) * dvpad;
-          K.to_f32(vrow, a.v.dtype, dv, a.v.strides[3] / vdt, dst);
-          std::fill(dst + dv, dst + dvpad, 0.0f);
-          s.vrows[c] = dst;
-        }
-      }
-      // Sᵀ = K·Qᵀ
-      K.qk(s.qt, rpad, d, s.krows, nc, s.st);
-      if (a.softcap > 0) K.softcap(s.st, int64_t(nc) * rpad, a.softcap, a.softcap * kLog2e);
-      if (a.key_logw) {
-        const float* w = a.key_logw + (u.b * a.n_kv_heads + u.hk) * a.n_k + j0;
-        for (int c = 0; c < nc; ++c) {
-          const float add = w[c] * kLog2e;
-          float* row = s.st + size_t(c) * rpad;
-          for (int r = 0; r < rpad; ++r) row[r] += add;
-        }
-      }
-      if (kind == TileKind::partial) {
-        for (int c = 0; c < nc; ++c) {
-          float* row = s.st + size_t(c) * rpad;
-          for (int r = 0; r < rows; ++r)
-            if (!a.mask.allows(s.qpos[r], s.kpos[c])) row[r] = kNegInfF;
-        }
-      }
-      if (a.q_group && a.k_group) {
-        const int32_t* kg = a.k_group + (u.b * a.n_kv_heads + u.hk) * a.n_k + j0;
-        for (int c = 0; c < nc; ++c) {
-          float* row = s.st + size_t(c) * rpad;
-          for (int r = 0; r < rows; ++r)
-            if (s.qgrp[r] >= 0 && s.qgrp[r] == kg[c]) row[r] = kNegInfF;
-        }
-      }
-      K.softmax(s.st, nc, rpad, s.m, s.l, s.alpha);
-      K.pv(s.st, nc, rpad, rows, s.vrows, dvpad, s.alpha, s.o);
-    }
-  }
-  return rows;
+  for (int r = w.rows; r < rpad; ++r) s.m[r] = kNegInfF, s.l[r] = 0.0f;
 }
 
-// Writes a finished row set: O = acc / l, LSE = (m + log2 l)·ln 2 (O = 0, LSE = −inf when l = 0).
-void write_rows(const Plan& P, const Unit& u, const Scratch& s, int rows, const float* m,
-                const float* l, const float* o) {
+// Positions of key tile [j0, j0 + nc) for one head (physical rows into s.kphys, positions into
+// s.kpos) and the tile's class against the head's query positions.
+TileKind tile_positions(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc) {
   const AttendArgs& a = *P.a;
+  Scratch& s = w.s;
+  int64_t k_lo = std::numeric_limits<int64_t>::max(), k_hi = std::numeric_limits<int64_t>::min();
+  for (int c = 0; c < nc; ++c) {
+    const int64_t phys = k_phys(a, u.b, w.hk, j0 + c);
+    s.kphys[c] = phys;
+    s.kpos[c] = k_position(a, phys);
+    k_lo = std::min(k_lo, s.kpos[c]);
+    k_hi = std::max(k_hi, s.kpos[c]);
+  }
+  return classify_tile(a.mask, w.q_lo, w.q_hi, k_lo, k_hi);
+}
+
+// Row c of the tile for one head: K and V as fp32 (in place for f32 rows, else converted).
+void pack_row(const Plan& P, const Unit& u, HeadWork& w, int c) {
+  const AttendArgs& a = *P.a;
+  const CpuKernels& K = *P.K;
+  Scratch& s = w.s;
+  const int d = a.head_dim, dv = a.head_dim_v, dvpad = P.dvpad;
+  const char* krow = a.k.at<char>(u.b, s.kphys[c], w.hk);
+  const char* vrow = a.v.at<char>(u.b, s.kphys[c], w.hk);
+  if (P.k_direct) {
+    s.krows[c] = reinterpret_cast<const float*>(krow);
+  } else {
+    K.to_f32(krow, a.k.dtype, d, P.k_elem_stride, s.kbuf + size_t(c) * d);
+    s.krows[c] = s.kbuf + size_t(c) * d;
+  }
+  if (P.v_direct) {
+    s.vrows[c] = reinterpret_cast<const float*>(vrow);
+  } else {
+    float* dst = s.vbuf + size_t(c) * dvpad;
+    K.to_f32(vrow, a.v.dtype, dv, P.v_elem_stride, dst);
+    std::fill(dst + dv, dst + dvpad, 0.0f);
+    s.vrows[c] = dst;
+  }
+}
+
+// Folds a positioned and packed key tile into one head's state: Sᵀ = K·Qᵀ, softcap, log-weights,
+// mask, online softmax, O = α·O + P·V.
+void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, TileKind kind) {
+  const AttendArgs& a = *P.a;
+  const CpuKernels& K = *P.K;
+  Scratch& s = w.s;
+  const int d = a.head_dim, dvpad = P.dvpad, rpad = w.rpad, rows = w.rows;
+  K.qk(s.qt, rpad, d, s.krows, nc, s.st);
+  if (a.softcap > 0) K.softcap(s.st, int64_t(nc) * rpad, a.softcap, a.softcap * kLog2e);
+  if (a.key_logw) {
+    const float* lw = a.key_logw + (u.b * a.n_kv_heads + w.hk) * a.n_k + j0;
+    for (int c = 0; c < nc; ++c) {
+      const float add = lw[c] * kLog2e;
+      float* row = s.st + size_t(c) * rpad;
+      for (int r = 0; r < rpad; ++r) row[r] += add;
+    }
+  }
+  if (kind == TileKind::partial) {
+    for (int c = 0; c < nc; ++c) {
+      float* row = s.st + size_t(c) * rpad;
+      for (int r = 0; r < rows; ++r)
+        if (!a.mask.allows(s.qpos[r], s.kpos[c])) row[r] = kNegInfF;
+    }
+  }
+  if (a.q_group && a.k_group) {
+    const int32_t* kg = a.k_group + (u.b * a.n_kv_heads + w.hk) * a.n_k + j0;
+    for (int c = 0; c < nc; ++c) {
+      float* row = s.st + size_t(c) * rpad;
+      for (int r = 0; r < rows; ++r)
+        if (s.qgrp[r] >= 0 && s.qgrp[r] == kg[c]) row[r] = kNegInfF;
+    }
+  }
+  K.softmax(s.st, nc, rpad, s.m, s.l, s.alpha);
+  K.pv(s.st, nc, rpad, rows, s.vrows, dvpad, s.alpha, s.o);
+}
+
+// Key tiles of a unit: kKeyTile chunks of each key range (ranges from the first head; every head
+// of a multi-head unit has the same query positions, see Plan::heads_per_unit).
+KeyRanges unit_ranges(const Plan& P, const Unit& u, const HeadWork& w) {
+  const int64_t seg = P.tile_seg[size_t(u.tile)];
+  const int64_t kb = P.seg_k[size_t(seg)], ke = P.seg_k[size_t(seg) + 1];
+  if (P.affine_k) return key_ranges(*P.a, w.q_lo, w.q_hi, kb, ke);
+  KeyRanges r;
+  r.push({kb, ke});  // gathered keys: positions known per tile only
+  return r;
+}
+
+// Runs a unit: every head of the group over this split's key tiles.
+void run_unit(const Plan& P, const Unit& u, HeadWork* heads, const RunningState* init) {
+  const int nh = int(u.hk1 - u.hk0);
+  for (int i = 0; i < nh; ++i) {
+    heads[i].hk = u.hk0 + i;
+    head_begin(P, u, heads[i], init);
+  }
+  const KeyRanges ranges = unit_ranges(P, u, heads[0]);
+  int64_t n_tiles = 0;
+  for (int i = 0; i < ranges.n; ++i) n_tiles += (ranges.r[i].end - ranges.r[i].begin + kKeyTile - 1) / kKeyTile;
+  const int64_t t_begin = n_tiles * u.split / P.n_splits, t_end = n_tiles * (u.split + 1) / P.n_splits;
+  int64_t t = 0;
+  for (int ri = 0; ri < ranges.n; ++ri)
+    for (int64_t j0 = ranges.r[ri].begin; j0 < ranges.r[ri].end; j0 += kKeyTile, ++t) {
+      if (t < t_begin || t >= t_end) continue;
+      const int nc = int(std::min<int64_t>(kKeyTile, ranges.r[ri].end - j0));
+      if (nh == 1) {
+        const TileKind kind = tile_positions(P, u, heads[0], j0, nc);
+        if (kind == TileKind::skip) continue;
+        for (int c = 0; c < nc; ++c) pack_row(P, u, heads[0], c);
+        head_tile(P, u, heads[0], j0, nc, kind);
+        continue;
+      }
+      // Several heads (no gathers): identical positions; pack token by token so the reads walk
+      // each token's K/V heads in address order, then compute head by head.
+      TileKind kinds[kMaxHeadsPerUnit];
+      for (int i = 0; i < nh; ++i) kinds[i] = tile_positions(P, u, heads[i], j0, nc);
+      for (int c = 0; c < nc; ++c)
+        for (int i = 0; i < nh; ++i)
+          if (kinds[i] != TileKind::skip) pack_row(P, u, heads[i], c);
+      for (int i = 0; i < nh; ++i)
+        if (kinds[i] != TileKind::skip) head_tile(P, u, heads[i], j0, nc, kinds[i]);
+    }
+}
+
+// Writes a finished head: O = acc / l, LSE = (m + log2 l)·ln 2 (O = 0, LSE = −inf when l = 0),
+// or the raw state when the call carries one.
+void write_head(const Plan& P, const Unit& u, const HeadWork& w) {
+  const AttendArgs& a = *P.a;
+  const Scratch& s = w.s;
   const int dv = a.head_dim_v;
-  const int tile_rows = rows / P.group;
-  for (int r = 0; r < rows; ++r) {
-    const int g = r / tile_rows;
-    const int64_t h = u.hk * P.group + g;
+  for (int r = 0; r < w.rows; ++r) {
+    const int64_t h = w.hk * P.group + r / w.tile_rows;
     const int64_t phys = s.qrow_phys[r];
-    const float* orow = o + size_t(r) * P.dvpad;
+    const float* orow = s.o + size_t(r) * P.dvpad;
     if (a.state) {
       const size_t idx = size_t((u.b * a.n_q_heads + h) * a.n_q + phys);
-      a.state->m[idx] = m[r];
-      a.state->l[idx] = l[r];
+      a.state->m[idx] = s.m[r];
+      a.state->l[idx] = s.l[r];
       std::memcpy(a.state->acc + idx * size_t(dv), orow, sizeof(float) * size_t(dv));
       continue;
     }
-    const bool empty = l[r] == 0.0f;
-    const float inv = empty ? 0.0f : 1.0f / l[r];
+    const bool empty = s.l[r] == 0.0f;
+    const float inv = empty ? 0.0f : 1.0f / s.l[r];
     char* dst = a.out.at<char>(u.b, phys, h);
     const int64_t ostride = a.out.strides[3];
     if (a.out.dtype == LONGATTN_DTYPE_F32 && ostride == 4) {
@@ -311,9 +354,7 @@ void write_rows(const Plan& P, const Unit& u, const Scratch& s, int rows, const 
     } else {
       for (int c = 0; c < dv; ++c) store_from_float(dst + c * ostride, a.out.dtype, empty ? 0.0f : orow[c] * inv);
     }
-    if (a.lse.data) {
-      *a.lse.at<float>(u.b, phys, h) = empty ? kNegInfF : (m[r] + std::log2(l[r])) * kLn2;
-    }
+    if (a.lse.data) *a.lse.at<float>(u.b, phys, h) = empty ? kNegInfF : (s.m[r] + std::log2(s.l[r])) * kLn2;
   }
 }
 
@@ -327,9 +368,14 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, std::vector
   const int W = K.width;
   P.dvpad = int(round_up(a.head_dim_v, W));
   P.affine_k = a.k_rows == nullptr && a.k_pos == nullptr;
+  const int64_t qdt = int64_t(longattn_dtype_size(a.q.dtype));
   const int64_t kdt = int64_t(longattn_dtype_size(a.k.dtype));
+  const int64_t vdt = int64_t(longattn_dtype_size(a.v.dtype));
+  P.q_elem_stride = a.q.strides[3] / qdt;
+  P.k_elem_stride = a.k.strides[3] / kdt;
+  P.v_elem_stride = a.v.strides[3] / vdt;
   P.k_direct = a.k.dtype == LONGATTN_DTYPE_F32 && a.k.strides[3] == kdt;
-  P.v_direct = a.v.dtype == LONGATTN_DTYPE_F32 && a.v.strides[3] == 4 && a.head_dim_v % W == 0;
+  P.v_direct = a.v.dtype == LONGATTN_DTYPE_F32 && a.v.strides[3] == vdt && a.head_dim_v % W == 0;
   P.q_scale = a.softcap > 0 ? a.scale : a.scale * kLog2e;
 
   // segments and query tiles
@@ -343,6 +389,7 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, std::vector
     P.seg_k = {0, a.n_k};
   }
   P.rows_per_tile = std::max<int64_t>(1, kRowsPerItem / P.group);
+  P.tile_seg.clear();
   for (int64_t sgi = 0; sgi < P.n_seg; ++sgi)
     for (int64_t q0 = P.seg_q[size_t(sgi)]; q0 < P.seg_q[size_t(sgi) + 1]; q0 += P.rows_per_tile) {
       P.tile_seg.push_back(sgi);
@@ -350,8 +397,20 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, std::vector
       P.tile_q1.push_back(std::min(q0 + P.rows_per_tile, P.seg_q[size_t(sgi) + 1]));
     }
   const int64_t n_tiles = int64_t(P.tile_q0.size());
-  const int64_t n_items = a.batch * a.n_kv_heads * n_tiles;
-  if (n_items == 0) return;
+  if (n_tiles == 0) return;
+  const int64_t max_tile_rows = std::min<int64_t>(P.rows_per_tile, a.n_q);
+
+  // Decode-like calls (a few query rows per head) stream every KV head of a key tile together:
+  // K/V rows of all heads of a token are adjacent in a KV cache, so one pass reads them in order.
+  P.heads_per_unit = 1;
+  if (P.group * max_tile_rows <= 2 * W && a.q_rows == nullptr && a.k_rows == nullptr)
+    for (int h = kMaxHeadsPerUnit; h > 1; --h)
+      if (a.n_kv_heads % h == 0) {
+        P.heads_per_unit = h;
+        break;
+      }
+  const int64_t n_hgroups = a.n_kv_heads / P.heads_per_unit;
+  const int64_t n_items = a.batch * n_hgroups * n_tiles;
 
   // split keys when items cannot keep every thread busy (decode)
   const int64_t key_tiles = (a.n_k + kKeyTile - 1) / kKeyTile;
@@ -360,23 +419,31 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, std::vector
     P.n_splits = std::min<int64_t>((4 * n_threads + n_items - 1) / n_items, key_tiles / 4);
   P.n_splits = std::max<int64_t>(P.n_splits, 1);
 
-  const int64_t rpad_max = round_up(P.group * P.rows_per_tile, W);
-  const size_t per_thread = scratch_floats(a.head_dim, P.dvpad, rpad_max);
-  const size_t part_stride = size_t(rpad_max) * (P.dvpad + 2);  // m, l, o of one unit
-  const size_t n_parts = P.n_splits > 1 ? size_t(n_items * P.n_splits) : 0;
+  const int64_t rpad_max = round_up(P.group * max_tile_rows, W);
+  const size_t per_head = scratch_floats(a.head_dim, P.dvpad, rpad_max);
+  const size_t per_thread = per_head * size_t(P.heads_per_unit);
+  const size_t part_stride = size_t(rpad_max) * (P.dvpad + 2);  // m, l, o of one head of one unit
+  const int64_t n_units = n_items * P.n_splits;
+  const size_t n_parts = P.n_splits > 1 ? size_t(n_units * P.heads_per_unit) : 0;
   const size_t need = per_thread * size_t(n_threads) + part_stride * n_parts;
   if (pool.size() < need) pool.resize(need);
   float* parts = pool.data() + per_thread * size_t(n_threads);
+  // the scratch of head i of thread t
+  auto head_scratch = [&](int t, int i) {
+    return carve(pool.data() + per_head * (size_t(t) * size_t(P.heads_per_unit) + size_t(i)), a.head_dim, P.dvpad,
+                 rpad_max);
+  };
 
-  const int64_t n_units = n_items * P.n_splits;
   auto unit_of = [&](int64_t x) {
     Unit u;
     u.split = x % P.n_splits;
     int64_t item = x / P.n_splits;
     u.tile = item % n_tiles;
     item /= n_tiles;
-    u.hk = item % a.n_kv_heads;
-    u.b = item / a.n_kv_heads;
+    const int64_t hg = item % n_hgroups;
+    u.hk0 = hg * P.heads_per_unit;
+    u.hk1 = u.hk0 + P.heads_per_unit;
+    u.b = item / n_hgroups;
     return u;
   };
 
@@ -389,60 +456,66 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, std::vector
 #else
     const int tid = 0;
 #endif
-    Scratch s = carve(pool.data() + per_thread * size_t(tid), a.head_dim, P.dvpad, rpad_max);
+    HeadWork heads[kMaxHeadsPerUnit];
+    for (int i = 0; i < P.heads_per_unit; ++i) heads[i].s = head_scratch(tid, i);
     const Unit u = unit_of(x);
-    if (P.n_splits == 1) {
-      const int rows = run_unit(P, u, s, a.state);
-      write_rows(P, u, s, rows, s.m, s.l, s.o);
-    } else {
-      // the initial state (if any) is folded into split 0 only
-      const int rows = run_unit(P, u, s, u.split == 0 ? a.state : nullptr);
-      float* part = parts + part_stride * size_t(x);
-      std::memcpy(part, s.m, sizeof(float) * size_t(rows));
-      std::memcpy(part + rpad_max, s.l, sizeof(float) * size_t(rows));
-      std::memcpy(part + 2 * rpad_max, s.o, sizeof(float) * size_t(rows) * size_t(P.dvpad));
+    // the initial state (if any) is folded into split 0 only
+    run_unit(P, u, heads, u.split == 0 ? a.state : nullptr);
+    for (int i = 0; i < P.heads_per_unit; ++i) {
+      const HeadWork& w = heads[i];
+      if (P.n_splits == 1) {
+        write_head(P, u, w);
+        continue;
+      }
+      float* part = parts + part_stride * size_t(x * P.heads_per_unit + i);
+      std::memcpy(part, w.s.m, sizeof(float) * size_t(w.rows));
+      std::memcpy(part + rpad_max, w.s.l, sizeof(float) * size_t(w.rows));
+      std::memcpy(part + 2 * rpad_max, w.s.o, sizeof(float) * size_t(w.rows) * size_t(P.dvpad));
     }
   }
   if (P.n_splits == 1) return;
 
-  // merge the splits of each item: m = max m_s; l = Σ l_s·2^(m_s − m); o = Σ o_s·2^(m_s − m)
+  // merge the splits of each (item, head): m = max m_s; l = Σ l_s·2^(m_s − m); o = Σ o_s·2^(m_s − m)
+  const int64_t n_merge = n_items * P.heads_per_unit;
 #if LONGATTN_HAVE_OPENMP
 #pragma omp parallel for schedule(static) num_threads(n_threads)
 #endif
-  for (int64_t item = 0; item < n_items; ++item) {
+  for (int64_t e = 0; e < n_merge; ++e) {
 #if LONGATTN_HAVE_OPENMP
     const int tid = omp_get_thread_num();
 #else
     const int tid = 0;
 #endif
-    Scratch s = carve(pool.data() + per_thread * size_t(tid), a.head_dim, P.dvpad, rpad_max);
-    Unit u = unit_of(item * P.n_splits);
-    const int64_t tile_rows = P.tile_q1[size_t(u.tile)] - P.tile_q0[size_t(u.tile)];
-    const int rows = int(P.group * tile_rows);
-    // row identities for write_rows
-    for (int g = 0; g < P.group; ++g)
-      for (int i = 0; i < tile_rows; ++i)
-        s.qrow_phys[g * tile_rows + i] = q_phys(a, u.b, u.hk * P.group + g, P.tile_q0[size_t(u.tile)] + i);
-    for (int r = 0; r < rows; ++r) {
+    const int64_t item = e / P.heads_per_unit;
+    const int i = int(e % P.heads_per_unit);
+    HeadWork w;
+    w.s = head_scratch(tid, 0);
+    const Unit u = unit_of(item * P.n_splits);
+    w.hk = u.hk0 + i;
+    w.tile_rows = int(P.tile_q1[size_t(u.tile)] - P.tile_q0[size_t(u.tile)]);
+    w.rows = P.group * w.tile_rows;
+    for (int r = 0; r < w.rows; ++r)
+      w.s.qrow_phys[r] = q_phys(a, u.b, w.hk * P.group + r / w.tile_rows, P.tile_q0[size_t(u.tile)] + r % w.tile_rows);
+    auto part_of = [&](int64_t sp) { return parts + part_stride * size_t((item * P.n_splits + sp) * P.heads_per_unit + i); };
+    for (int r = 0; r < w.rows; ++r) {
       float mx = kNegInfF;
-      for (int64_t sp = 0; sp < P.n_splits; ++sp)
-        mx = std::max(mx, parts[part_stride * size_t(item * P.n_splits + sp) + size_t(r)]);
+      for (int64_t sp = 0; sp < P.n_splits; ++sp) mx = std::max(mx, part_of(sp)[r]);
       const float ref = mx == kNegInfF ? 0.0f : mx;
       float l = 0.0f;
-      float* o = s.o + size_t(r) * P.dvpad;
+      float* o = w.s.o + size_t(r) * P.dvpad;
       std::fill(o, o + P.dvpad, 0.0f);
       for (int64_t sp = 0; sp < P.n_splits; ++sp) {
-        const float* part = parts + part_stride * size_t(item * P.n_splits + sp);
-        const float w = std::exp2(part[r] - ref);
-        if (w == 0.0f) continue;
-        l += part[rpad_max + r] * w;
+        const float* part = part_of(sp);
+        const float wgt = std::exp2(part[r] - ref);
+        if (wgt == 0.0f) continue;
+        l += part[rpad_max + r] * wgt;
         const float* po = part + 2 * rpad_max + size_t(r) * P.dvpad;
-        for (int c = 0; c < P.dvpad; ++c) o[c] += po[c] * w;
+        for (int c = 0; c < P.dvpad; ++c) o[c] += po[c] * wgt;
       }
-      s.m[r] = mx;
-      s.l[r] = l;
+      w.s.m[r] = mx;
+      w.s.l[r] = l;
     }
-    write_rows(P, u, s, rows, s.m, s.l, s.o);
+    write_head(P, u, w);
   }
 }
 

@@ -21,8 +21,14 @@ template <class Ops>
 struct Kernels {
   using V = typename Ops::V;
   static constexpr int W = Ops::W;
-  static constexpr int kQkKeys = Ops::kRegs >= 32 ? 6 : 3;
   static constexpr int kQkVecs = 4;
+  // keys per QK block for NV row-vectors: NK·NV accumulators + NV operands fit the register file,
+  // and at least ~8 independent FMA chains hide the FMA latency when NV is small (decode)
+  template <int NV>
+  static constexpr int qk_keys() {
+    constexpr int fit = (Ops::kRegs - NV - 1) / NV;
+    return fit > 12 ? 12 : fit;
+  }
   static constexpr int kPvRows = Ops::kRegs >= 32 ? 6 : 3;
   static constexpr int kPvVecs = 4;
 
@@ -49,9 +55,9 @@ struct Kernels {
   template <int NV>
   static void qk_cols(const float* qt, int rpad, int d, const float* const* kr, int nc, int r0,
                       float* st) {
+    constexpr int NK = qk_keys<NV>();
     int c = 0;
-    for (; c + kQkKeys <= nc; c += kQkKeys)
-      qk_block<kQkKeys, NV>(qt, rpad, d, kr + c, r0, st + size_t(c) * rpad);
+    for (; c + NK <= nc; c += NK) qk_block<NK, NV>(qt, rpad, d, kr + c, r0, st + size_t(c) * rpad);
     for (; c < nc; ++c) qk_block<1, NV>(qt, rpad, d, kr + c, r0, st + size_t(c) * rpad);
   }
 

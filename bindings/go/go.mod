@@ -1,0 +1,3 @@
+module longattn
+
+go 1.19

@@ -1,0 +1,276 @@
+//! Raw declarations of `include/longattn.h`, written by hand (no bindgen).
+//!
+//! Everything here mirrors the C header one to one: same names, same integer types, same struct
+//! layouts. C enums stay integer constants (`i32`), so a value this crate does not know — from a
+//! newer library, say — is just a number and never undefined behaviour.
+//!
+//! Use the safe API at the crate root unless you need something it does not offer.
+
+#![allow(non_camel_case_types)]
+
+use std::os::raw::{c_char, c_void};
+
+// ---- 1. versions, status codes, enums -------------------------------------------------------
+
+pub const LONGATTN_VERSION_MAJOR: u32 = 0;
+pub const LONGATTN_VERSION_MINOR: u32 = 1;
+pub const LONGATTN_VERSION_PATCH: u32 = 0;
+/// `MAJOR*10000 + MINOR*100 + PATCH` of the header these declarations were written from.
+pub const LONGATTN_VERSION_NUMBER: u32 =
+    LONGATTN_VERSION_MAJOR * 10000 + LONGATTN_VERSION_MINOR * 100 + LONGATTN_VERSION_PATCH;
+
+pub type longattn_status = i32;
+pub const LONGATTN_OK: longattn_status = 0;
+pub const LONGATTN_ERROR_INVALID_ARGUMENT: longattn_status = 1;
+pub const LONGATTN_ERROR_NULL_POINTER: longattn_status = 2;
+pub const LONGATTN_ERROR_SHAPE_MISMATCH: longattn_status = 3;
+pub const LONGATTN_ERROR_BAD_STRIDE: longattn_status = 4;
+pub const LONGATTN_ERROR_UNKNOWN_ENUM: longattn_status = 5;
+pub const LONGATTN_ERROR_STRUCT_SIZE: longattn_status = 6;
+pub const LONGATTN_ERROR_UNSUPPORTED: longattn_status = 7;
+pub const LONGATTN_ERROR_BACKEND_UNAVAILABLE: longattn_status = 8;
+pub const LONGATTN_ERROR_OUT_OF_MEMORY: longattn_status = 9;
+pub const LONGATTN_ERROR_DEVICE: longattn_status = 10;
+pub const LONGATTN_ERROR_INTERNAL: longattn_status = 11;
+
+pub type longattn_backend = i32;
+pub const LONGATTN_BACKEND_AUTO: longattn_backend = 0;
+pub const LONGATTN_BACKEND_CPU: longattn_backend = 1;
+pub const LONGATTN_BACKEND_CUDA: longattn_backend = 2;
+pub const LONGATTN_BACKEND_VULKAN: longattn_backend = 3;
+
+pub type longattn_dtype = i32;
+pub const LONGATTN_DTYPE_F32: longattn_dtype = 0;
+pub const LONGATTN_DTYPE_F16: longattn_dtype = 1;
+pub const LONGATTN_DTYPE_BF16: longattn_dtype = 2;
+
+pub type longattn_algorithm = i32;
+pub const LONGATTN_ALGORITHM_FLASH: longattn_algorithm = 0;
+pub const LONGATTN_ALGORITHM_SPARSE: longattn_algorithm = 1;
+pub const LONGATTN_ALGORITHM_HYPER: longattn_algorithm = 2;
+
+pub type longattn_memory = i32;
+pub const LONGATTN_MEMORY_HOST: longattn_memory = 0;
+pub const LONGATTN_MEMORY_DEVICE: longattn_memory = 1;
+
+// ---- 3. contexts ----------------------------------------------------------------------------
+
+/// Opaque context handle.
+#[repr(C)]
+pub struct longattn_context {
+    _opaque: [u8; 0],
+}
+
+pub const LONGATTN_CONTEXT_FALLBACK_CPU: u32 = 1;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct longattn_context_options {
+    pub struct_size: u32,
+    pub backend: longattn_backend,
+    pub device_index: i32,
+    pub n_threads: i32,
+    pub flags: u32,
+}
+
+impl Default for longattn_context_options {
+    /// `LONGATTN_CONTEXT_OPTIONS_INIT`.
+    fn default() -> Self {
+        Self {
+            struct_size: std::mem::size_of::<Self>() as u32,
+            backend: LONGATTN_BACKEND_AUTO,
+            device_index: 0,
+            n_threads: 0,
+            flags: 0,
+        }
+    }
+}
+
+// ---- 4. tensor views ------------------------------------------------------------------------
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct longattn_tensor {
+    pub data: *mut c_void,
+    pub dtype: longattn_dtype,
+    pub memory: longattn_memory,
+    /// `{batch, tokens, heads, head_dim}`
+    pub shape: [i64; 4],
+    /// Byte strides for the same axes.
+    pub strides: [i64; 4],
+}
+
+// ---- 5. attention descriptors and handles ---------------------------------------------------
+
+/// Opaque attention handle.
+#[repr(C)]
+pub struct longattn_attention {
+    _opaque: [u8; 0],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct longattn_attention_desc {
+    pub struct_size: u32,
+    pub algorithm: longattn_algorithm,
+    pub n_q_heads: i32,
+    pub n_kv_heads: i32,
+    pub head_dim: i32,
+    pub head_dim_v: i32,
+    pub scale: f32,
+    pub softcap: f32,
+    pub causal: i32,
+    pub window_left: i32,
+    pub window_right: i32,
+    pub n_global: i32,
+    pub hyper_block_size: i32,
+    pub hyper_sample_size: i32,
+    pub hyper_lsh_bits: i32,
+    pub hyper_min_seq_len: i32,
+    pub seed: u64,
+}
+
+impl Default for longattn_attention_desc {
+    /// `LONGATTN_ATTENTION_DESC_INIT`.
+    fn default() -> Self {
+        Self {
+            struct_size: std::mem::size_of::<Self>() as u32,
+            algorithm: LONGATTN_ALGORITHM_FLASH,
+            n_q_heads: 0,
+            n_kv_heads: 0,
+            head_dim: 0,
+            head_dim_v: 0,
+            scale: 0.0,
+            softcap: 0.0,
+            causal: 0,
+            window_left: -1,
+            window_right: -1,
+            n_global: 0,
+            hyper_block_size: 0,
+            hyper_sample_size: 0,
+            hyper_lsh_bits: 0,
+            hyper_min_seq_len: 0,
+            seed: 0,
+        }
+    }
+}
+
+// ---- 6. the forward call --------------------------------------------------------------------
+
+/// `LONGATTN_Q_POS_BOTTOM_RIGHT`: query 0 sits at position `n_k - n_q`.
+pub const LONGATTN_Q_POS_BOTTOM_RIGHT: i64 = i64::MIN;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct longattn_forward_args {
+    pub struct_size: u32,
+    pub reserved0: u32,
+    pub q: *const longattn_tensor,
+    pub k: *const longattn_tensor,
+    pub v: *const longattn_tensor,
+    pub out: *const longattn_tensor,
+    pub lse: *const longattn_tensor,
+    pub q_pos0: i64,
+    pub stream: *mut c_void,
+}
+
+impl Default for longattn_forward_args {
+    /// `LONGATTN_FORWARD_ARGS_INIT`.
+    fn default() -> Self {
+        Self {
+            struct_size: std::mem::size_of::<Self>() as u32,
+            reserved0: 0,
+            q: std::ptr::null(),
+            k: std::ptr::null(),
+            v: std::ptr::null(),
+            out: std::ptr::null(),
+            lse: std::ptr::null(),
+            q_pos0: LONGATTN_Q_POS_BOTTOM_RIGHT,
+            stream: std::ptr::null_mut(),
+        }
+    }
+}
+
+// ---- layout checks --------------------------------------------------------------------------
+// The C sizes on every LP64 target (x86_64, aarch64 Linux/macOS). tests/layout.rs additionally
+// compiles a C probe against the header and compares every size and field offset.
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    assert!(std::mem::size_of::<longattn_context_options>() == 20);
+    assert!(std::mem::align_of::<longattn_context_options>() == 4);
+    assert!(std::mem::size_of::<longattn_tensor>() == 80);
+    assert!(std::mem::align_of::<longattn_tensor>() == 8);
+    assert!(std::mem::size_of::<longattn_attention_desc>() == 72);
+    assert!(std::mem::align_of::<longattn_attention_desc>() == 8);
+    assert!(std::mem::size_of::<longattn_forward_args>() == 64);
+    assert!(std::mem::align_of::<longattn_forward_args>() == 8);
+};
+
+// ---- functions ------------------------------------------------------------------------------
+
+extern "C" {
+    // 1. versions and status strings
+    pub fn longattn_version() -> u32;
+    pub fn longattn_build_info() -> *const c_char;
+    pub fn longattn_status_string(status: longattn_status) -> *const c_char;
+
+    // 2. backends and devices
+    pub fn longattn_backend_available(backend: longattn_backend) -> i32;
+    pub fn longattn_device_count(backend: longattn_backend, count: *mut i32) -> longattn_status;
+    pub fn longattn_device_name(
+        backend: longattn_backend,
+        index: i32,
+        buf: *mut c_char,
+        capacity: usize,
+    ) -> longattn_status;
+
+    // 3. contexts
+    pub fn longattn_context_create(
+        options: *const longattn_context_options,
+        out: *mut *mut longattn_context,
+    ) -> longattn_status;
+    pub fn longattn_context_destroy(ctx: *mut longattn_context);
+    pub fn longattn_context_backend(ctx: *const longattn_context) -> longattn_backend;
+    pub fn longattn_context_threads(ctx: *const longattn_context) -> i32;
+    pub fn longattn_context_scratch_bytes(ctx: *const longattn_context) -> usize;
+    pub fn longattn_context_last_error(ctx: *const longattn_context) -> *const c_char;
+    pub fn longattn_last_create_error() -> *const c_char;
+
+    // 4. tensor views
+    pub fn longattn_dtype_size(dtype: longattn_dtype) -> usize;
+    pub fn longattn_tensor_contiguous(
+        t: *mut longattn_tensor,
+        data: *mut c_void,
+        dtype: longattn_dtype,
+        batch: i64,
+        tokens: i64,
+        heads: i64,
+        head_dim: i64,
+    ) -> longattn_status;
+
+    // 5. attention handles
+    pub fn longattn_attention_create(
+        ctx: *mut longattn_context,
+        desc: *const longattn_attention_desc,
+        out: *mut *mut longattn_attention,
+    ) -> longattn_status;
+    pub fn longattn_attention_destroy(attn: *mut longattn_attention);
+
+    // 6. forward
+    pub fn longattn_attention_forward(
+        ctx: *mut longattn_context,
+        attn: *const longattn_attention,
+        args: *const longattn_forward_args,
+    ) -> longattn_status;
+
+    // 7. merge
+    pub fn longattn_merge(
+        ctx: *mut longattn_context,
+        o_a: *const longattn_tensor,
+        lse_a: *const longattn_tensor,
+        o_b: *const longattn_tensor,
+        lse_b: *const longattn_tensor,
+        o_out: *const longattn_tensor,
+        lse_out: *const longattn_tensor,
+    ) -> longattn_status;
+}
