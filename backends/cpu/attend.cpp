@@ -116,11 +116,12 @@ struct Scratch {
   int64_t* qrow_phys;
 };
 
+// (a multiple of 16 floats, so that consecutive scratch blocks stay 64-byte aligned)
 size_t scratch_floats(int d, int dvpad, int64_t rpad) {
   // qt d·rpad, st Bc·rpad, o rpad·dvpad, m/l/alpha 3·rpad, kbuf Bc·d, vbuf Bc·dvpad,
   // krows/vrows 2·Bc pointers, qpos/kpos/qrow rpad+Bc+rpad int64, qgrp rpad int32 (as floats ×2)
-  return size_t(d) * rpad + size_t(kKeyTile) * rpad + size_t(rpad) * dvpad + 3 * size_t(rpad) +
-         size_t(kKeyTile) * (d + dvpad) + 2 * 2 * kKeyTile + 2 * (2 * rpad + 2 * kKeyTile) + rpad + 16 * 16;
+  return round_up(int64_t(size_t(d) * rpad + size_t(kKeyTile) * rpad + size_t(rpad) * dvpad + 3 * size_t(rpad) +
+         size_t(kKeyTile) * (d + dvpad) + 2 * 2 * kKeyTile + 2 * (2 * rpad + 2 * kKeyTile) + rpad + 16 * 16), 16);
 }
 
 Scratch carve(float* base, int d, int dvpad, int64_t rpad) {
@@ -422,7 +423,7 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, std::vector
   const int64_t rpad_max = round_up(P.group * max_tile_rows, W);
   const size_t per_head = scratch_floats(a.head_dim, P.dvpad, rpad_max);
   const size_t per_thread = per_head * size_t(P.heads_per_unit);
-  const size_t part_stride = size_t(rpad_max) * (P.dvpad + 2);  // m, l, o of one head of one unit
+  const size_t part_stride = size_t(round_up(rpad_max * (P.dvpad + 2), 16));  // m, l, o of one head of a unit
   const int64_t n_units = n_items * P.n_splits;
   const size_t n_parts = P.n_splits > 1 ? size_t(n_units * P.heads_per_unit) : 0;
   const size_t need = per_thread * size_t(n_threads) + part_stride * n_parts;

@@ -14,14 +14,14 @@ namespace longattn::cpu {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Register blocking: the QK kernel keeps kQkKeys keys × kQkVecs row-vectors of Sᵀ in registers,
-// the PV kernel kPvRows rows × kPvVecs column-vectors of O (6 × 4 = 24 accumulators, leaving
-// registers for the operands on 32-register ISAs).
+// Register blocking: the QK kernel keeps qk_keys<NV>() keys × NV row-vectors of Sᵀ in registers,
+// the PV kernel kPvRows rows × kPvVecs column-vectors of O: 6 × 4 = 24 accumulators on 32-register
+// ISAs (AVX-512, NEON), 6 × 2 = 12 on 16-register ones (AVX2), leaving room for the operands.
 template <class Ops>
 struct Kernels {
   using V = typename Ops::V;
   static constexpr int W = Ops::W;
-  static constexpr int kQkVecs = 4;
+  static constexpr int kQkVecs = Ops::kRegs >= 32 ? 4 : 2;
   // keys per QK block for NV row-vectors: NK·NV accumulators + NV operands fit the register file,
   // and at least ~8 independent FMA chains hide the FMA latency when NV is small (decode)
   template <int NV>
@@ -29,8 +29,8 @@ struct Kernels {
     constexpr int fit = (Ops::kRegs - NV - 1) / NV;
     return fit > 12 ? 12 : fit;
   }
-  static constexpr int kPvRows = Ops::kRegs >= 32 ? 6 : 3;
-  static constexpr int kPvVecs = 4;
+  static constexpr int kPvRows = 6;
+  static constexpr int kPvVecs = Ops::kRegs >= 32 ? 4 : 2;
 
   // Sᵀ block: NK keys × NV row-vectors starting at lane r0.
   template <int NK, int NV>
@@ -65,12 +65,7 @@ struct Kernels {
     const int nvec = rpad / W;
     int v = 0;
     for (; v + kQkVecs <= nvec; v += kQkVecs) qk_cols<kQkVecs>(qt, rpad, d, kr, nc, v * W, st);
-    switch (nvec - v) {
-      case 3: qk_cols<3>(qt, rpad, d, kr, nc, v * W, st); break;
-      case 2: qk_cols<2>(qt, rpad, d, kr, nc, v * W, st); break;
-      case 1: qk_cols<1>(qt, rpad, d, kr, nc, v * W, st); break;
-      default: break;
-    }
+    for (; v < nvec; ++v) qk_cols<1>(qt, rpad, d, kr, nc, v * W, st);
   }
 
   static void softcap(float* st, int64_t n, float cap, float cap_log2) {

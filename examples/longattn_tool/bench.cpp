@@ -178,17 +178,21 @@ int run_case(const Options& o, const Case& c) {
   args.v = &v.t;
   args.out = &out.t;
   args.lse = &lse.t;
-  std::vector<double> times;
+  std::vector<double> times, cpu_times;
   for (int r = 0; r < o.warmup + o.repeat; ++r) {
+    const double c0 = cpu_ms();
     const double t0 = now_ms();
     if (longattn_attention_forward(ctx, attn, &args) != LONGATTN_OK) {
       std::fprintf(stderr, "forward: %s\n", longattn_context_last_error(ctx));
       return 1;
     }
     const double t1 = now_ms();
-    if (r >= o.warmup) times.push_back(t1 - t0);
+    if (r >= o.warmup) times.push_back(t1 - t0), cpu_times.push_back(cpu_ms() - c0);
   }
   const double ms = median(times);
+  // CPU time of the process per call, summed over threads: on a busy machine, wall time includes
+  // time other programs held the cores; cpu_ms / threads is what the call itself needed.
+  const double cpu = median(cpu_times);
   const int64_t q_pos0 = c.n_k - c.n_q;
   const double pairs = allowed_pairs(d, c.n_q, c.n_k, q_pos0) * double(o.batch) * double(o.hq);
   const double flops = pairs * 2.0 * double(c.d + dv);
@@ -205,10 +209,10 @@ int run_case(const Options& o, const Case& c) {
         "{\"backend\":\"%s\",\"algo\":\"%s\",\"dtype\":\"%s\",\"kv_dtype\":\"%s\",\"batch\":%lld,\"n_q\":%lld,"
         "\"n_k\":%lld,\"heads_q\":%d,\"heads_kv\":%d,\"head_dim\":%lld,\"head_dim_v\":%lld,\"causal\":%s,"
         "\"window_left\":%d,\"window_right\":%d,\"n_global\":%d,\"threads\":%d,\"ms\":%.4f,\"gflops\":%.2f,"
-        "\"gbps\":%.2f,\"scratch_bytes\":%zu",
+        "\"gbps\":%.2f,\"cpu_ms\":%.4f,\"scratch_bytes\":%zu",
         be, algo_name(c.algo), dtype_name(c.dtype), dtype_name(c.kv_dtype), (long long)o.batch,
         (long long)c.n_q, (long long)c.n_k, o.hq, o.hkv, (long long)c.d, (long long)dv, o.causal ? "true" : "false",
-        d.window_left, d.window_right, d.n_global, threads_used, ms, gflops, gbps, scratch);
+        d.window_left, d.window_right, d.n_global, threads_used, ms, gflops, gbps, cpu, scratch);
     if (c.algo == LONGATTN_ALGORITHM_HYPER)
       std::printf(",\"hyper_block\":%d,\"hyper_samples\":%d,\"hyper_bits\":%d,\"hyper_min_len\":%d,\"seed\":%llu",
                   o.hyper_block, o.hyper_samples, o.hyper_bits, o.hyper_min_len, (unsigned long long)o.seed);
@@ -222,6 +226,7 @@ int run_case(const Options& o, const Case& c) {
                 be, algo_name(c.algo), dtype_name(c.dtype), dtype_name(c.kv_dtype), (long long)o.batch,
                 (long long)c.n_q, (long long)c.n_k, o.hq, o.hkv, (long long)c.d, o.causal ? "causal" : "full  ",
                 threads_used, ms, gflops, gbps);
+    std::printf("  (cpu %.1f ms)", cpu);
     if (o.check) std::printf("  rel_err %.2e max_abs %.2e", chk.rel_err, chk.max_abs_err);
     std::printf("\n");
   }

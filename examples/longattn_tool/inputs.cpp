@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <stdexcept>
+#include <time.h>
 
 #include "half.hpp"
 #include "reference.hpp"
@@ -131,6 +132,12 @@ CheckResult check_rows(const longattn_attention_desc& desc, const Buffer& q, con
 double now_ms() {
   using namespace std::chrono;
   return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+double cpu_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) * 1e-6;
 }
 
 double median(std::vector<double> xs) {

@@ -39,6 +39,7 @@ CheckResult check_rows(const longattn_attention_desc& d, const Buffer& q, const 
                        const Buffer& out, const Buffer* lse, int64_t q_pos0, int64_t rows, uint64_t seed);
 
 double now_ms();
+double cpu_ms();  // CPU time of the whole process (all threads)
 double median(std::vector<double> xs);
 
 int cmd_bench(int argc, char** argv);
