@@ -9,6 +9,7 @@
  *   5. attention descriptors and handles
  *   6. the forward call
  *   7. merging partial results
+ *   8. ring mode: one sequence sharded over several devices
  *
  * Quick start (CPU, contiguous f32 tensors, error checks elided):
  *
@@ -107,6 +108,15 @@ typedef int32_t longattn_dtype;
 #define LONGATTN_DTYPE_F32 0
 #define LONGATTN_DTYPE_F16 1  /* IEEE binary16 */
 #define LONGATTN_DTYPE_BF16 2 /* bfloat16 */
+/* Block formats of ggml's KV caches, for K and V only (head_dim a multiple of 32). A block holds 32
+ * consecutive values of a row: an fp16 scale d, then the quants; value = d * q.
+ *   Q8_0: 34 bytes = fp16 d + 32 int8 q
+ *   Q4_0: 18 bytes = fp16 d + 16 bytes of nibbles; value j < 16 is (low nibble of byte j) - 8,
+ *         value j + 16 is (high nibble of byte j) - 8
+ * For these, strides[3] is the byte stride between blocks (ggml's nb[0], normally the block size)
+ * and element i of a row lives in block i / 32. */
+#define LONGATTN_DTYPE_Q8_0 3
+#define LONGATTN_DTYPE_Q4_0 4
 
 typedef int32_t longattn_algorithm;
 #define LONGATTN_ALGORITHM_FLASH 0  /* exact attention, tiled online softmax */
@@ -153,10 +163,13 @@ typedef struct longattn_context_options {
   int32_t device_index;     /* device of that backend, default 0 */
   int32_t n_threads;        /* CPU worker threads; 0 = all hardware threads (default) */
   uint32_t flags;           /* LONGATTN_CONTEXT_* bits, default 0 */
+  /* Ring mode (section 8): */
+  int32_t ring_devices;     /* 0 = one device (default); N >= 1: a ring of N ranks */
+  int32_t ring_layout;      /* LONGATTN_RING_LAYOUT_* for whole tensors, default AUTO */
 } longattn_context_options;
 
 #define LONGATTN_CONTEXT_OPTIONS_INIT \
-  { (uint32_t)sizeof(longattn_context_options), LONGATTN_BACKEND_AUTO, 0, 0, 0u }
+  { (uint32_t)sizeof(longattn_context_options), LONGATTN_BACKEND_AUTO, 0, 0, 0u, 0, 0 }
 /* The smallest struct_size accepted (through device_index); later fields take their defaults. */
 #define LONGATTN_CONTEXT_OPTIONS_MIN_SIZE offsetof(longattn_context_options, n_threads)
 
@@ -206,12 +219,17 @@ typedef struct longattn_tensor {
   int64_t strides[4];     /* byte strides for the same axes */
 } longattn_tensor;
 
-/* Size in bytes of one element of dtype (0 for an unknown dtype). */
+/* Size in bytes of one element of dtype; for the block formats, of one block of
+ * longattn_dtype_block_elems(dtype) values (Q8_0: 34, Q4_0: 18). 0 for an unknown dtype. */
 LONGATTN_API size_t longattn_dtype_size(longattn_dtype dtype);
+
+/* Values per block: 32 for Q8_0 / Q4_0, 1 for the float types, 0 for an unknown dtype. */
+LONGATTN_API int32_t longattn_dtype_block_elems(longattn_dtype dtype);
 
 /* Fills *t with a contiguous host view of data (row-major [batch][tokens][heads][head_dim]).
  * Returns LONGATTN_ERROR_NULL_POINTER for t == NULL, INVALID_ARGUMENT for a non-positive size and
- * UNKNOWN_ENUM for an unknown dtype. data may be NULL (to fill shapes only). */
+ * UNKNOWN_ENUM for an unknown dtype (head_dim must be a multiple of 32 for the block formats).
+ * data may be NULL (to fill shapes only). */
 LONGATTN_API longattn_status longattn_tensor_contiguous(longattn_tensor* t, void* data,
                                                         longattn_dtype dtype, int64_t batch,
                                                         int64_t tokens, int64_t heads,
@@ -253,11 +271,17 @@ typedef struct longattn_attention_desc {
   int32_t hyper_lsh_bits;       /* hyperplanes per LSH code, 1..16 [8] */
   int32_t hyper_min_seq_len;    /* exact attention below this length [4096] */
   uint64_t seed;                /* seed of every random choice (HYPER) */
+  /* ALiBi as ggml defines it (0 = off): head h gets slope m_h from max_bias (m0 = 2^(-max_bias/n),
+   * m1 = 2^(-max_bias/2n), n = the largest power of two <= n_q_heads; m_h = m0^(h+1) for h < n,
+   * else m1^(2(h-n)+1)). With an additive mask the logit gets m_h * mask (ggml's convention, where
+   * the runtime writes -|i-j| into the mask); without one it gets -m_h * |qp - kp| (the paper's).
+   * FLASH and SPARSE. */
+  float max_bias;
 } longattn_attention_desc;
 
 #define LONGATTN_ATTENTION_DESC_INIT                                                             \
   { (uint32_t)sizeof(longattn_attention_desc), LONGATTN_ALGORITHM_FLASH, 0, 0, 0, 0, 0.0f, 0.0f, \
-    0, -1, -1, 0, 0, 0, 0, 0, 0u }
+    0, -1, -1, 0, 0, 0, 0, 0, 0u, 0.0f }
 /* The smallest struct_size accepted (through n_global); the HyperAttention fields then default. */
 #define LONGATTN_ATTENTION_DESC_MIN_SIZE offsetof(longattn_attention_desc, hyper_block_size)
 
@@ -275,8 +299,8 @@ LONGATTN_API void longattn_attention_destroy(longattn_attention* attn);
  * 6. The forward call
  *
  *   q   [batch, n_q, n_q_heads,  head_dim]     f32 / f16 / bf16
- *   k   [batch, n_k, n_kv_heads, head_dim]     f32 / f16 / bf16 (may differ from q)
- *   v   [batch, n_k, n_kv_heads, head_dim_v]   same dtype as k
+ *   k   [batch, n_k, n_kv_heads, head_dim]     f32 / f16 / bf16 / q8_0 / q4_0 (may differ from q)
+ *   v   [batch, n_k, n_kv_heads, head_dim_v]   f32 / f16 / bf16 / q8_0 / q4_0
  *   out [batch, n_q, n_q_heads,  head_dim_v]   f32 / f16 / bf16 (written)
  *   lse [batch, n_q, n_q_heads,  1]            f32, optional (written): natural-log sum of
  *                                              exp(logits) of the row, -inf for an empty row
@@ -297,11 +321,23 @@ typedef struct longattn_forward_args {
   const longattn_tensor* lse; /* optional (NULL) */
   int64_t q_pos0;           /* position of query 0; default LONGATTN_Q_POS_BOTTOM_RIGHT */
   void* stream;             /* CUDA: a cudaStream_t to run on (NULL = the context's stream) */
+  /* Optional additive mask added to the logits before the softmax (-inf masks), f16 or f32,
+   * shape {batch or 1, n_q, 1 or n_q_heads, n_k}: a size-1 axis broadcasts. This is ggml's KQ mask
+   * (causality, padding, several sequences in one batch). Key tiles whose mask is all -inf are
+   * skipped. Combined with the descriptor's causal flag (both apply). FLASH and SPARSE. */
+  const longattn_tensor* mask;
+  /* Optional ALiBi slopes, one per query head (host memory, n_q_heads floats); overrides the
+   * descriptor's max_bias. */
+  const float* alibi_slopes;
+  /* Optional attention sinks (gpt-oss): one logit per query head (host memory, n_q_heads floats)
+   * added to every row's softmax denominator: o = Σ_j e^{s_j} v_j / (e^{sink_h} + Σ_j e^{s_j}).
+   * The LSE includes the sink. */
+  const float* sinks;
 } longattn_forward_args;
 
 #define LONGATTN_FORWARD_ARGS_INIT \
   { (uint32_t)sizeof(longattn_forward_args), 0u, NULL, NULL, NULL, NULL, NULL, \
-    LONGATTN_Q_POS_BOTTOM_RIGHT, NULL }
+    LONGATTN_Q_POS_BOTTOM_RIGHT, NULL, NULL, NULL, NULL }
 /* The smallest struct_size accepted (through out); lse, q_pos0 and stream then default. */
 #define LONGATTN_FORWARD_ARGS_MIN_SIZE offsetof(longattn_forward_args, lse)
 
@@ -330,6 +366,102 @@ LONGATTN_API longattn_status longattn_merge(longattn_context* ctx, const longatt
                                             const longattn_tensor* lse_b,
                                             const longattn_tensor* o_out,
                                             const longattn_tensor* lse_out);
+
+/* ---------------------------------------------------------------------------------------------
+ * 8. Ring mode: one sequence sharded over several devices
+ *
+ * A context created with options.ring_devices = N >= 1 drives N ranks of one backend:
+ *   CUDA    devices device_index … device_index + N - 1, or N virtual ranks on device_index with
+ *           LONGATTN_CONTEXT_RING_VIRTUAL (device-to-device copies on one GPU);
+ *   CPU     N virtual devices: separate buffers, max(1, n_threads / N) threads each, run
+ *           concurrently;
+ *   Vulkan  devices (or virtual ranks) as for CUDA, with transfers staged through host memory.
+ * The sequence is cut into N shards. Each rank keeps its queries; K/V blocks travel around the
+ * ring while every rank attends to the block it holds (Ring Attention). The fp32 softmax state
+ * is carried across steps, so the result is exact attention with its LSE, whatever N is. Only
+ * the n_kv_heads heads travel. With SPARSE, steps a window rules out are skipped together with
+ * their transfers (a halo exchange plus the global prefix).
+ *
+ * longattn_attention_forward on a ring context takes whole host tensors: the library cuts them
+ * into shards (options.ring_layout), runs the ring and gathers out and lse. When the queries are
+ * few (16 * n_q <= n_k: decode, or a short chunk over a long cache) the K/V shards stay in place
+ * instead: every rank attends the queries to its shard and the partial (O, LSE) are merged.
+ * longattn_attention_forward_sharded takes shard tensors already resident on each rank.
+ *
+ * FLASH and SPARSE. HYPER, the additive mask, ALiBi, sinks and Q8_0/Q4_0 K/V return
+ * LONGATTN_ERROR_UNSUPPORTED on a ring context. ring_devices = 1 runs the ring schedule on one
+ * rank (the same results as a plain context, bit for bit on the CPU).
+ * ------------------------------------------------------------------------------------------- */
+
+/* Context flag: all ring ranks on device_index (N virtual ranks on one GPU). No effect on the
+ * CPU, whose ranks are always virtual. */
+#define LONGATTN_CONTEXT_RING_VIRTUAL 2u
+
+/* Which tokens of an n-token sequence rank r of N holds. Integer division throughout, so any n
+ * works (shards differ by at most one token per chunk; some are empty when n < N or 2N). */
+typedef int32_t longattn_ring_layout;
+#define LONGATTN_RING_LAYOUT_AUTO 0       /* whole tensors: ZIGZAG for causal attention without a */
+                                          /* left window, else CONTIGUOUS */
+#define LONGATTN_RING_LAYOUT_CONTIGUOUS 1 /* rank r holds tokens [r*n/N, (r+1)*n/N) */
+#define LONGATTN_RING_LAYOUT_ZIGZAG 2     /* 2N chunks [c*n/(2N), (c+1)*n/(2N)); rank r holds */
+                                          /* chunk r, then chunk 2N-1-r (balances causal work) */
+
+/* The tokens rank `rank` holds under `layout` (CONTIGUOUS or ZIGZAG): first[i], count[i] for its
+ * two segments, in the order its shard stores them (count[1] = 0 for CONTIGUOUS). Thread safe. */
+LONGATTN_API longattn_status longattn_ring_shard(longattn_ring_layout layout, int64_t n_tokens,
+                                                 int32_t n_shards, int32_t rank, int64_t first[2],
+                                                 int64_t count[2]);
+
+/* Ranks of a ring context (0 for a context created without ring_devices). */
+LONGATTN_API int32_t longattn_context_ring_devices(const longattn_context* ctx);
+
+/* Bytes of scratch rank `rank` holds (its own device memory; 0 for a rank out of range). For a
+ * ring context, longattn_context_scratch_bytes reports rank 0. */
+LONGATTN_API size_t longattn_context_rank_scratch_bytes(const longattn_context* ctx, int32_t rank);
+
+/* What each shard's query tensor holds. */
+typedef int32_t longattn_shard_queries;
+#define LONGATTN_SHARD_QUERIES_LOCAL 0      /* rank r's queries are its own tokens (prefill): ring */
+#define LONGATTN_SHARD_QUERIES_REPLICATED 1 /* every rank holds the same query rows (decode over a */
+                                            /* sharded KV cache): partials merged, no ring */
+
+/* Per-rank shard tensors. q, k, v, out and lse point to arrays of n_shards tensors; element r
+ * lives on rank r (CPU: host memory; GPU backends: LONGATTN_MEMORY_DEVICE memory of rank r's
+ * device). Shapes as in section 6 with n_q / n_k the shard's rows; batch and dtypes agree.
+ *   Keys: shard r of k/v holds the tokens `layout` gives it: CONTIGUOUS accepts any lengths
+ *   (shard r starts where shard r-1 ends); ZIGZAG needs the lengths longattn_ring_shard gives for
+ *   n = the sum of the shards' lengths. K and V must be token-major (a token's heads and dims lie
+ *   within strides[1], as in llama.cpp/ggml KV caches).
+ *   LOCAL: q[r] and out[r] have the rows and positions of k[r].
+ *   REPLICATED: every q[r] holds the same n_q rows at positions q_pos0 …; the merged result is
+ *   written to every out[r] (and lse[r]).
+ * The call returns when every output is written. It reads the inputs at once: work that produces
+ * them must be complete. */
+typedef struct longattn_sharded_args {
+  uint32_t struct_size;           /* sizeof(longattn_sharded_args) */
+  int32_t n_shards;               /* must equal longattn_context_ring_devices(ctx) */
+  longattn_ring_layout layout;    /* CONTIGUOUS (default) or ZIGZAG */
+  longattn_shard_queries queries; /* default LOCAL */
+  const longattn_tensor* q;       /* [n_shards], required */
+  const longattn_tensor* k;       /* [n_shards], required */
+  const longattn_tensor* v;       /* [n_shards], required */
+  const longattn_tensor* out;     /* [n_shards], required */
+  const longattn_tensor* lse;     /* [n_shards] or NULL */
+  int64_t q_pos0;                 /* REPLICATED: position of query 0; default bottom-right */
+                                  /* (LONGATTN_Q_POS_BOTTOM_RIGHT: n - n_q) */
+} longattn_sharded_args;
+
+#define LONGATTN_SHARDED_ARGS_INIT                                                            \
+  { (uint32_t)sizeof(longattn_sharded_args), 0, LONGATTN_RING_LAYOUT_CONTIGUOUS,              \
+    LONGATTN_SHARD_QUERIES_LOCAL, NULL, NULL, NULL, NULL, NULL, LONGATTN_Q_POS_BOTTOM_RIGHT }
+/* The smallest struct_size accepted (through lse). */
+#define LONGATTN_SHARDED_ARGS_MIN_SIZE offsetof(longattn_sharded_args, q_pos0)
+
+/* Attention over a sequence sharded across the ranks of a ring context (see above). ctx must be
+ * a ring context of attn's backend. */
+LONGATTN_API longattn_status longattn_attention_forward_sharded(longattn_context* ctx,
+                                                                const longattn_attention* attn,
+                                                                const longattn_sharded_args* args);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -1,8 +1,10 @@
 // C ABI: attention handles and the forward call (validate → stage → plan → primitives).
+#include <cmath>
 #include <string>
 
 #include "api_guard.hpp"
 #include "extensible.hpp"
+#include "quant.hpp"
 #include "staging.hpp"
 #include "validate.hpp"
 
@@ -73,8 +75,8 @@ longattn_status longattn_attention_forward(longattn_context* ctx, const longattn
     LONGATTN_RETURN_IF(a.reserved0 != 0, LONGATTN_ERROR_INVALID_ARGUMENT, "args.reserved0 must be 0");
     const AttentionConfig& cfg = attn->cfg;
     const View q = view_from_tensor(a.q, "q");
-    const View k = view_from_tensor(a.k, "k");
-    const View v = view_from_tensor(a.v, "v");
+    const View k = view_from_tensor(a.k, "k", true);
+    const View v = view_from_tensor(a.v, "v", true);
     const View o = view_from_tensor(a.out, "out");
     const int64_t B = q.shape[0], nq = q.shape[1], nk = k.shape[1];
     expect_shape(q, "q", B, nq, cfg.n_q_heads, cfg.head_dim);
@@ -93,10 +95,35 @@ longattn_status longattn_attention_forward(longattn_context* ctx, const longattn
       expect_disjoint(o, "out", view, name);
       if (a.lse) expect_disjoint(lse, "lse", view, name);
     }
+    View mask;
+    if (a.mask) {
+      mask = view_from_tensor(a.mask, "mask");
+      LONGATTN_RETURN_IF(mask.dtype == LONGATTN_DTYPE_BF16, LONGATTN_ERROR_INVALID_ARGUMENT,
+                         "mask.dtype must be LONGATTN_DTYPE_F16 or LONGATTN_DTYPE_F32");
+      expect_shape(mask, "mask", mask.shape[0] == 1 ? 1 : B, nq, mask.shape[2] == 1 ? 1 : cfg.n_q_heads, nk);
+      expect_disjoint(o, "out", mask, "mask");
+    }
+    const float* slopes = a.alibi_slopes ? a.alibi_slopes
+                                         : (cfg.alibi_slopes.empty() ? nullptr : cfg.alibi_slopes.data());
+    const bool extras = a.mask || slopes || a.sinks || is_block_dtype(k.dtype) || is_block_dtype(v.dtype);
+    LONGATTN_RETURN_IF(extras && cfg.algorithm == LONGATTN_ALGORITHM_HYPER, LONGATTN_ERROR_UNSUPPORTED,
+                       "HYPER takes no mask, ALiBi, sinks or block-format K/V");
+    LONGATTN_RETURN_IF(extras && !ctx->backend->supports_extras(), LONGATTN_ERROR_UNSUPPORTED,
+                       "mask, ALiBi, sinks and block-format K/V are not supported on the " +
+                           ctx->backend->device_name() + " backend yet");
+    if (a.sinks)
+      for (int32_t h = 0; h < cfg.n_q_heads; ++h)
+        LONGATTN_RETURN_IF(std::isnan(a.sinks[h]), LONGATTN_ERROR_INVALID_ARGUMENT,
+                           "args.sinks[" + std::to_string(h) + "] is NaN");
+    if (a.alibi_slopes)
+      for (int32_t h = 0; h < cfg.n_q_heads; ++h)
+        LONGATTN_RETURN_IF(!std::isfinite(a.alibi_slopes[h]), LONGATTN_ERROR_INVALID_ARGUMENT,
+                           "args.alibi_slopes[" + std::to_string(h) + "] is not finite");
     constexpr int64_t kPosLimit = int64_t(1) << 60;
     const int64_t q_pos0 = a.q_pos0 == LONGATTN_Q_POS_BOTTOM_RIGHT ? nk - nq : a.q_pos0;
     LONGATTN_RETURN_IF(q_pos0 <= -kPosLimit || q_pos0 >= kPosLimit, LONGATTN_ERROR_INVALID_ARGUMENT,
                        "args.q_pos0=" + std::to_string(a.q_pos0) + " is out of range");
+    if (ctx->ring) return ring_forward_whole(*ctx, cfg, a, q, k, v, o, lse, q_pos0);  // src/ring_api.cpp
 
     Backend& be = *ctx->backend;
     const bool stage = ctx->kind != LONGATTN_BACKEND_CPU;
@@ -114,6 +141,9 @@ longattn_status longattn_attention_forward(longattn_context* ctx, const longattn
     p.v = stage && is_host(a.v) ? stage_in(be, *p.ws, 2, v, true, a.stream) : v;
     p.out = stage && is_host(a.out) ? stage_in(be, *p.ws, 3, o, true, a.stream) : o;
     if (a.lse) p.lse = stage && is_host(a.lse) ? stage_in(be, *p.ws, 4, lse, true, a.stream) : lse;
+    if (a.mask) p.mask = stage && is_host(a.mask) ? stage_in(be, *p.ws, 5, mask, true, a.stream) : mask;
+    p.alibi_slopes = stage && slopes ? stage_floats(be, *p.ws, 6, slopes, cfg.n_q_heads, a.stream) : slopes;
+    p.sinks = stage && a.sinks ? stage_floats(be, *p.ws, 7, a.sinks, cfg.n_q_heads, a.stream) : a.sinks;
     run_algorithm(be, p);
     if (stage && is_host(a.out)) stage_out(be, p.out, o, a.stream);
     if (stage && a.lse && is_host(a.lse)) stage_out(be, p.lse, lse, a.stream);

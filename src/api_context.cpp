@@ -77,38 +77,58 @@ longattn_status longattn_context_create(const longattn_context_options* options,
                        "options.device_index=" + std::to_string(o.device_index) + " must be >= 0");
     LONGATTN_RETURN_IF(o.n_threads < 0, LONGATTN_ERROR_INVALID_ARGUMENT,
                        "options.n_threads=" + std::to_string(o.n_threads) + " must be >= 0 (0 = all cores)");
-    LONGATTN_RETURN_IF((o.flags & ~LONGATTN_CONTEXT_FALLBACK_CPU) != 0, LONGATTN_ERROR_INVALID_ARGUMENT,
-                       "options.flags=" + std::to_string(o.flags) + " has unknown bits");
+    LONGATTN_RETURN_IF((o.flags & ~(LONGATTN_CONTEXT_FALLBACK_CPU | LONGATTN_CONTEXT_RING_VIRTUAL)) != 0,
+                       LONGATTN_ERROR_INVALID_ARGUMENT, "options.flags=" + std::to_string(o.flags) + " has unknown bits");
+    LONGATTN_RETURN_IF(o.ring_devices < 0 || o.ring_devices > kMaxRingDevices, LONGATTN_ERROR_INVALID_ARGUMENT,
+                       "options.ring_devices=" + std::to_string(o.ring_devices) + " must be in 0.." +
+                           std::to_string(kMaxRingDevices) + " (0 = no ring)");
+    LONGATTN_RETURN_IF(o.ring_layout < LONGATTN_RING_LAYOUT_AUTO || o.ring_layout > LONGATTN_RING_LAYOUT_ZIGZAG,
+                       LONGATTN_ERROR_UNKNOWN_ENUM,
+                       "options.ring_layout=" + std::to_string(o.ring_layout) + " is not a known ring layout");
+    // devices a ring spans: device_index … device_index + N − 1, or one with virtual ranks
+    const int32_t span =
+        o.ring_devices > 1 && !(o.flags & LONGATTN_CONTEXT_RING_VIRTUAL) ? o.ring_devices : 1;
     longattn_backend kind = o.backend;
     int32_t device = o.device_index;
     if (kind == LONGATTN_BACKEND_AUTO) {
       kind = pick_auto();
       if (kind == LONGATTN_BACKEND_VULKAN && o.device_index == 0) device = first_vulkan_gpu();
       if (kind == LONGATTN_BACKEND_CPU) device = 0;
-    } else if (kind != LONGATTN_BACKEND_CPU && device >= count_devices(kind)) {
+      if (span > 1 && kind != LONGATTN_BACKEND_CPU && device + span > count_devices(kind)) kind = LONGATTN_BACKEND_CPU, device = 0;
+    } else if (kind != LONGATTN_BACKEND_CPU && device + span > count_devices(kind)) {
       if (o.flags & LONGATTN_CONTEXT_FALLBACK_CPU) {
         kind = LONGATTN_BACKEND_CPU;
         device = 0;
       } else {
         throw Error(LONGATTN_ERROR_BACKEND_UNAVAILABLE,
-                    "backend " + std::to_string(o.backend) + " device " + std::to_string(device) +
+                    "backend " + std::to_string(o.backend) + " device " + std::to_string(device + span - 1) +
                         " is not available (" + std::to_string(count_devices(kind)) +
-                        " devices); set LONGATTN_CONTEXT_FALLBACK_CPU to fall back to the CPU");
+                        " devices); set LONGATTN_CONTEXT_FALLBACK_CPU to fall back to the CPU" +
+                        (span > 1 ? " or LONGATTN_CONTEXT_RING_VIRTUAL for virtual ranks on one device" : ""));
       }
     }
     auto ctx = std::make_unique<longattn_context>();
     ctx->kind = kind;
     ctx->device_index = device;
     ctx->n_threads = o.n_threads > 0 ? o.n_threads : int32_t(std::max(1u, std::thread::hardware_concurrency()));
+    const int32_t rank_threads = ring_rank_threads(ctx->n_threads, o.ring_devices);
     try {
-      ctx->backend = make_backend(kind, device, ctx->n_threads);
+      ctx->backend = make_backend(kind, device, rank_threads);
     } catch (const Error& e) {
       if (!(o.flags & LONGATTN_CONTEXT_FALLBACK_CPU) || kind == LONGATTN_BACKEND_CPU) throw;
       ctx->kind = LONGATTN_BACKEND_CPU;
       ctx->device_index = 0;
-      ctx->backend = make_backend(LONGATTN_BACKEND_CPU, 0, ctx->n_threads);
+      ctx->backend = make_backend(LONGATTN_BACKEND_CPU, 0, rank_threads);
     }
     ctx->ws = std::make_unique<Workspace>(*ctx->backend);
+    if (o.ring_devices > 0) {  // ring mode: ranks 1 … N−1 beside the context's own backend (rank 0)
+      const bool virtual_ranks = ctx->kind == LONGATTN_BACKEND_CPU || (o.flags & LONGATTN_CONTEXT_RING_VIRTUAL);
+      const longattn_context& c = *ctx;
+      ctx->ring = std::make_unique<RingGroup>(
+          *ctx->backend, *ctx->ws, o.ring_devices,
+          [&](int32_t r) { return make_backend(c.kind, virtual_ranks ? c.device_index : c.device_index + r, rank_threads); },
+          o.ring_layout, ctx->kind == LONGATTN_BACKEND_CPU);
+    }
     *out = ctx.release();
   });
   if (st != LONGATTN_OK) t_create_error = scratch.last_error;
@@ -118,6 +138,7 @@ longattn_status longattn_context_create(const longattn_context_options* options,
 void longattn_context_destroy(longattn_context* ctx) {
   if (!ctx) return;
   try {
+    ctx->ring.reset();
     ctx->ws.reset();
     ctx->backend.reset();
   } catch (...) {

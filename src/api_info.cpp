@@ -4,6 +4,7 @@
 
 #include "api_guard.hpp"
 #include "backend.hpp"
+#include "quant.hpp"
 
 using namespace longattn;
 
@@ -57,8 +58,15 @@ size_t longattn_dtype_size(longattn_dtype dtype) {
     case LONGATTN_DTYPE_F32: return 4;
     case LONGATTN_DTYPE_F16:
     case LONGATTN_DTYPE_BF16: return 2;
+    case LONGATTN_DTYPE_Q8_0: return kQ8_0BlockBytes;
+    case LONGATTN_DTYPE_Q4_0: return kQ4_0BlockBytes;
     default: return 0;
   }
+}
+
+int32_t longattn_dtype_block_elems(longattn_dtype dtype) {
+  if (is_block_dtype(dtype)) return kQuantBlock;
+  return longattn_dtype_size(dtype) ? 1 : 0;
 }
 
 longattn_status longattn_tensor_contiguous(longattn_tensor* t, void* data, longattn_dtype dtype,
@@ -67,6 +75,8 @@ longattn_status longattn_tensor_contiguous(longattn_tensor* t, void* data, longa
   const size_t es = longattn_dtype_size(dtype);
   if (es == 0) return LONGATTN_ERROR_UNKNOWN_ENUM;
   if (batch <= 0 || tokens <= 0 || heads <= 0 || head_dim <= 0) return LONGATTN_ERROR_INVALID_ARGUMENT;
+  const int64_t per_block = longattn_dtype_block_elems(dtype);
+  if (head_dim % per_block != 0) return LONGATTN_ERROR_INVALID_ARGUMENT;
   t->data = data;
   t->dtype = dtype;
   t->memory = LONGATTN_MEMORY_HOST;
@@ -75,7 +85,7 @@ longattn_status longattn_tensor_contiguous(longattn_tensor* t, void* data, longa
   t->shape[2] = heads;
   t->shape[3] = head_dim;
   t->strides[3] = int64_t(es);
-  t->strides[2] = t->strides[3] * head_dim;
+  t->strides[2] = t->strides[3] * (head_dim / per_block);
   t->strides[1] = t->strides[2] * heads;
   t->strides[0] = t->strides[1] * tokens;
   return LONGATTN_OK;

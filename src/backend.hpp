@@ -85,6 +85,18 @@ struct AttendArgs {
   const int64_t* q_seg = nullptr;
   const int64_t* k_seg = nullptr;
 
+  // ggml-style extras (backends that report supports_extras()):
+  //   add_mask      optional additive mask {batch|1, phys q rows, 1|hq, phys k rows}, f16/f32; −inf
+  //                 masks; key tiles whose mask is all −inf are skipped
+  //   alibi_slopes  optional per-query-head slope m_h: the logit gets m_h·mask when add_mask is
+  //                 set, else −m_h·|qpos − kpos|
+  //   sinks         optional per-query-head logit added to every row's softmax denominator
+  //                 (applied when out/lse are written, not to a running state)
+  // K and V may also be in the block formats Q8_0 / Q4_0 (strides[3] = bytes between blocks).
+  View add_mask;
+  const float* alibi_slopes = nullptr;
+  const float* sinks = nullptr;
+
   // Output: either (out, lse) or a running state.
   View out;                    // [batch, n_q phys, hq, dv], any float dtype; unused with state
   View lse;                    // optional (data == nullptr: not wanted), f32 [batch, n_q, hq, 1]
@@ -108,6 +120,8 @@ class Backend {
   virtual void download(void* dst_host, const void* src, size_t bytes, void* stream) = 0;
   virtual void copy(void* dst, const void* src, size_t bytes, void* stream) = 0;
   virtual void synchronize(void* stream) = 0;
+  // Whether attend implements the ggml-style extras (mask, ALiBi, sinks, Q8_0/Q4_0 K/V).
+  virtual bool supports_extras() const { return false; }
   // Bytes of scratch the backend itself holds between calls (kernel pools, not the workspace).
   virtual size_t scratch_bytes() const { return 0; }
 
@@ -136,6 +150,24 @@ class Backend {
   // (codes[s * n + index], index). n_seg segments of n rows, codes < 2^r.
   virtual void counting_sort(const uint16_t* codes, int64_t n_seg, int64_t n, int32_t r,
                              int32_t* perm, void* stream) = 0;
+
+  // ---- transport between the ranks of a ring context (docs/RING.md) ----
+  // The defaults suit a backend whose calls are complete when they return (CPU): streams are
+  // nullptr, events need no recording, and send_to stages through host memory.
+  // An asynchronous backend (CUDA) returns real streams/events: stream_wait_event makes later
+  // work on `stream` wait for the event's last record, which may come from a peer backend's
+  // stream (cudaStreamWaitEvent works across devices).
+  virtual void* stream_create() { return nullptr; }
+  virtual void stream_destroy(void* stream) { (void)stream; }
+  virtual void* event_create() { return nullptr; }
+  virtual void event_destroy(void* event) { (void)event; }
+  virtual void event_record(void* event, void* stream) { (void)event, (void)stream; }
+  virtual void stream_wait_event(void* stream, void* event) { (void)stream, (void)event; }
+  // Copies `bytes` from src (this backend's memory) to dst_on_peer (peer's memory), ordered on
+  // this backend's `stream`. peer may be this very backend (virtual ranks on one device). CUDA:
+  // cudaMemcpyPeerAsync on the copy stream. Default (src/ring_transport.cpp): download to host,
+  // upload to the peer, complete on return.
+  virtual void send_to(Backend& peer, void* dst_on_peer, const void* src, size_t bytes, void* stream);
 };
 
 // Creates the backend for (kind, device). Throws Error(BACKEND_UNAVAILABLE) when absent.

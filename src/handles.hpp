@@ -6,6 +6,7 @@
 
 #include "backend.hpp"
 #include "problem.hpp"
+#include "ring.hpp"
 #include "workspace.hpp"
 
 struct longattn_context {
@@ -14,6 +15,7 @@ struct longattn_context {
   int32_t n_threads = 1;
   std::unique_ptr<longattn::Backend> backend;
   std::unique_ptr<longattn::Workspace> ws;  // scratch in the backend's memory
+  std::unique_ptr<longattn::RingGroup> ring;  // ring mode: ranks 0 … N−1 (rank 0 = backend, ws); else null
   std::string last_error;
 };
 

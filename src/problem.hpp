@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "backend.hpp"
 #include "workspace.hpp"
@@ -17,6 +18,7 @@ struct AttentionConfig {
   int32_t hyper_block_size = 256, hyper_sample_size = 256, hyper_lsh_bits = 8;
   int32_t hyper_min_seq_len = 4096;
   uint64_t seed = 0;
+  std::vector<float> alibi_slopes;  // per query head, from max_bias (empty: no ALiBi)
 };
 
 struct Problem {
@@ -24,6 +26,10 @@ struct Problem {
   int64_t batch = 0, n_q = 0, n_k = 0;
   View q, k, v, out, lse;  // in the backend's memory; lse.data may be null
   int64_t q_pos0 = 0;      // resolved (never the bottom-right sentinel)
+  // ggml-style extras (backend memory; null/empty when absent), see AttendArgs
+  View mask;
+  const float* alibi_slopes = nullptr;
+  const float* sinks = nullptr;
   void* stream = nullptr;
   Workspace* ws = nullptr;
 
@@ -38,6 +44,7 @@ struct Problem {
     a.scale = cfg->scale; a.softcap = cfg->softcap; a.mask = cfg->mask;
     a.q_pos0 = q_pos0; a.k_pos0 = 0;
     a.out = out; a.lse = lse; a.stream = stream;
+    a.add_mask = mask; a.alibi_slopes = alibi_slopes; a.sinks = sinks;
     return a;
   }
 };

@@ -14,6 +14,12 @@ View stage_in(Backend& backend, Workspace& ws, size_t slot, const View& host, bo
   return dev;
 }
 
+const float* stage_floats(Backend& backend, Workspace& ws, size_t slot, const float* host, int64_t n, void* stream) {
+  float* dev = ws.get<float>(kStagingSlot0 + slot, size_t(n));
+  backend.upload(dev, host, size_t(n) * sizeof(float), stream);
+  return dev;
+}
+
 void stage_out(Backend& backend, const View& dev, const View& host, void* stream) {
   const char *lo, *hi;
   byte_range(host, lo, hi);

@@ -14,6 +14,9 @@ constexpr size_t kStagingSlot0 = 64;
 // whose strides leave gaps that must survive the round trip).
 View stage_in(Backend& backend, Workspace& ws, size_t slot, const View& host, bool upload, void* stream);
 
+// A copy of n host floats in backend memory.
+const float* stage_floats(Backend& backend, Workspace& ws, size_t slot, const float* host, int64_t n, void* stream);
+
 // Copies the bytes `dev` spans back over the host view's bytes.
 void stage_out(Backend& backend, const View& dev, const View& host, void* stream);
 

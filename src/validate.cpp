@@ -5,17 +5,36 @@
 #include <string>
 
 #include "error.hpp"
+#include "quant.hpp"
 
 namespace longattn {
 namespace {
 
 std::string str(int64_t v) { return std::to_string(v); }
 
-bool known_dtype(longattn_dtype t) {
+bool float_dtype(longattn_dtype t) {
   return t == LONGATTN_DTYPE_F32 || t == LONGATTN_DTYPE_F16 || t == LONGATTN_DTYPE_BF16;
 }
 
+// Elements along the head-dim axis as the strides see them (blocks for the block formats).
+int64_t axis_elems(const View& v, int ax) {
+  return ax == 3 && is_block_dtype(v.dtype) ? v.shape[3] / kQuantBlock : v.shape[ax];
+}
+
 }  // namespace
+
+std::vector<float> alibi_slopes(int32_t n_heads, float max_bias) {
+  // ggml: n = 2^floor(log2(n_heads)); m0 = 2^(−max_bias/n); m1 = 2^(−max_bias/2/n);
+  // slope(h) = m0^(h+1) for h < n, else m1^(2(h−n)+1)
+  int32_t n = 1;
+  while (n * 2 <= n_heads) n *= 2;
+  const float m0 = std::pow(2.0f, -max_bias / float(n));
+  const float m1 = std::pow(2.0f, -max_bias / 2.0f / float(n));
+  std::vector<float> s(static_cast<size_t>(n_heads));
+  for (int32_t h = 0; h < n_heads; ++h)
+    s[size_t(h)] = h < n ? std::pow(m0, float(h + 1)) : std::pow(m1, float(2 * (h - n) + 1));
+  return s;
+}
 
 AttentionConfig config_from_desc(const longattn_attention_desc& d) {
   AttentionConfig c;
@@ -75,14 +94,21 @@ AttentionConfig config_from_desc(const longattn_attention_desc& d) {
   if (d.hyper_lsh_bits) c.hyper_lsh_bits = d.hyper_lsh_bits;
   if (d.hyper_min_seq_len) c.hyper_min_seq_len = d.hyper_min_seq_len;
   c.seed = d.seed;
+  LONGATTN_RETURN_IF(!std::isfinite(d.max_bias) || d.max_bias < 0, LONGATTN_ERROR_INVALID_ARGUMENT,
+                     "desc.max_bias=" + std::to_string(d.max_bias) + " must be finite and >= 0");
+  if (d.max_bias > 0) c.alibi_slopes = alibi_slopes(c.n_q_heads, d.max_bias);
   return c;
 }
 
-View view_from_tensor(const longattn_tensor* t, const char* name) {
+View view_from_tensor(const longattn_tensor* t, const char* name, bool allow_blocks) {
   LONGATTN_RETURN_IF(t == nullptr, LONGATTN_ERROR_NULL_POINTER, std::string(name) + " is NULL");
   LONGATTN_RETURN_IF(t->data == nullptr, LONGATTN_ERROR_NULL_POINTER, std::string(name) + ".data is NULL");
-  LONGATTN_RETURN_IF(!known_dtype(t->dtype), LONGATTN_ERROR_UNKNOWN_ENUM,
+  LONGATTN_RETURN_IF(!float_dtype(t->dtype) && !is_block_dtype(t->dtype), LONGATTN_ERROR_UNKNOWN_ENUM,
                      std::string(name) + ".dtype=" + str(t->dtype) + " is not a known dtype");
+  LONGATTN_RETURN_IF(is_block_dtype(t->dtype) && !allow_blocks, LONGATTN_ERROR_UNSUPPORTED,
+                     std::string(name) + ".dtype=" + str(t->dtype) + ": block formats are for K and V only");
+  LONGATTN_RETURN_IF(is_block_dtype(t->dtype) && t->shape[3] % kQuantBlock != 0, LONGATTN_ERROR_INVALID_ARGUMENT,
+                     std::string(name) + ".shape[3]=" + str(t->shape[3]) + " must be a multiple of 32 for a block format");
   LONGATTN_RETURN_IF(t->memory != LONGATTN_MEMORY_HOST && t->memory != LONGATTN_MEMORY_DEVICE,
                      LONGATTN_ERROR_UNKNOWN_ENUM,
                      std::string(name) + ".memory=" + str(t->memory) + " is not a known memory kind");
@@ -105,11 +131,12 @@ View view_from_tensor(const longattn_tensor* t, const char* name) {
   int64_t span = int64_t(longattn_dtype_size(v.dtype));
   for (int k = 0; k < 4; ++k) {
     const int ax = order[k];
-    if (v.shape[ax] == 1) continue;
+    const int64_t n = axis_elems(v, ax);
+    if (n == 1) continue;
     LONGATTN_RETURN_IF(v.strides[ax] < span, LONGATTN_ERROR_BAD_STRIDE,
                        std::string(name) + ".strides[" + str(ax) + "]=" + str(v.strides[ax]) +
                            " makes elements overlap (needs >= " + str(span) + ")");
-    span = v.strides[ax] * (v.shape[ax] - 1) + span;
+    span = v.strides[ax] * (n - 1) + span;
   }
   return v;
 }
@@ -125,7 +152,7 @@ void expect_shape(const View& v, const char* name, int64_t b, int64_t n, int64_t
 
 void byte_range(const View& v, const char*& lo, const char*& hi) {
   int64_t last = 0;
-  for (int i = 0; i < 4; ++i) last += (v.shape[i] - 1) * v.strides[i];
+  for (int i = 0; i < 4; ++i) last += (axis_elems(v, i) - 1) * v.strides[i];
   lo = static_cast<const char*>(v.data);
   hi = lo + last + int64_t(longattn_dtype_size(v.dtype));
 }

@@ -20,6 +20,7 @@
 
 #include "attend.hpp"
 #include "half.hpp"
+#include "quant.hpp"
 
 namespace longattn::cpu {
 namespace {
@@ -106,7 +107,7 @@ KeyRanges key_ranges(const AttendArgs& a, int64_t q_lo, int64_t q_hi, int64_t kb
 
 // Per-thread scratch, carved from one float buffer.
 struct Scratch {
-  float *qt, *st, *o, *m, *l, *alpha, *kbuf, *vbuf;
+  float *qt, *st, *mt, *o, *m, *l, *alpha, *kbuf, *vbuf;
   const float** krows;
   const float** vrows;
   int64_t* qpos;
@@ -120,8 +121,8 @@ struct Scratch {
 size_t scratch_floats(int d, int dvpad, int64_t rpad) {
   // qt d·rpad, st Bc·rpad, o rpad·dvpad, m/l/alpha 3·rpad, kbuf Bc·d, vbuf Bc·dvpad,
   // krows/vrows 2·Bc pointers, qpos/kpos/qrow rpad+Bc+rpad int64, qgrp rpad int32 (as floats ×2)
-  return round_up(int64_t(size_t(d) * rpad + size_t(kKeyTile) * rpad + size_t(rpad) * dvpad + 3 * size_t(rpad) +
-         size_t(kKeyTile) * (d + dvpad) + 2 * 2 * kKeyTile + 2 * (2 * rpad + 2 * kKeyTile) + rpad + 16 * 16), 16);
+  return round_up(int64_t(size_t(d) * rpad + 2 * size_t(kKeyTile) * rpad + size_t(rpad) * dvpad + 3 * size_t(rpad) +
+         size_t(kKeyTile) * (d + dvpad) + 2 * 2 * kKeyTile + 2 * (2 * rpad + 2 * kKeyTile) + rpad + 17 * 16), 16);
 }
 
 Scratch carve(float* base, int d, int dvpad, int64_t rpad) {
@@ -130,6 +131,7 @@ Scratch carve(float* base, int d, int dvpad, int64_t rpad) {
   auto take = [&](size_t n) { float* r = p; p += (n + 15) & ~size_t(15); return r; };  // 64-byte steps
   s.qt = take(size_t(d) * rpad);
   s.st = take(size_t(kKeyTile) * rpad);
+  s.mt = take(size_t(kKeyTile) * rpad);
   s.o = take(size_t(rpad) * dvpad);
   s.m = take(rpad);
   s.l = take(rpad);
@@ -154,6 +156,7 @@ struct Unit {
 // One KV head's share of a unit: its packed queries, running state and key ranges.
 struct HeadWork {
   Scratch s;
+  float slope_log2[kRowsPerItem + 16];  // ALiBi slope of each lane's head, times log2e
   int64_t hk = 0;
   int rows = 0, rpad = 0, tile_rows = 0;
   int64_t q_lo = 0, q_hi = 0;
@@ -185,6 +188,7 @@ void head_begin(const Plan& P, const Unit& u, HeadWork& w, const RunningState* i
       w.q_hi = std::max(w.q_hi, qp);
       if (a.q_group) s.qgrp[r] = a.q_group[(u.b * a.n_q_heads + h) * a.n_q + q0 + i];
       // one row of q → fp32 in kbuf (free until the key loop), then transposed into qt
+      if (a.alibi_slopes) w.slope_log2[r] = a.alibi_slopes[h] * kLog2e;
       K.to_f32(a.q.at<char>(u.b, phys, h), a.q.dtype, d, P.q_elem_stride, s.kbuf);
       for (int k = 0; k < d; ++k) s.qt[size_t(k) * rpad + r] = s.kbuf[k] * P.q_scale;
     }
@@ -246,6 +250,29 @@ void pack_row(const Plan& P, const Unit& u, HeadWork& w, int c) {
   }
 }
 
+// Fills s.mt[c][r] with the additive mask of the tile in log2 units (times the ALiBi slope when
+// there is one). Returns false when every (row, key) pair of the tile is masked (−inf).
+bool mask_tile(const Plan& P, const Unit& u, HeadWork& w, int nc) {
+  const AttendArgs& a = *P.a;
+  const View& mk = a.add_mask;
+  Scratch& s = w.s;
+  const int64_t mb = mk.shape[0] == 1 ? 0 : u.b;
+  bool any = false;
+  for (int r = 0; r < w.rows; ++r) {
+    const int64_t h = w.hk * P.group + r / w.tile_rows;
+    const char* row = mk.at<char>(mb, s.qrow_phys[r], mk.shape[2] == 1 ? 0 : h);
+    const float mul = a.alibi_slopes ? w.slope_log2[r] : kLog2e;
+    for (int c = 0; c < nc; ++c) {
+      const float v = load_as_float(row + s.kphys[c] * mk.strides[3], mk.dtype);
+      any |= v != kNegInfF;
+      s.mt[size_t(c) * w.rpad + r] = v == kNegInfF ? kNegInfF : v * mul;
+    }
+  }
+  for (int c = 0; c < nc; ++c)
+    for (int r = w.rows; r < w.rpad; ++r) s.mt[size_t(c) * w.rpad + r] = 0.0f;
+  return any;
+}
+
 // Folds a positioned and packed key tile into one head's state: Sᵀ = K·Qᵀ, softcap, log-weights,
 // mask, online softmax, O = α·O + P·V.
 void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, TileKind kind) {
@@ -253,6 +280,7 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
   const CpuKernels& K = *P.K;
   Scratch& s = w.s;
   const int d = a.head_dim, dvpad = P.dvpad, rpad = w.rpad, rows = w.rows;
+  if (a.add_mask.data && !mask_tile(P, u, w, nc)) return;  // every pair masked: skip the tile
   K.qk(s.qt, rpad, d, s.krows, nc, s.st);
   if (a.softcap > 0) K.softcap(s.st, int64_t(nc) * rpad, a.softcap, a.softcap * kLog2e);
   if (a.key_logw) {
@@ -261,6 +289,17 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
       const float add = lw[c] * kLog2e;
       float* row = s.st + size_t(c) * rpad;
       for (int r = 0; r < rpad; ++r) row[r] += add;
+    }
+  }
+  if (a.add_mask.data) {
+    for (size_t e = 0; e < size_t(nc) * size_t(rpad); ++e) s.st[e] += s.mt[e];
+  } else if (a.alibi_slopes) {  // −m_h·|qp − kp| in log2 units
+    for (int c = 0; c < nc; ++c) {
+      float* row = s.st + size_t(c) * rpad;
+      for (int r = 0; r < rows; ++r) {
+        const int64_t dist = s.qpos[r] > s.kpos[c] ? s.qpos[r] - s.kpos[c] : s.kpos[c] - s.qpos[r];
+        row[r] -= w.slope_log2[r] * float(dist);
+      }
     }
   }
   if (kind == TileKind::partial) {
@@ -345,8 +384,16 @@ void write_head(const Plan& P, const Unit& u, const HeadWork& w) {
       std::memcpy(a.state->acc + idx * size_t(dv), orow, sizeof(float) * size_t(dv));
       continue;
     }
-    const bool empty = s.l[r] == 0.0f;
-    const float inv = empty ? 0.0f : 1.0f / s.l[r];
+    float m = s.m[r], l = s.l[r], o_scale = 1.0f;
+    if (a.sinks) {  // one more denominator term 2^(sink·log2e − m'), m' = max(m, sink·log2e)
+      const float sink = a.sinks[h] * kLog2e;
+      const float m2 = std::max(m, sink);
+      o_scale = std::exp2(m - m2);
+      l = l * o_scale + std::exp2(sink - m2);
+      m = m2;
+    }
+    const bool empty = l == 0.0f;
+    const float inv = empty ? 0.0f : o_scale / l;
     char* dst = a.out.at<char>(u.b, phys, h);
     const int64_t ostride = a.out.strides[3];
     if (a.out.dtype == LONGATTN_DTYPE_F32 && ostride == 4) {
@@ -355,7 +402,7 @@ void write_head(const Plan& P, const Unit& u, const HeadWork& w) {
     } else {
       for (int c = 0; c < dv; ++c) store_from_float(dst + c * ostride, a.out.dtype, empty ? 0.0f : orow[c] * inv);
     }
-    if (a.lse.data) *a.lse.at<float>(u.b, phys, h) = empty ? kNegInfF : (s.m[r] + std::log2(s.l[r])) * kLn2;
+    if (a.lse.data) *a.lse.at<float>(u.b, phys, h) = empty ? kNegInfF : (m + std::log2(l)) * kLn2;
   }
 }
 
@@ -372,9 +419,10 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, std::vector
   const int64_t qdt = int64_t(longattn_dtype_size(a.q.dtype));
   const int64_t kdt = int64_t(longattn_dtype_size(a.k.dtype));
   const int64_t vdt = int64_t(longattn_dtype_size(a.v.dtype));
+  // head-dim strides in elements; for the block formats, the byte stride between blocks
   P.q_elem_stride = a.q.strides[3] / qdt;
-  P.k_elem_stride = a.k.strides[3] / kdt;
-  P.v_elem_stride = a.v.strides[3] / vdt;
+  P.k_elem_stride = is_block_dtype(a.k.dtype) ? a.k.strides[3] : a.k.strides[3] / kdt;
+  P.v_elem_stride = is_block_dtype(a.v.dtype) ? a.v.strides[3] : a.v.strides[3] / vdt;
   P.k_direct = a.k.dtype == LONGATTN_DTYPE_F32 && a.k.strides[3] == kdt;
   P.v_direct = a.v.dtype == LONGATTN_DTYPE_F32 && a.v.strides[3] == vdt && a.head_dim_v % W == 0;
   P.q_scale = a.softcap > 0 ? a.scale : a.scale * kLog2e;

@@ -37,6 +37,7 @@ class CpuBackend final : public Backend {
   void download(void* dst, const void* src, size_t bytes, void*) override { std::memcpy(dst, src, bytes); }
   void copy(void* dst, const void* src, size_t bytes, void*) override { std::memmove(dst, src, bytes); }
   void synchronize(void*) override {}
+  bool supports_extras() const override { return true; }
   size_t scratch_bytes() const override { return pool_.capacity() * sizeof(float); }
 
   void attend(const AttendArgs& a) override { cpu::attend(a, *kernels_, n_threads_, pool_); }

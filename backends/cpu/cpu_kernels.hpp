@@ -19,7 +19,8 @@ struct CpuKernels {
   const char* isa;  // "avx512", "avx2", "neon", "scalar"
   int width;        // fp32 lanes per vector
 
-  // dst[i] = float(src[i * stride_elems]) for i < n (stride in elements of dtype)
+  // dst[i] = float(src[i * stride_elems]) for i < n (stride in elements of dtype); for the block
+  // formats Q8_0 / Q4_0, n values of a row whose blocks are stride_elems BYTES apart
   void (*to_f32)(const void* src, longattn_dtype dtype, int64_t n, int64_t stride_elems, float* dst);
 
   // st[c][r] = Σ_k qt[k][r] · krows[c][k]      for c < nc, r < rpad (rpad a multiple of width)

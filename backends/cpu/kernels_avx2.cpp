@@ -8,7 +8,8 @@ namespace longattn::cpu {
 namespace {
 
 void to_f32_avx2(const void* src, longattn_dtype dtype, int64_t n, int64_t stride, float* dst) {
-  if (stride != 1 || dtype == LONGATTN_DTYPE_F32) return to_f32_scalar(src, dtype, n, stride, dst);
+  if (stride != 1 || dtype == LONGATTN_DTYPE_F32 || is_block_dtype(dtype))
+    return to_f32_scalar(src, dtype, n, stride, dst);
   const uint16_t* s = static_cast<const uint16_t*>(src);
   int64_t i = 0;
   if (dtype == LONGATTN_DTYPE_F16) {

@@ -9,6 +9,7 @@
 
 #include "cpu_kernels.hpp"
 #include "half.hpp"
+#include "quant.hpp"
 
 namespace longattn::cpu {
 
@@ -143,6 +144,8 @@ struct Kernels {
 inline void to_f32_scalar(const void* src, longattn_dtype dtype, int64_t n, int64_t stride,
                           float* dst) {
   switch (dtype) {
+    case LONGATTN_DTYPE_Q8_0:
+    case LONGATTN_DTYPE_Q4_0: dequant_row(src, dtype, n, stride, dst); break;
     case LONGATTN_DTYPE_F16: {
       const uint16_t* s = static_cast<const uint16_t*>(src);
       for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_float(s[i * stride]);

@@ -35,6 +35,9 @@ struct Options {
   int32_t hyper_block = 0, hyper_samples = 0, hyper_bits = 0, hyper_min_len = 0;
   uint64_t seed = 1;
   int32_t device = 0;
+  float alibi = 0.0f;         // --alibi MAX_BIAS
+  bool sinks = false;         // --sinks
+  std::string mask;           // --mask random|causal|docs ("" = none)
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -58,6 +61,7 @@ void print_help() {
       "  --batch B  --q-tokens N[,…]  --kv-tokens N[,…]  --heads HQ:HKV  --head-dim D[,…]  --head-dim-v D\n"
       "  --causal  --window L:R  --global G  --threads T[,…]  --repeat R  --warmup W\n"
       "  --hyper-block B --hyper-samples M --hyper-bits R --hyper-min-len N0 --seed S\n"
+      "  --kv-dtype q8_0|q4_0 (ggml block formats)  --alibi MAX_BIAS  --sinks  --mask random|causal|docs\n"
       "  --check [--check-rows N]   --json\n"
       "Each case: median time of R runs after W warm-ups; gflops counts the exact attention FLOPs\n"
       "the mask allows (4·d per allowed pair and head), gbps the bytes of Q, K, V, O moved once.\n");
@@ -106,6 +110,13 @@ Options parse(int argc, char** argv) {
     else if (a == "--hyper-bits") o.hyper_bits = std::stoi(next());
     else if (a == "--hyper-min-len") o.hyper_min_len = std::stoi(next());
     else if (a == "--seed") o.seed = std::stoull(next());
+    else if (a == "--alibi") o.alibi = std::stof(next());
+    else if (a == "--sinks") o.sinks = true;
+    else if (a == "--mask") {
+      o.mask = next();
+      if (o.mask != "random" && o.mask != "causal" && o.mask != "docs")
+        throw std::invalid_argument("--mask takes random|causal|docs");
+    }
     else throw std::invalid_argument("unknown option " + a + " (see --help)");
   }
   return o;
@@ -123,6 +134,39 @@ longattn_algorithm parse_algo(const std::string& s) {
   if (s == "sparse") return LONGATTN_ALGORITHM_SPARSE;
   if (s == "hyper") return LONGATTN_ALGORITHM_HYPER;
   throw std::invalid_argument("unknown algorithm '" + s + "'");
+}
+
+// An additive f16 mask {1, n_q, 1, n_k} as a runtime builds it: random −inf holes (and random
+// biases), causal, or documents of 1024 tokens packed in one sequence (causal within each).
+Buffer make_mask(const std::string& kind, int64_t nq, int64_t nk, int64_t q_pos0, uint64_t seed) {
+  Buffer m(LONGATTN_DTYPE_F16, 1, nq, 1, nk);
+  constexpr int64_t kDoc = 1024;
+  const uint16_t neg_inf = 0xFC00;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < nq; ++i) {
+    std::mt19937_64 rng(seed + uint64_t(i));
+    uint16_t* row = reinterpret_cast<uint16_t*>(m.bytes.data()) + i * nk;
+    const int64_t qp = q_pos0 + i;
+    for (int64_t j = 0; j < nk; ++j) {
+      bool masked = false;
+      if (kind == "random") masked = rng() % 8 == 0;
+      else if (kind == "causal") masked = j > qp;
+      else masked = j > qp || j / kDoc != qp / kDoc;
+      row[j] = masked ? neg_inf : 0;
+    }
+  }
+  return m;
+}
+
+// (query, key) pairs the mask (and the descriptor's causal flag) leave allowed, per batch and head.
+double mask_pairs(const Buffer& m, const longattn_attention_desc& d, int64_t q_pos0) {
+  const int64_t nq = m.t.shape[1], nk = m.t.shape[3];
+  double n = 0;
+  for (int64_t i = 0; i < nq; ++i) {
+    const uint16_t* row = reinterpret_cast<const uint16_t*>(m.bytes.data()) + i * nk;
+    for (int64_t j = 0; j < nk; ++j) n += row[j] != 0xFC00 && (!d.causal || j <= q_pos0 + i);
+  }
+  return n;
 }
 
 struct Case {
@@ -158,6 +202,7 @@ int run_case(const Options& o, const Case& c) {
   d.hyper_lsh_bits = o.hyper_bits;
   d.hyper_min_seq_len = o.hyper_min_len;
   d.seed = o.seed;
+  d.max_bias = o.alibi;
   longattn_attention* attn = nullptr;
   if (longattn_attention_create(ctx, &d, &attn) != LONGATTN_OK) {
     std::fprintf(stderr, "attention: %s\n", longattn_context_last_error(ctx));
@@ -172,12 +217,19 @@ int run_case(const Options& o, const Case& c) {
   fill_random(q, case_seed);
   fill_random(k, case_seed + 1);
   fill_random(v, case_seed + 2);
+  const int64_t q_pos0 = c.n_k - c.n_q;
+  Buffer mask;
+  if (!o.mask.empty()) mask = make_mask(o.mask, c.n_q, c.n_k, q_pos0, case_seed + 4);
+  std::vector<float> sinks;
+  for (int32_t h = 0; o.sinks && h < o.hq; ++h) sinks.push_back(0.5f * float(h % 5) - 1.0f);
   longattn_forward_args args = LONGATTN_FORWARD_ARGS_INIT;
   args.q = &q.t;
   args.k = &k.t;
   args.v = &v.t;
   args.out = &out.t;
   args.lse = &lse.t;
+  args.mask = o.mask.empty() ? nullptr : &mask.t;
+  args.sinks = o.sinks ? sinks.data() : nullptr;
   std::vector<double> times, cpu_times;
   for (int r = 0; r < o.warmup + o.repeat; ++r) {
     const double c0 = cpu_ms();
@@ -193,16 +245,19 @@ int run_case(const Options& o, const Case& c) {
   // CPU time of the process per call, summed over threads: on a busy machine, wall time includes
   // time other programs held the cores; cpu_ms / threads is what the call itself needed.
   const double cpu = median(cpu_times);
-  const int64_t q_pos0 = c.n_k - c.n_q;
-  const double pairs = allowed_pairs(d, c.n_q, c.n_k, q_pos0) * double(o.batch) * double(o.hq);
+  const double pairs = (o.mask.empty() ? allowed_pairs(d, c.n_q, c.n_k, q_pos0) : mask_pairs(mask, d, q_pos0)) *
+                       double(o.batch) * double(o.hq);
   const double flops = pairs * 2.0 * double(c.d + dv);
+  const double kv_elem = double(longattn_dtype_size(c.kv_dtype)) / longattn_dtype_block_elems(c.kv_dtype);
   const double bytes = double(o.batch) * (double(c.n_q) * o.hq * (c.d + dv) * longattn_dtype_size(c.dtype) +
-                                          double(c.n_k) * o.hkv * (c.d + dv) * longattn_dtype_size(c.kv_dtype));
+                                          double(c.n_k) * o.hkv * (c.d + dv) * kv_elem);
   const double gflops = flops / (ms * 1e6), gbps = bytes / (ms * 1e6);
   const int32_t threads_used = longattn_context_threads(ctx);
   const size_t scratch = longattn_context_scratch_bytes(ctx);
   CheckResult chk;
-  if (o.check) chk = check_rows(d, q, k, v, out, &lse, q_pos0, o.check_rows, case_seed + 3);
+  if (o.check)
+    chk = check_rows(d, q, k, v, out, &lse, q_pos0, o.check_rows, case_seed + 3, o.mask.empty() ? nullptr : &mask,
+                     o.sinks ? sinks.data() : nullptr);
   const char* be = backend_name(longattn_context_backend(ctx));
   if (o.json) {
     std::printf(
@@ -213,6 +268,9 @@ int run_case(const Options& o, const Case& c) {
         be, algo_name(c.algo), dtype_name(c.dtype), dtype_name(c.kv_dtype), (long long)o.batch,
         (long long)c.n_q, (long long)c.n_k, o.hq, o.hkv, (long long)c.d, (long long)dv, o.causal ? "true" : "false",
         d.window_left, d.window_right, d.n_global, threads_used, ms, gflops, gbps, cpu, scratch);
+    if (!o.mask.empty()) std::printf(",\"mask\":\"%s\"", o.mask.c_str());
+    if (o.alibi > 0) std::printf(",\"alibi\":%g", double(o.alibi));
+    if (o.sinks) std::printf(",\"sinks\":true");
     if (c.algo == LONGATTN_ALGORITHM_HYPER)
       std::printf(",\"hyper_block\":%d,\"hyper_samples\":%d,\"hyper_bits\":%d,\"hyper_min_len\":%d,\"seed\":%llu",
                   o.hyper_block, o.hyper_samples, o.hyper_bits, o.hyper_min_len, (unsigned long long)o.seed);

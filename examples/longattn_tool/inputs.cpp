@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "half.hpp"
+#include "quant.hpp"
 #include "reference.hpp"
 #include "tool.hpp"
 #include "validate.hpp"
@@ -13,11 +14,25 @@
 namespace tool {
 
 Buffer::Buffer(longattn_dtype dtype, int64_t b, int64_t n, int64_t h, int64_t d) {
-  bytes.resize(size_t(b * n * h * d) * longattn_dtype_size(dtype));
+  bytes.resize(size_t(b * n * h * (d / longattn_dtype_block_elems(dtype))) * longattn_dtype_size(dtype));
   longattn_tensor_contiguous(&t, bytes.data(), dtype, b, n, h, d);
 }
 
 void fill_random(Buffer& buf, uint64_t seed) {
+  if (longattn::is_block_dtype(buf.t.dtype)) {  // quantise random rows, as a runtime's cache holds them
+    const int64_t d = buf.t.shape[3], rows = buf.t.shape[0] * buf.t.shape[1] * buf.t.shape[2];
+    const size_t row_bytes = size_t(d / longattn::kQuantBlock) * longattn_dtype_size(buf.t.dtype);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + uint64_t(r));
+      std::normal_distribution<float> dist(0.0f, 1.0f);
+      std::vector<float> x(static_cast<size_t>(d));
+      for (float& f : x) f = dist(rng);
+      longattn::quantize_row(x.data(), buf.t.dtype, d, buf.bytes.data() + size_t(r) * row_bytes,
+                             int64_t(longattn_dtype_size(buf.t.dtype)));
+    }
+    return;
+  }
   const int64_t n = int64_t(buf.bytes.size() / longattn_dtype_size(buf.t.dtype));
   const int64_t chunk = 1 << 16;
 #pragma omp parallel for schedule(static)
@@ -33,12 +48,16 @@ longattn_dtype parse_dtype(const std::string& s) {
   if (s == "f32") return LONGATTN_DTYPE_F32;
   if (s == "f16") return LONGATTN_DTYPE_F16;
   if (s == "bf16") return LONGATTN_DTYPE_BF16;
-  throw std::invalid_argument("unknown dtype '" + s + "' (f32|f16|bf16)");
+  if (s == "q8_0") return LONGATTN_DTYPE_Q8_0;
+  if (s == "q4_0") return LONGATTN_DTYPE_Q4_0;
+  throw std::invalid_argument("unknown dtype '" + s + "' (f32|f16|bf16|q8_0|q4_0)");
 }
 const char* dtype_name(longattn_dtype t) {
   switch (t) {
     case LONGATTN_DTYPE_F16: return "f16";
     case LONGATTN_DTYPE_BF16: return "bf16";
+    case LONGATTN_DTYPE_Q8_0: return "q8_0";
+    case LONGATTN_DTYPE_Q4_0: return "q4_0";
     default: return "f32";
   }
 }
@@ -82,7 +101,8 @@ double allowed_pairs(const longattn_attention_desc& d, int64_t n_q, int64_t n_k,
 }
 
 CheckResult check_rows(const longattn_attention_desc& desc, const Buffer& q, const Buffer& k, const Buffer& v,
-                       const Buffer& out, const Buffer* lse, int64_t q_pos0, int64_t rows, uint64_t seed) {
+                       const Buffer& out, const Buffer* lse, int64_t q_pos0, int64_t rows, uint64_t seed,
+                       const Buffer* mask, const float* sinks) {
   const longattn::AttentionConfig cfg = longattn::config_from_desc(desc);
   auto view = [](const Buffer& b) {
     longattn::View v;
@@ -101,7 +121,11 @@ CheckResult check_rows(const longattn_attention_desc& desc, const Buffer& q, con
     sample.push_back(n_q - 1);
   }
   std::vector<double> ref, ref_lse;
-  longattn::reference_attention(cfg, view(q), view(k), view(v), q_pos0, ref, ref_lse, sample);
+  longattn::ReferenceExtras ex;
+  if (mask) ex.mask = view(*mask);
+  ex.slopes = cfg.alibi_slopes.empty() ? nullptr : cfg.alibi_slopes.data();
+  ex.sinks = sinks;
+  longattn::reference_attention(cfg, view(q), view(k), view(v), q_pos0, ref, ref_lse, sample, ex);
   const longattn::View o = view(out);
   const int64_t B = q.t.shape[0], H = cfg.n_q_heads, D = cfg.head_dim_v, R = int64_t(sample.size());
   CheckResult r;

@@ -36,7 +36,8 @@ struct CheckResult {
   bool has_lse = false;
 };
 CheckResult check_rows(const longattn_attention_desc& d, const Buffer& q, const Buffer& k, const Buffer& v,
-                       const Buffer& out, const Buffer* lse, int64_t q_pos0, int64_t rows, uint64_t seed);
+                       const Buffer& out, const Buffer* lse, int64_t q_pos0, int64_t rows, uint64_t seed,
+                       const Buffer* mask = nullptr, const float* sinks = nullptr);
 
 double now_ms();
 double cpu_ms();  // CPU time of the whole process (all threads)
