@@ -29,7 +29,8 @@ constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 constexpr int kKeyTile = 64;       // keys per tile (Bc)
 constexpr int kRowsPerItem = 64;   // target query rows per work item, all heads of a group
-constexpr int kMaxHeadsPerUnit = 8;  // KV heads streamed together in decode-like calls
+constexpr int kMaxHeadsPerUnit = 8;
+constexpr int64_t kPrefetchRows = 8;  // tokens ahead to prefetch when packing K/V rows  // KV heads streamed together in decode-like calls
 constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
@@ -107,7 +108,7 @@ KeyRanges key_ranges(const AttendArgs& a, int64_t q_lo, int64_t q_hi, int64_t kb
 
 // Per-thread scratch, carved from one float buffer.
 struct Scratch {
-  float *qt, *st, *mt, *o, *m, *l, *alpha, *kbuf, *vbuf;
+  float *qt, *qr, *st, *mt, *o, *m, *l, *alpha, *kbuf, *vbuf;
   const float** krows;
   const float** vrows;
   int64_t* qpos;
@@ -121,8 +122,8 @@ struct Scratch {
 size_t scratch_floats(int d, int dvpad, int64_t rpad) {
   // qt d·rpad, st Bc·rpad, o rpad·dvpad, m/l/alpha 3·rpad, kbuf Bc·d, vbuf Bc·dvpad,
   // krows/vrows 2·Bc pointers, qpos/kpos/qrow rpad+Bc+rpad int64, qgrp rpad int32 (as floats ×2)
-  return round_up(int64_t(size_t(d) * rpad + 2 * size_t(kKeyTile) * rpad + size_t(rpad) * dvpad + 3 * size_t(rpad) +
-         size_t(kKeyTile) * (d + dvpad) + 2 * 2 * kKeyTile + 2 * (2 * rpad + 2 * kKeyTile) + rpad + 17 * 16), 16);
+  return round_up(int64_t(2 * size_t(d) * rpad + 2 * size_t(kKeyTile) * rpad + size_t(rpad) * dvpad + 3 * size_t(rpad) +
+         size_t(kKeyTile) * (d + dvpad) + 2 * 2 * kKeyTile + 2 * (2 * rpad + 2 * kKeyTile) + rpad + 18 * 16), 16);
 }
 
 Scratch carve(float* base, int d, int dvpad, int64_t rpad) {
@@ -130,6 +131,7 @@ Scratch carve(float* base, int d, int dvpad, int64_t rpad) {
   float* p = base;
   auto take = [&](size_t n) { float* r = p; p += (n + 15) & ~size_t(15); return r; };  // 64-byte steps
   s.qt = take(size_t(d) * rpad);
+  s.qr = take(size_t(d) * rpad);
   s.st = take(size_t(kKeyTile) * rpad);
   s.mt = take(size_t(kKeyTile) * rpad);
   s.o = take(size_t(rpad) * dvpad);
@@ -191,6 +193,7 @@ void head_begin(const Plan& P, const Unit& u, HeadWork& w, const RunningState* i
       if (a.alibi_slopes) w.slope_log2[r] = a.alibi_slopes[h] * kLog2e;
       K.to_f32(a.q.at<char>(u.b, phys, h), a.q.dtype, d, P.q_elem_stride, s.kbuf);
       for (int k = 0; k < d; ++k) s.qt[size_t(k) * rpad + r] = s.kbuf[k] * P.q_scale;
+      for (int k = 0; k < d; ++k) s.qr[size_t(r) * d + k] = s.kbuf[k] * P.q_scale;
     }
   }
   if (init) {
@@ -234,6 +237,9 @@ void pack_row(const Plan& P, const Unit& u, HeadWork& w, int c) {
   const int d = a.head_dim, dv = a.head_dim_v, dvpad = P.dvpad;
   const char* krow = a.k.at<char>(u.b, s.kphys[c], w.hk);
   const char* vrow = a.v.at<char>(u.b, s.kphys[c], w.hk);
+  // streaming through a long cache (decode): ask for the rows kPrefetchRows tokens ahead
+  __builtin_prefetch(krow + kPrefetchRows * a.k.strides[1]);
+  __builtin_prefetch(vrow + kPrefetchRows * a.v.strides[1]);
   if (P.k_direct) {
     s.krows[c] = reinterpret_cast<const float*>(krow);
   } else {
@@ -281,7 +287,10 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
   Scratch& s = w.s;
   const int d = a.head_dim, dvpad = P.dvpad, rpad = w.rpad, rows = w.rows;
   if (a.add_mask.data && !mask_tile(P, u, w, nc)) return;  // every pair masked: skip the tile
-  K.qk(s.qt, rpad, d, s.krows, nc, s.st);
+  if (2 * rows <= K.width)
+    K.qk_dot(s.qr, rows, d, s.krows, nc, s.st, rpad);  // few rows: lanes over the head dimension
+  else
+    K.qk(s.qt, rpad, d, s.krows, nc, s.st);
   if (a.softcap > 0) K.softcap(s.st, int64_t(nc) * rpad, a.softcap, a.softcap * kLog2e);
   if (a.key_logw) {
     const float* lw = a.key_logw + (u.b * a.n_kv_heads + w.hk) * a.n_k + j0;

@@ -26,6 +26,10 @@ struct CpuKernels {
   // st[c][r] = Σ_k qt[k][r] · krows[c][k]      for c < nc, r < rpad (rpad a multiple of width)
   void (*qk)(const float* qt, int rpad, int d, const float* const* krows, int nc, float* st);
 
+  // The same Sᵀ from row-major q [rows][d] (rows <= rpad; lanes r >= rows set to 0): for a few
+  // rows, lanes run over the head dimension instead.
+  void (*qk_dot)(const float* q, int rows, int d, const float* const* krows, int nc, float* st, int rpad);
+
   // st[c][r] = cap_log2 · tanh(st[c][r] / cap)   (softcap applied to scale-only logits; cap_log2 =
   // cap · log2e so the result is in log2 units)
   void (*softcap)(float* st, int64_t n, float cap, float cap_log2);

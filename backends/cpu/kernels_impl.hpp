@@ -69,6 +69,44 @@ struct Kernels {
     for (; v < nvec; ++v) qk_cols<1>(qt, rpad, d, kr, nc, v * W, st);
   }
 
+  // Few query rows (decode): lanes over the head dimension instead of over rows, so no lane is
+  // idle. st[c][r] = Σ_k q[r][k] · krows[c][k], q row-major [rows][d]. Two accumulators per row
+  // keep 2·NR independent FMA chains in flight.
+  template <int NR>
+  static void qk_dot_rows(const float* q, int d, const float* const* kr, int nc, float* st, int rpad, int r0) {
+    const int dv = d / W * W;
+    for (int c = 0; c < nc; ++c) {
+      const float* k = kr[c];
+      V acc0[NR], acc1[NR];
+      for (int r = 0; r < NR; ++r) acc0[r] = acc1[r] = Ops::zero();
+      int i = 0;
+      for (; i + 2 * W <= dv; i += 2 * W) {
+        const V k0 = Ops::load(k + i), k1 = Ops::load(k + i + W);
+        for (int r = 0; r < NR; ++r) {
+          acc0[r] = Ops::fma(Ops::load(q + size_t(r0 + r) * d + i), k0, acc0[r]);
+          acc1[r] = Ops::fma(Ops::load(q + size_t(r0 + r) * d + i + W), k1, acc1[r]);
+        }
+      }
+      for (; i < dv; i += W) {
+        const V k0 = Ops::load(k + i);
+        for (int r = 0; r < NR; ++r) acc0[r] = Ops::fma(Ops::load(q + size_t(r0 + r) * d + i), k0, acc0[r]);
+      }
+      for (int r = 0; r < NR; ++r) {
+        float sum = Ops::hsum(Ops::add(acc0[r], acc1[r]));
+        for (int t = dv; t < d; ++t) sum += q[size_t(r0 + r) * d + t] * k[t];
+        st[size_t(c) * rpad + r0 + r] = sum;
+      }
+    }
+  }
+
+  static void qk_dot(const float* q, int rows, int d, const float* const* kr, int nc, float* st, int rpad) {
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) qk_dot_rows<4>(q, d, kr, nc, st, rpad, r);
+    for (; r < rows; ++r) qk_dot_rows<1>(q, d, kr, nc, st, rpad, r);
+    for (int c = 0; c < nc; ++c)  // idle lanes of Sᵀ: zero (their rows do not exist)
+      for (int p = rows; p < rpad; ++p) st[size_t(c) * rpad + p] = 0.0f;
+  }
+
   static void softcap(float* st, int64_t n, float cap, float cap_log2) {
     const float inv = 1.0f / cap;
     int64_t i = 0;
@@ -136,6 +174,8 @@ struct Kernels {
                  const float* alpha, float* o) {
     int r = 0;
     for (; r + kPvRows <= rows; r += kPvRows) pv_rows<kPvRows>(st, nc, rpad, r, vr, dvpad, alpha, o);
+    for (; r + 4 <= rows; r += 4) pv_rows<4>(st, nc, rpad, r, vr, dvpad, alpha, o);
+    for (; r + 2 <= rows; r += 2) pv_rows<2>(st, nc, rpad, r, vr, dvpad, alpha, o);
     for (; r < rows; ++r) pv_rows<1>(st, nc, rpad, r, vr, dvpad, alpha, o);
   }
 };
@@ -171,6 +211,7 @@ const CpuKernels& make_table(const char* isa,
                                    Ops::W,
                                    to_f32,
                                    &Kernels<Ops>::qk,
+                                   &Kernels<Ops>::qk_dot,
                                    &Kernels<Ops>::softcap,
                                    &Kernels<Ops>::softmax,
                                    &Kernels<Ops>::pv};

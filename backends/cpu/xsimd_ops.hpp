@@ -19,6 +19,7 @@ struct XsimdOps {
   static V mul(V a, V b) { return a * b; }
   static V fma(V a, V b, V c) { return xsimd::fma(a, b, c); }
   static V max(V a, V b) { return xsimd::max(a, b); }
+  static float hsum(V a) { return xsimd::hadd(a); }  // xsimd 8.1's name for the horizontal sum
   static V exp2(V x) { return xsimd::exp2(x); }
   static V tanh(V x) { return xsimd::tanh(x); }
   // x where x != −inf, else r
