@@ -41,6 +41,11 @@ struct KeyRange {
 
 // Everything about one call that does not depend on the work item.
 struct Plan {
+  std::vector<int64_t>& seg_q;  // n_seg + 1 offsets (storage in the AttendPool)
+  std::vector<int64_t>& seg_k;
+  std::vector<int64_t>& tile_seg;  // query tiles of all segments
+  std::vector<int64_t>& tile_q0;
+  std::vector<int64_t>& tile_q1;
   const AttendArgs* a;
   const CpuKernels* K;
   int group;             // query heads per KV head
@@ -53,8 +58,6 @@ struct Plan {
   int heads_per_unit;    // KV heads one work unit streams together
   float q_scale;         // scale applied while packing Q
   int64_t n_seg;
-  std::vector<int64_t> seg_q, seg_k;  // n_seg + 1 offsets
-  std::vector<int64_t> tile_seg, tile_q0, tile_q1;  // query tiles of all segments
   int64_t n_splits;
 };
 
@@ -417,8 +420,9 @@ void write_head(const Plan& P, const Unit& u, const HeadWork& w) {
 
 }  // namespace
 
-void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, std::vector<float>& pool) {
-  Plan P;
+void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool& store) {
+  Plan P{store.seg_q, store.seg_k, store.tile_seg, store.tile_q0, store.tile_q1};
+  std::vector<float>& pool = store.floats;
   P.a = &a;
   P.K = &K;
   P.group = a.n_q_heads / a.n_kv_heads;
@@ -443,11 +447,13 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, std::vector
     P.seg_k.assign(a.k_seg, a.k_seg + a.n_segments + 1);
   } else {
     P.n_seg = 1;
-    P.seg_q = {0, a.n_q};
-    P.seg_k = {0, a.n_k};
+    P.seg_q.assign({0, a.n_q});
+    P.seg_k.assign({0, a.n_k});
   }
   P.rows_per_tile = std::max<int64_t>(1, kRowsPerItem / P.group);
   P.tile_seg.clear();
+  P.tile_q0.clear();
+  P.tile_q1.clear();
   for (int64_t sgi = 0; sgi < P.n_seg; ++sgi)
     for (int64_t q0 = P.seg_q[size_t(sgi)]; q0 < P.seg_q[size_t(sgi) + 1]; q0 += P.rows_per_tile) {
       P.tile_seg.push_back(sgi);

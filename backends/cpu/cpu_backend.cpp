@@ -38,7 +38,7 @@ class CpuBackend final : public Backend {
   void copy(void* dst, const void* src, size_t bytes, void*) override { std::memmove(dst, src, bytes); }
   void synchronize(void*) override {}
   bool supports_extras() const override { return true; }
-  size_t scratch_bytes() const override { return pool_.capacity() * sizeof(float); }
+  size_t scratch_bytes() const override { return pool_.bytes(); }
 
   void attend(const AttendArgs& a) override { cpu::attend(a, *kernels_, n_threads_, pool_); }
 
@@ -108,7 +108,7 @@ class CpuBackend final : public Backend {
  private:
   int32_t n_threads_;
   const cpu::CpuKernels* kernels_;
-  std::vector<float> pool_;
+  cpu::AttendPool pool_;
 };
 
 }  // namespace
