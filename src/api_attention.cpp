@@ -12,27 +12,10 @@ using namespace longattn;
 
 namespace {
 
-bool algorithm_available(longattn_algorithm a) {
-  switch (a) {
-    case LONGATTN_ALGORITHM_FLASH: return true;
-#if LONGATTN_HAVE_SPARSE
-    case LONGATTN_ALGORITHM_SPARSE: return true;
-#endif
-#if LONGATTN_HAVE_HYPER
-    case LONGATTN_ALGORITHM_HYPER: return true;
-#endif
-    default: return false;
-  }
-}
-
 void run_algorithm(Backend& backend, const Problem& p) {
   switch (p.cfg->algorithm) {
-#if LONGATTN_HAVE_SPARSE
     case LONGATTN_ALGORITHM_SPARSE: run_sparse(backend, p); break;
-#endif
-#if LONGATTN_HAVE_HYPER
     case LONGATTN_ALGORITHM_HYPER: run_hyper(backend, p); break;
-#endif
     default: run_flash(backend, p); break;
   }
 }
@@ -50,8 +33,6 @@ longattn_status longattn_attention_create(longattn_context* ctx, const longattn_
     const longattn_attention_desc defaults = LONGATTN_ATTENTION_DESC_INIT;
     const longattn_attention_desc d = read_extensible(desc, defaults, LONGATTN_ATTENTION_DESC_MIN_SIZE, "desc");
     const AttentionConfig cfg = config_from_desc(d);
-    LONGATTN_RETURN_IF(!algorithm_available(cfg.algorithm), LONGATTN_ERROR_UNSUPPORTED,
-                       "desc.algorithm=" + std::to_string(cfg.algorithm) + " is not available in this build");
     auto attn = std::make_unique<longattn_attention>();
     attn->backend = ctx->kind;
     attn->cfg = cfg;

@@ -156,7 +156,7 @@ class Backend {
   // nullptr, events need no recording, and send_to stages through host memory.
   // An asynchronous backend (CUDA) returns real streams/events: stream_wait_event makes later
   // work on `stream` wait for the event's last record, which may come from a peer backend's
-  // stream (cudaStreamWaitEvent works across devices).
+  // stream (cudaStreamWaitEvent works across devices). The destroy calls accept nullptr.
   virtual void* stream_create() { return nullptr; }
   virtual void stream_destroy(void* stream) { (void)stream; }
   virtual void* event_create() { return nullptr; }

@@ -33,17 +33,28 @@ RingGroup::RingGroup(Backend& backend0, Workspace& ws0, int32_t n, const RankBac
     ranks_[size_t(r)].backend = owned_backends_.back().get();
     ranks_[size_t(r)].ws = owned_ws_.back().get();
   }
-  for (RingRank& rk : ranks_) {
-    rk.compute = rk.backend->stream_create();
-    rk.copy = rk.backend->stream_create();
-    for (int i = 0; i < 2; ++i) {
-      rk.attended[i] = rk.backend->event_create();
-      rk.forwarded[i] = rk.backend->event_create();
+  try {
+    for (RingRank& rk : ranks_) {
+      rk.compute = rk.backend->stream_create();
+      rk.copy = rk.backend->stream_create();
+      for (int i = 0; i < 2; ++i) {
+        rk.attended[i] = rk.backend->event_create();
+        rk.forwarded[i] = rk.backend->event_create();
+      }
     }
+  } catch (...) {
+    release_streams();
+    throw;
   }
 }
 
 RingGroup::~RingGroup() {
+  release_streams();
+  owned_ws_.clear();  // before the backends their buffers belong to
+  owned_backends_.clear();
+}
+
+void RingGroup::release_streams() {
   for (RingRank& rk : ranks_) {
     try {
       for (int i = 0; i < 2; ++i) {
@@ -54,9 +65,9 @@ RingGroup::~RingGroup() {
       rk.backend->stream_destroy(rk.copy);
     } catch (...) {
     }
+    rk.compute = rk.copy = nullptr;
+    rk.attended[0] = rk.attended[1] = rk.forwarded[0] = rk.forwarded[1] = nullptr;
   }
-  owned_ws_.clear();  // before the backends their buffers belong to
-  owned_backends_.clear();
 }
 
 void RingGroup::for_each_rank(const std::function<void(int32_t)>& f) {

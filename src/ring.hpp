@@ -60,6 +60,8 @@ class RingGroup {
   void for_each_rank(const std::function<void(int32_t)>& f);
 
  private:
+  void release_streams();  // destroys every rank's streams and events (nullptr ones included)
+
   std::vector<std::unique_ptr<Backend>> owned_backends_;
   std::vector<std::unique_ptr<Workspace>> owned_ws_;
   std::vector<RingRank> ranks_;

@@ -11,6 +11,10 @@ constexpr int64_t kNoLimitHigh = std::numeric_limits<int64_t>::max() / 4;
 
 void push_segment(Segments& s, int64_t src0, int64_t len, int64_t base) {
   if (len <= 0) return;
+  if (!s.empty() && s.back().src0 + s.back().len == src0) {  // continues the previous segment
+    s.back().len += len;
+    return;
+  }
   Segment g;
   g.row0 = shard_rows(s);
   g.src0 = src0;

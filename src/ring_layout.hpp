@@ -3,9 +3,9 @@
 // A shard is the rows a rank holds of a sequence, as 0–2 position segments: rows
 // [row0, row0 + len) of the shard hold positions [pos0, pos0 + len). Contiguous layout: rank r of
 // N holds tokens [r·n/N, (r+1)·n/N). Zigzag layout (causal balance): the sequence is cut into 2N
-// chunks [c·n/2N, (c+1)·n/2N) and rank r holds chunks r and 2N−1−r, in that order. Integer
-// division throughout, so lengths not divisible by N (or 2N), and shorter than N, simply give
-// shards that differ by one token or are empty.
+// chunks [c·n/2N, (c+1)·n/2N) and rank r holds chunks r and 2N−1−r, in that order (one segment
+// when they touch: rank N−1). Integer division throughout, so lengths not divisible by N (or 2N),
+// and shorter than N, simply give shards that differ by one token or are empty.
 #pragma once
 
 #include <cstdint>

@@ -70,6 +70,12 @@ AttentionConfig config_from_desc(const longattn_attention_desc& d) {
   LONGATTN_RETURN_IF(d.n_global < 0, LONGATTN_ERROR_INVALID_ARGUMENT,
                      "desc.n_global=" + str(d.n_global) + " must be >= 0");
   c.mask.causal = d.causal != 0;
+  LONGATTN_RETURN_IF(d.algorithm == LONGATTN_ALGORITHM_HYPER && (d.window_left != -1 || d.window_right != -1),
+                     LONGATTN_ERROR_UNSUPPORTED,
+                     "HYPER takes no window (window_left=" + str(d.window_left) + ", window_right=" +
+                         str(d.window_right) + "): use SPARSE for a band");
+  LONGATTN_RETURN_IF(d.algorithm == LONGATTN_ALGORITHM_HYPER && d.max_bias != 0, LONGATTN_ERROR_UNSUPPORTED,
+                     "HYPER takes no ALiBi (max_bias=" + std::to_string(d.max_bias) + ")");
   if (d.algorithm == LONGATTN_ALGORITHM_FLASH) {
     LONGATTN_RETURN_IF(d.window_left != -1 || d.window_right != -1 || d.n_global != 0,
                        LONGATTN_ERROR_INVALID_ARGUMENT,

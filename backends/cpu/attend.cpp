@@ -30,6 +30,7 @@ constexpr float kLn2 = 0.6931471805599453f;
 constexpr int kKeyTile = 64;       // keys per tile (Bc)
 constexpr int kRowsPerItem = 64;   // target query rows per work item, all heads of a group
 constexpr int kMaxHeadsPerUnit = 8;
+constexpr int64_t kTargetUnits = 64;  // work units a call is cut into at least, when keys allow
 constexpr int64_t kPrefetchRows = 8;  // tokens ahead to prefetch when packing K/V rows  // KV heads streamed together in decode-like calls
 constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
 
@@ -476,12 +477,13 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
   const int64_t n_hgroups = a.n_kv_heads / P.heads_per_unit;
   const int64_t n_items = a.batch * n_hgroups * n_tiles;
 
-  // split keys when items cannot keep every thread busy (decode)
+  // Split the keys of each item when there are few items (decode), so that every thread has work.
+  // The split count depends on the shape only — never on the thread count — so results are the
+  // same bits on every machine.
   const int64_t key_tiles = (a.n_k + kKeyTile - 1) / kKeyTile;
   P.n_splits = 1;
-  if (n_items < 4 * n_threads && key_tiles >= 8)
-    P.n_splits = std::min<int64_t>((4 * n_threads + n_items - 1) / n_items, key_tiles / 4);
-  P.n_splits = std::max<int64_t>(P.n_splits, 1);
+  if (n_items < kTargetUnits && key_tiles >= 8)
+    P.n_splits = std::max<int64_t>(1, std::min<int64_t>((kTargetUnits + n_items - 1) / n_items, key_tiles / 4));
 
   const int64_t rpad_max = round_up(P.group * max_tile_rows, W);
   const size_t per_head = scratch_floats(a.head_dim, P.dvpad, rpad_max);

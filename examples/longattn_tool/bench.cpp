@@ -1,5 +1,6 @@
 // `longattn bench`: times attention on random inputs and prints one line (or JSON object) per case.
 // Lists separated by commas (e.g. --q-tokens 4096,16384) run every combination.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -38,6 +39,9 @@ struct Options {
   float alibi = 0.0f;         // --alibi MAX_BIAS
   bool sinks = false;         // --sinks
   std::string mask;           // --mask random|causal|docs ("" = none)
+  int32_t ring_devices = 0;   // --ring-devices N (0 = one device, no ring)
+  bool ring_virtual = false;  // --ring-virtual: N virtual ranks on --device
+  std::string ring_layout = "auto";  // --ring-layout contiguous|zigzag|auto
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -62,6 +66,8 @@ void print_help() {
       "  --causal  --window L:R  --global G  --threads T[,…]  --repeat R  --warmup W\n"
       "  --hyper-block B --hyper-samples M --hyper-bits R --hyper-min-len N0 --seed S\n"
       "  --kv-dtype q8_0|q4_0 (ggml block formats)  --alibi MAX_BIAS  --sinks  --mask random|causal|docs\n"
+      "  --ring-devices N [--ring-virtual] [--ring-layout contiguous|zigzag|auto]  (ring mode: N virtual\n"
+      "    CPU devices, CUDA devices device…device+N-1, or N virtual ranks on one GPU)\n"
       "  --check [--check-rows N]   --json\n"
       "Each case: median time of R runs after W warm-ups; gflops counts the exact attention FLOPs\n"
       "the mask allows (4·d per allowed pair and head), gbps the bytes of Q, K, V, O moved once.\n");
@@ -78,6 +84,13 @@ Options parse(int argc, char** argv) {
     if (a == "--help" || a == "-h") { print_help(); std::exit(0); }
     else if (a == "--backend") o.backend = next();
     else if (a == "--device") o.device = std::stoi(next());
+    else if (a == "--ring-devices") o.ring_devices = std::stoi(next());
+    else if (a == "--ring-virtual") o.ring_virtual = true;
+    else if (a == "--ring-layout") {
+      o.ring_layout = next();
+      if (o.ring_layout != "contiguous" && o.ring_layout != "zigzag" && o.ring_layout != "auto")
+        throw std::invalid_argument("--ring-layout takes contiguous, zigzag or auto");
+    }
     else if (a == "--algo") o.algos = split(next());
     else if (a == "--dtype") o.dtypes = split(next());
     else if (a == "--kv-dtype") o.kv_dtypes = split(next());
@@ -169,6 +182,15 @@ double mask_pairs(const Buffer& m, const longattn_attention_desc& d, int64_t q_p
   return n;
 }
 
+// The layout a ring run uses (the library's rule, longattn.h section 8): "none" without a ring,
+// "decode" when the queries are few (16·n_q <= n_k: partials merged, no ring).
+const char* ring_layout_used(const Options& o, const longattn_attention_desc& d, int64_t n_q, int64_t n_k) {
+  if (o.ring_devices == 0) return "none";
+  if (16 * n_q <= n_k) return "decode";
+  if (o.ring_layout != "auto") return o.ring_layout.c_str();
+  return d.causal && d.window_left < 0 ? "zigzag" : "contiguous";
+}
+
 struct Case {
   longattn_algorithm algo;
   longattn_dtype dtype, kv_dtype;
@@ -180,6 +202,11 @@ int run_case(const Options& o, const Case& c) {
   co.backend = parse_backend(o.backend);
   co.device_index = o.device;
   co.n_threads = int32_t(c.threads);
+  co.ring_devices = o.ring_devices;
+  co.ring_layout = o.ring_layout == "zigzag"       ? LONGATTN_RING_LAYOUT_ZIGZAG
+                   : o.ring_layout == "contiguous" ? LONGATTN_RING_LAYOUT_CONTIGUOUS
+                                                   : LONGATTN_RING_LAYOUT_AUTO;
+  if (o.ring_virtual) co.flags |= LONGATTN_CONTEXT_RING_VIRTUAL;
   longattn_context* ctx = nullptr;
   if (longattn_context_create(&co, &ctx) != LONGATTN_OK) {
     std::fprintf(stderr, "context: %s\n", longattn_last_create_error());
@@ -254,6 +281,10 @@ int run_case(const Options& o, const Case& c) {
   const double gflops = flops / (ms * 1e6), gbps = bytes / (ms * 1e6);
   const int32_t threads_used = longattn_context_threads(ctx);
   const size_t scratch = longattn_context_scratch_bytes(ctx);
+  size_t rank_scratch = 0;  // ring mode: the largest scratch any rank holds (O(tokens per rank))
+  for (int32_t r = 0; r < longattn_context_ring_devices(ctx); ++r)
+    rank_scratch = std::max(rank_scratch, longattn_context_rank_scratch_bytes(ctx, r));
+  const char* ring_layout = ring_layout_used(o, d, c.n_q, c.n_k);
   CheckResult chk;
   if (o.check)
     chk = check_rows(d, q, k, v, out, &lse, q_pos0, o.check_rows, case_seed + 3, o.mask.empty() ? nullptr : &mask,
@@ -268,6 +299,8 @@ int run_case(const Options& o, const Case& c) {
         be, algo_name(c.algo), dtype_name(c.dtype), dtype_name(c.kv_dtype), (long long)o.batch,
         (long long)c.n_q, (long long)c.n_k, o.hq, o.hkv, (long long)c.d, (long long)dv, o.causal ? "true" : "false",
         d.window_left, d.window_right, d.n_global, threads_used, ms, gflops, gbps, cpu, scratch);
+    std::printf(",\"ring_devices\":%d,\"ring_layout\":\"%s\"", o.ring_devices, ring_layout);
+    if (o.ring_devices > 0) std::printf(",\"ring_virtual\":%s,\"ring_rank_scratch_bytes\":%zu", o.ring_virtual ? "true" : "false", rank_scratch);
     if (!o.mask.empty()) std::printf(",\"mask\":\"%s\"", o.mask.c_str());
     if (o.alibi > 0) std::printf(",\"alibi\":%g", double(o.alibi));
     if (o.sinks) std::printf(",\"sinks\":true");
@@ -285,6 +318,7 @@ int run_case(const Options& o, const Case& c) {
                 (long long)c.n_q, (long long)c.n_k, o.hq, o.hkv, (long long)c.d, o.causal ? "causal" : "full  ",
                 threads_used, ms, gflops, gbps);
     std::printf("  (cpu %.1f ms)", cpu);
+    if (o.ring_devices > 0) std::printf("  ring=%d %s", o.ring_devices, ring_layout);
     if (o.check) std::printf("  rel_err %.2e max_abs %.2e", chk.rel_err, chk.max_abs_err);
     std::printf("\n");
   }
