@@ -310,6 +310,11 @@ int run_case(const Options& o, const Case& c) {
     if (o.check) {
       std::printf(",\"rel_err\":%.3e,\"max_abs_err\":%.3e", chk.rel_err, chk.max_abs_err);
       if (chk.has_lse) std::printf(",\"lse_mean_abs_err\":%.3e", chk.lse_mean_abs_err);
+      if (c.algo == LONGATTN_ALGORITHM_HYPER) {
+        const HyperCheck h = hyper_check(d, q, k, v, q_pos0, o.check_rows, case_seed + 5, threads_used);
+        std::printf(",\"hyper_row_err\":%.4f,\"hyper_lse_err\":%.4f,\"block_mass\":%.4f,\"random_block_mass\":%.4f",
+                    h.row_err, h.lse_err, h.block_mass, h.random_block_mass);
+      }
     }
     std::printf("}\n");
   } else {

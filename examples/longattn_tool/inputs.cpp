@@ -7,7 +7,9 @@
 
 #include "half.hpp"
 #include "quant.hpp"
+#include "hyper_quality.hpp"
 #include "reference.hpp"
+#include "workspace.hpp"
 #include "tool.hpp"
 #include "validate.hpp"
 
@@ -167,6 +169,45 @@ double cpu_ms() {
 double median(std::vector<double> xs) {
   std::sort(xs.begin(), xs.end());
   return xs.empty() ? 0 : xs[xs.size() / 2];
+}
+
+}  // namespace tool
+
+namespace tool {
+
+HyperCheck hyper_check(const longattn_attention_desc& desc, const Buffer& q, const Buffer& k, const Buffer& v,
+                       int64_t q_pos0, int64_t rows, uint64_t seed, int threads) {
+  // Re-run the call on the CPU backend with its random choices recorded, then measure against
+  // exact attention on sampled rows (metrics B, C and the captured block mass of the spec).
+  const longattn::AttentionConfig cfg = longattn::config_from_desc(desc);
+  auto view = [](const Buffer& b) {
+    longattn::View v;
+    v.data = b.t.data;
+    v.dtype = b.t.dtype;
+    for (int i = 0; i < 4; ++i) v.shape[i] = b.t.shape[i], v.strides[i] = b.t.strides[i];
+    return v;
+  };
+  Buffer out(LONGATTN_DTYPE_F32, q.t.shape[0], q.t.shape[1], cfg.n_q_heads, cfg.head_dim_v);
+  Buffer lse(LONGATTN_DTYPE_F32, q.t.shape[0], q.t.shape[1], cfg.n_q_heads, 1);
+  auto backend = longattn::make_cpu_backend(threads);
+  longattn::Workspace ws(*backend);
+  longattn::Problem p;
+  p.cfg = &cfg;
+  p.batch = q.t.shape[0];
+  p.n_q = q.t.shape[1];
+  p.n_k = k.t.shape[1];
+  p.q = view(q); p.k = view(k); p.v = view(v); p.out = view(out); p.lse = view(lse);
+  p.q_pos0 = q_pos0;
+  p.ws = &ws;
+  longattn::HyperChoices choices;
+  choices.mode = longattn::HyperChoices::Mode::record;
+  longattn::run_hyper_with_choices(*backend, p, &choices);
+  std::vector<int64_t> sample;
+  std::mt19937_64 rng(seed);
+  for (int64_t i = 0; i < std::min(rows, p.n_q); ++i) sample.push_back(int64_t(rng() % uint64_t(p.n_q)));
+  const longattn::HyperQuality hq =
+      longattn::measure_hyper_quality(cfg, p.q, p.k, p.v, q_pos0, p.out, p.lse, &choices, sample);
+  return {hq.rel_err, hq.lse_err, hq.block_mass, hq.random_block_mass};
 }
 
 }  // namespace tool

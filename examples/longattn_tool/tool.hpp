@@ -39,6 +39,14 @@ CheckResult check_rows(const longattn_attention_desc& d, const Buffer& q, const 
                        const Buffer& out, const Buffer* lse, int64_t q_pos0, int64_t rows, uint64_t seed,
                        const Buffer* mask = nullptr, const float* sinks = nullptr);
 
+// HYPER quality on sampled rows (specs/hyperattention.md): mean relative row error (B), mean LSE
+// error (C), and the share of exact softmax mass its LSH blocks captured against the random baseline.
+struct HyperCheck {
+  double row_err, lse_err, block_mass, random_block_mass;
+};
+HyperCheck hyper_check(const longattn_attention_desc& desc, const Buffer& q, const Buffer& k, const Buffer& v,
+                       int64_t q_pos0, int64_t rows, uint64_t seed, int threads);
+
 double now_ms();
 double cpu_ms();  // CPU time of the whole process (all threads)
 double median(std::vector<double> xs);
