@@ -277,11 +277,12 @@ typedef struct longattn_attention_desc {
    * the runtime writes -|i-j| into the mask); without one it gets -m_h * |qp - kp| (the paper's).
    * FLASH and SPARSE. */
   float max_bias;
+  uint32_t reserved0;           /* must be 0 (keeps the struct free of padding) */
 } longattn_attention_desc;
 
 #define LONGATTN_ATTENTION_DESC_INIT                                                             \
   { (uint32_t)sizeof(longattn_attention_desc), LONGATTN_ALGORITHM_FLASH, 0, 0, 0, 0, 0.0f, 0.0f, \
-    0, -1, -1, 0, 0, 0, 0, 0, 0u, 0.0f }
+    0, -1, -1, 0, 0, 0, 0, 0, 0u, 0.0f, 0u }
 /* The smallest struct_size accepted (through n_global); the HyperAttention fields then default. */
 #define LONGATTN_ATTENTION_DESC_MIN_SIZE offsetof(longattn_attention_desc, hyper_block_size)
 

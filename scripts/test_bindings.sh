@@ -7,7 +7,8 @@
 # longattn_static). The bindings find it through BUILD_DIR/pkgconfig/longattn.pc, the build
 # tree's uninstalled pkg-config file. Runs:
 #   rust: cargo test; cargo run --example decode (shared, then static when liblongattn.a exists)
-#   go:   go vet; go test (set LONGATTN_GO_RACE=1 to add a -race run)
+#   go:   go vet; go test; go test with GODEBUG=cgocheck=2 (cgo's full pointer-passing checks);
+#         set LONGATTN_GO_RACE=1 to add a -race run
 # Missing go / pkg-config are installed from Debian packages when running as root with apt-get.
 set -euo pipefail
 
@@ -83,6 +84,8 @@ echo "== go: go test ($(go version))"
   export CGO_CFLAGS="${CGO_CFLAGS:--g -O2} -DLONGATTN_GO_CACHE_KEY=$cache_key"
   go vet ./...
   go test -count=1 -v ./... 2>&1 | grep -Ev '^=== (RUN|PAUSE|CONT)'
+  echo "== go: go test with GODEBUG=cgocheck=2"
+  GODEBUG=cgocheck=2 go test -count=1 ./...
   if [[ "${LONGATTN_GO_RACE:-0}" == 1 ]]; then
     go test -count=1 -race ./...
   fi

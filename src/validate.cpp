@@ -100,6 +100,7 @@ AttentionConfig config_from_desc(const longattn_attention_desc& d) {
   if (d.hyper_lsh_bits) c.hyper_lsh_bits = d.hyper_lsh_bits;
   if (d.hyper_min_seq_len) c.hyper_min_seq_len = d.hyper_min_seq_len;
   c.seed = d.seed;
+  LONGATTN_RETURN_IF(d.reserved0 != 0, LONGATTN_ERROR_INVALID_ARGUMENT, "desc.reserved0 must be 0");
   LONGATTN_RETURN_IF(!std::isfinite(d.max_bias) || d.max_bias < 0, LONGATTN_ERROR_INVALID_ARGUMENT,
                      "desc.max_bias=" + std::to_string(d.max_bias) + " must be finite and >= 0");
   if (d.max_bias > 0) c.alibi_slopes = alibi_slopes(c.n_q_heads, d.max_bias);

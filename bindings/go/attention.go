@@ -44,6 +44,13 @@ type AttentionDesc struct {
 	HyperLSHBits    int // hyperplanes per LSH code, 1..16
 	HyperMinSeqLen  int // exact attention below this length
 	Seed            uint64
+
+	// MaxBias turns on ALiBi as ggml defines it (0 = off): head h gets the slope m_h
+	// (m0 = 2^(-MaxBias/n), m1 = 2^(-MaxBias/2n), n = the largest power of two <= NQHeads;
+	// m_h = m0^(h+1) for h < n, else m1^(2(h-n)+1)). With a mask the logit gets m_h*mask (the
+	// runtime writes -|i-j| into the mask); without one it gets -m_h*|qp-kp|. FLASH and SPARSE.
+	// WithALiBiSlopes overrides it per call.
+	MaxBias float32
 }
 
 // int32Field is one integer field of the C descriptor, checked for range on the way.
@@ -88,6 +95,7 @@ func (d *AttentionDesc) toC() (C.longattn_attention_desc, error) {
 		out.causal = 1
 	}
 	out.seed = C.uint64_t(d.Seed)
+	out.max_bias = C.float(d.MaxBias)
 	return out, nil
 }
 

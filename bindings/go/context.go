@@ -27,10 +27,13 @@ type Context struct {
 }
 
 type contextConfig struct {
-	backend  Backend
-	device   int
-	threads  int
-	fallback bool
+	backend     Backend
+	device      int
+	threads     int
+	fallback    bool
+	ringDevices int
+	ringLayout  RingLayout
+	ringVirtual bool
 }
 
 // Option configures NewContext.
@@ -48,25 +51,49 @@ func WithThreads(n int) Option { return func(c *contextConfig) { c.threads = n }
 // WithCPUFallback makes an explicitly chosen backend that is missing fall back to the CPU.
 func WithCPUFallback() Option { return func(c *contextConfig) { c.fallback = true } }
 
+// WithRing makes a ring context of n ranks (0, the default, is an ordinary context). CUDA/Vulkan:
+// devices device .. device+n-1 (or n virtual ranks on one device with WithRingVirtual); CPU: n
+// virtual devices with max(1, threads/n) threads each. The sequence is sharded across the ranks
+// and K/V blocks travel around the ring; the result is exact attention whatever n is. Forward
+// takes whole tensors and shards them itself; ForwardSharded takes per-rank shards. FLASH and
+// SPARSE; masks, ALiBi, sinks and block-format K/V are unsupported on a ring.
+func WithRing(n int) Option { return func(c *contextConfig) { c.ringDevices = n } }
+
+// WithRingLayout sets how Forward cuts whole tensors into shards on a ring context (default
+// RingLayoutAuto).
+func WithRingLayout(layout RingLayout) Option {
+	return func(c *contextConfig) { c.ringLayout = layout }
+}
+
+// WithRingVirtual puts every ring rank on the context's device (virtual ranks on one GPU); the
+// CPU's ranks are always virtual.
+func WithRingVirtual() Option { return func(c *contextConfig) { c.ringVirtual = true } }
+
 // NewContext creates a context. Release it with Close.
 func NewContext(opts ...Option) (*Context, error) {
-	cfg := contextConfig{backend: BackendAuto}
+	cfg := contextConfig{backend: BackendAuto, ringLayout: RingLayoutAuto}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
 	const maxInt32 = 1<<31 - 1
-	if cfg.device < 0 || cfg.device > maxInt32 || cfg.threads < 0 || cfg.threads > maxInt32 {
+	if cfg.device < 0 || cfg.device > maxInt32 || cfg.threads < 0 || cfg.threads > maxInt32 ||
+		cfg.ringDevices < 0 || cfg.ringDevices > maxInt32 {
 		return nil, &Error{Code: StatusInvalidArgument,
-			Message: fmt.Sprintf("device %d / threads %d out of range", cfg.device, cfg.threads)}
+			Message: fmt.Sprintf("device %d / threads %d / ring devices %d out of range", cfg.device, cfg.threads, cfg.ringDevices)}
 	}
 	options := C.longattn_context_options{
 		struct_size:  C.uint32_t(C.sizeof_longattn_context_options),
 		backend:      C.longattn_backend(cfg.backend),
 		device_index: C.int32_t(cfg.device),
 		n_threads:    C.int32_t(cfg.threads),
+		ring_devices: C.int32_t(cfg.ringDevices),
+		ring_layout:  C.longattn_ring_layout(cfg.ringLayout),
 	}
 	if cfg.fallback {
-		options.flags = C.LONGATTN_CONTEXT_FALLBACK_CPU
+		options.flags |= C.LONGATTN_CONTEXT_FALLBACK_CPU
+	}
+	if cfg.ringVirtual {
+		options.flags |= C.LONGATTN_CONTEXT_RING_VIRTUAL
 	}
 	var ptr *C.longattn_context
 	// The create error message is per OS thread: stay on this thread until it is read.
@@ -138,6 +165,32 @@ func (c *Context) ScratchBytes() int {
 		return 0
 	}
 	n := int(C.longattn_context_scratch_bytes(c.ptr))
+	runtime.KeepAlive(c)
+	return n
+}
+
+// RingDevices returns the ranks of a ring context (0 for an ordinary or closed context).
+func (c *Context) RingDevices() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ptr == nil {
+		return 0
+	}
+	n := int(C.longattn_context_ring_devices(c.ptr))
+	runtime.KeepAlive(c)
+	return n
+}
+
+// RankScratchBytes returns the bytes of scratch memory rank holds on a ring context (0 for a rank
+// out of range or a closed context). ScratchBytes reports rank 0.
+func (c *Context) RankScratchBytes(rank int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	const maxInt32 = 1<<31 - 1
+	if c.ptr == nil || rank < 0 || rank > maxInt32 {
+		return 0
+	}
+	n := int(C.longattn_context_rank_scratch_bytes(c.ptr, C.int32_t(rank)))
 	runtime.KeepAlive(c)
 	return n
 }

@@ -148,9 +148,9 @@ func TestEveryHeaderFunctionIsWrapped(t *testing.T) {
 	if len(matches) < 10 {
 		t.Fatalf("parsed only %d declarations", len(matches))
 	}
-	// Functions a Go program has no use for: the helper that fills a contiguous C tensor view
-	// (F32/F16/BF16 do that) and the dtype size (Go knows it).
-	notWrapped := map[string]bool{"longattn_tensor_contiguous": true, "longattn_dtype_size": true}
+	// A function a Go program has no use for: the helper that fills a contiguous C tensor view
+	// (F32, F16, BF16, Q8_0 and Q4_0 do that).
+	notWrapped := map[string]bool{"longattn_tensor_contiguous": true}
 	for _, m := range matches {
 		name := m[1]
 		// called as C.name(...) from Go, or from the C shims in calls.go

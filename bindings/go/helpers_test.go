@@ -136,8 +136,24 @@ func (p problem) allows(qp, kp int64) bool {
 	return causalOK && (band || global)
 }
 
+// extras are the optional parts of a forward call in the reference's terms.
+type extras struct {
+	mask      []float32 // contiguous values (f16 masks widened), shape maskShape
+	maskShape [4]int    // {batch or 1, nQ, 1 or hq, nK}
+	slopes    []float32 // ALiBi slope per query head
+	sinks     []float32 // sink logit per query head
+}
+
 // reference is naive float64 attention: out [b][nQ][hq][dv] and lse [b][nQ][hq].
 func reference(p problem, q, k, v []float32) (out, lse []float64) {
+	return referenceWith(p, q, k, v, extras{})
+}
+
+// referenceWith is reference with ggml's extras, as the header defines them: the logit of key j is
+// softcap(scale*q.k_j) + bias, bias = mask (slope*mask with ALiBi) or, with ALiBi and no mask,
+// -slope*|qp-kp|; a -Inf mask value removes the key. A sink adds e^sink to the denominator (and
+// so to the LSE) without a value.
+func referenceWith(p problem, q, k, v []float32, ex extras) (out, lse []float64) {
 	scale := float64(p.scale)
 	if scale == 0 {
 		scale = 1 / math.Sqrt(float64(p.d))
@@ -164,6 +180,27 @@ func reference(p problem, q, k, v []float32) (out, lse []float64) {
 					if !p.allows(qp, int64(j)) {
 						continue
 					}
+					bias := 0.0
+					if ex.mask != nil {
+						s := ex.maskShape
+						mb, mh := b, h
+						if s[0] == 1 {
+							mb = 0
+						}
+						if s[2] == 1 {
+							mh = 0
+						}
+						m := float64(ex.mask[((mb*s[1]+i)*s[2]+mh)*s[3]+j])
+						if math.IsInf(m, -1) {
+							continue
+						}
+						bias = m
+						if ex.slopes != nil {
+							bias = float64(ex.slopes[h]) * m
+						}
+					} else if ex.slopes != nil {
+						bias = -float64(ex.slopes[h]) * math.Abs(float64(qp-int64(j)))
+					}
 					kRow := k[((b*p.nK+j)*p.hkv+hk)*p.d:][:p.d]
 					dot := 0.0
 					for c := range qRow {
@@ -173,14 +210,19 @@ func reference(p problem, q, k, v []float32) (out, lse []float64) {
 					if p.softcap > 0 {
 						s = float64(p.softcap) * math.Tanh(s/float64(p.softcap))
 					}
-					logits[j] = s
-					maxLogit = math.Max(maxLogit, s)
+					logits[j] = s + bias
+					maxLogit = math.Max(maxLogit, logits[j])
 				}
+				sink := math.Inf(-1)
+				if ex.sinks != nil {
+					sink = float64(ex.sinks[h])
+				}
+				maxLogit = math.Max(maxLogit, sink)
 				if math.IsInf(maxLogit, -1) {
 					continue // empty row: O = 0, LSE = -inf
 				}
 				o := out[row*p.dv : (row+1)*p.dv]
-				sum := 0.0
+				sum := math.Exp(sink - maxLogit) // 0 without a sink
 				for j := 0; j < p.nK; j++ {
 					if math.IsInf(logits[j], -1) {
 						continue
@@ -200,6 +242,66 @@ func reference(p problem, q, k, v []float32) (out, lse []float64) {
 		}
 	}
 	return out, lse
+}
+
+// ---- ggml block formats, written from the header's definition ----
+
+const (
+	q8_0BlockBytes = 34
+	q4_0BlockBytes = 18
+	q8_0Max        = 127
+	q4_0Offset     = 8
+)
+
+// quantizeQ8_0 writes 32 values as one Q8_0 block into dst (fp16 scale d = max|x|/127, then
+// round(x/d) as int8) and returns the values the block decodes to (d*q with the stored d).
+func quantizeQ8_0(x []float32, dst []byte) []float32 {
+	amax := float32(0)
+	for _, v := range x {
+		amax = float32(math.Max(float64(amax), math.Abs(float64(v))))
+	}
+	dBits := f32ToF16(amax / q8_0Max)
+	d := f16ToF32(dBits)
+	dst[0], dst[1] = byte(dBits), byte(dBits>>8)
+	decoded := make([]float32, quantBlock)
+	for i, v := range x {
+		q := 0
+		if d != 0 {
+			q = int(math.Max(-q8_0Max, math.Min(q8_0Max, math.Round(float64(v/d)))))
+		}
+		dst[2+i] = byte(int8(q))
+		decoded[i] = d * float32(q)
+	}
+	return decoded
+}
+
+// quantizeQ4_0 writes 32 values as one Q4_0 block into dst (fp16 scale d = the value of largest
+// magnitude / -8, nibbles round(x/d)+8 clamped to 0..15, byte j = value j | value j+16 << 4) and
+// returns the values the block decodes to, d*(nibble-8).
+func quantizeQ4_0(x []float32, dst []byte) []float32 {
+	extreme := float32(0)
+	for _, v := range x {
+		if math.Abs(float64(v)) > math.Abs(float64(extreme)) {
+			extreme = v
+		}
+	}
+	dBits := f32ToF16(extreme / -q4_0Offset)
+	d := f16ToF32(dBits)
+	dst[0], dst[1] = byte(dBits), byte(dBits>>8)
+	decoded := make([]float32, quantBlock)
+	nibbles := make([]byte, quantBlock)
+	for i, v := range x {
+		q := q4_0Offset
+		if d != 0 {
+			q = int(math.Max(0, math.Min(15, math.Round(float64(v/d))+q4_0Offset)))
+		}
+		nibbles[i] = byte(q)
+		decoded[i] = d * float32(q-q4_0Offset)
+	}
+	for j := 0; j < quantBlock/2; j++ {
+		dst[2+j] = nibbles[j] | nibbles[j+quantBlock/2]<<4
+	}
+	return decoded
 }
 
 // relL2 is ‖got − want‖₂ / ‖want‖₂ (NaN anywhere gives NaN).

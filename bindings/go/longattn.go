@@ -29,6 +29,8 @@ package longattn
 */
 import "C"
 
+import "fmt"
+
 // VersionNumber is MAJOR*10000 + MINOR*100 + PATCH of the header this package was built against.
 const VersionNumber = C.LONGATTN_VERSION_NUMBER
 
@@ -63,14 +65,29 @@ func (b Backend) String() string {
 	return "unknown"
 }
 
-// DType is an element type. F16 and BF16 data are passed as their uint16 bit patterns.
+// DType is an element type. F16 and BF16 data are passed as their uint16 bit patterns; the block
+// formats Q8_0 and Q4_0 (K and V only) as the bytes of their blocks.
 type DType int32
 
 const (
 	DTypeF32  DType = C.LONGATTN_DTYPE_F32
 	DTypeF16  DType = C.LONGATTN_DTYPE_F16  // IEEE binary16
 	DTypeBF16 DType = C.LONGATTN_DTYPE_BF16 // bfloat16
+	// DTypeQ8_0 is ggml's Q8_0: blocks of 32 values, 34 bytes = fp16 scale d + 32 int8 q;
+	// value = d*q.
+	DTypeQ8_0 DType = C.LONGATTN_DTYPE_Q8_0
+	// DTypeQ4_0 is ggml's Q4_0: blocks of 32 values, 18 bytes = fp16 scale d + 16 bytes of
+	// nibbles; value j < 16 is d*((low nibble of byte j) - 8), value j+16 d*((high nibble) - 8).
+	DTypeQ4_0 DType = C.LONGATTN_DTYPE_Q4_0
 )
+
+// Size returns the bytes of one element, or of one block of BlockElems values for the block
+// formats (Q8_0: 34, Q4_0: 18); 0 for an unknown dtype.
+func (d DType) Size() int { return int(C.longattn_dtype_size(C.longattn_dtype(d))) }
+
+// BlockElems returns the values per block: 32 for Q8_0 and Q4_0, 1 for the float types, 0 for an
+// unknown dtype.
+func (d DType) BlockElems() int { return int(C.longattn_dtype_block_elems(C.longattn_dtype(d))) }
 
 // Algorithm selects what attention computes.
 type Algorithm int32
@@ -80,6 +97,57 @@ const (
 	Sparse Algorithm = C.LONGATTN_ALGORITHM_SPARSE // exact attention under a band + global-token mask
 	Hyper  Algorithm = C.LONGATTN_ALGORITHM_HYPER  // HyperAttention: LSH blocks + sampled columns
 )
+
+// RingLayout says which tokens of a sequence each rank of a ring holds.
+type RingLayout int32
+
+const (
+	// RingLayoutAuto (whole tensors): ZIGZAG for causal attention without a left window, else
+	// CONTIGUOUS.
+	RingLayoutAuto RingLayout = C.LONGATTN_RING_LAYOUT_AUTO
+	// RingLayoutContiguous: rank r holds tokens [r*n/N, (r+1)*n/N).
+	RingLayoutContiguous RingLayout = C.LONGATTN_RING_LAYOUT_CONTIGUOUS
+	// RingLayoutZigzag: 2N chunks [c*n/(2N), (c+1)*n/(2N)); rank r holds chunk r, then chunk
+	// 2N-1-r (balances causal work).
+	RingLayoutZigzag RingLayout = C.LONGATTN_RING_LAYOUT_ZIGZAG
+)
+
+// ShardQueries says what each shard's query tensor holds in ForwardSharded.
+type ShardQueries int32
+
+const (
+	// ShardQueriesLocal: rank r's queries are its own tokens (prefill); the ring runs.
+	ShardQueriesLocal ShardQueries = C.LONGATTN_SHARD_QUERIES_LOCAL
+	// ShardQueriesReplicated: every rank holds the same query rows (decode over a sharded KV
+	// cache); the partial results are merged and written to every output.
+	ShardQueriesReplicated ShardQueries = C.LONGATTN_SHARD_QUERIES_REPLICATED
+)
+
+// Segment is a run of tokens [First, First+Count).
+type Segment struct{ First, Count int }
+
+// RingShard returns the tokens rank of nShards holds of an nTokens-token sequence under layout
+// (RingLayoutContiguous or RingLayoutZigzag): its two segments, in the order its shard stores them
+// (the second has Count 0 for CONTIGUOUS; some ranks get nothing when nTokens is small).
+func RingShard(layout RingLayout, nTokens, nShards, rank int) ([2]Segment, error) {
+	const maxInt32 = 1<<31 - 1
+	var segments [2]Segment
+	if nTokens < 0 || nShards < 0 || nShards > maxInt32 || rank < 0 || rank > maxInt32 {
+		return segments, &Error{Code: StatusInvalidArgument,
+			Message: fmt.Sprintf("RingShard(n_tokens %d, n_shards %d, rank %d) out of range", nTokens, nShards, rank)}
+	}
+	var first, count [2]C.int64_t
+	status := C.longattn_ring_shard(C.longattn_ring_layout(layout), C.int64_t(nTokens), C.int32_t(nShards),
+		C.int32_t(rank), &first[0], &count[0])
+	if status != C.LONGATTN_OK {
+		return segments, &Error{Code: Status(status),
+			Message: fmt.Sprintf("RingShard(layout %d, n_tokens %d, n_shards %d, rank %d)", layout, nTokens, nShards, rank)}
+	}
+	for i := range segments {
+		segments[i] = Segment{First: int(first[i]), Count: int(count[i])}
+	}
+	return segments, nil
+}
 
 // BackendAvailable reports whether a backend is compiled in and has a usable device.
 func BackendAvailable(b Backend) bool {

@@ -203,6 +203,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ForwardOptions {
                 lse: Some(&mut TensorMut::f32(lse, lse_shape)?),
                 q_pos0: Some(cache.len as i64 - 1),
+                ..ForwardOptions::default()
             },
         )?;
     }

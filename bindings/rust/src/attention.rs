@@ -6,7 +6,7 @@ use crate::context::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 use crate::tensor::{Tensor, TensorMut};
-use crate::types::Algorithm;
+use crate::types::{Algorithm, RingLayout, ShardQueries};
 
 /// What attention to compute. Start from `AttentionDesc::new` and override fields:
 ///
@@ -56,6 +56,12 @@ pub struct AttentionDesc {
     pub hyper_min_seq_len: usize,
     /// Seed of every random choice (HYPER).
     pub seed: u64,
+    /// ALiBi as ggml defines it; 0 = off. Head h gets the slope m_h from `max_bias`
+    /// (m0 = 2^(−max_bias/n), m1 = 2^(−max_bias/2n), n = the largest power of two <= n_q_heads;
+    /// m_h = m0^(h+1) for h < n, else m1^(2(h−n)+1)). With a mask the logit gets m_h·mask (the
+    /// runtime writes −|i−j| into the mask); without one it gets −m_h·|qp − kp|. FLASH and
+    /// SPARSE. [`ForwardOptions::alibi_slopes`] overrides it per call.
+    pub max_bias: f32,
 }
 
 impl AttentionDesc {
@@ -78,6 +84,7 @@ impl AttentionDesc {
             hyper_lsh_bits: 0,
             hyper_min_seq_len: 0,
             seed: 0,
+            max_bias: 0.0,
         }
     }
 
@@ -114,19 +121,73 @@ impl AttentionDesc {
             hyper_lsh_bits: field(self.hyper_lsh_bits, "hyper_lsh_bits")?,
             hyper_min_seq_len: field(self.hyper_min_seq_len, "hyper_min_seq_len")?,
             seed: self.seed,
+            max_bias: self.max_bias,
             ..sys::longattn_attention_desc::default()
         })
     }
 }
 
-/// Optional parts of a forward call.
+/// Optional parts of a forward call. Start from `ForwardOptions::default()` and set what you
+/// need:
+///
+/// ```no_run
+/// # use longattn::{ForwardOptions, Tensor, TensorMut};
+/// # fn f(mask: &[u16], sinks: &[f32], lse: &mut [f32]) -> longattn::Result<()> {
+/// let (n_q, n_k, heads) = (4, 100, 8);
+/// let mut lse_view = TensorMut::f32(lse, [1, n_q, heads, 1])?;
+/// let options = ForwardOptions {
+///     lse: Some(&mut lse_view),
+///     mask: Some(Tensor::f16(mask, [1, n_q, 1, n_k])?), // ggml's KQ mask, broadcast over heads
+///     sinks: Some(sinks),                                 // one logit per query head
+///     ..ForwardOptions::default()
+/// };
+/// # let _ = options; Ok(()) }
+/// ```
 #[derive(Debug, Default)]
 pub struct ForwardOptions<'l, 'd> {
     /// Receives the natural-log sum of exp(logits) per row: f32 `[batch, n_q, n_q_heads, 1]`,
-    /// -inf for a row with no allowed key.
+    /// -inf for a row with no allowed key (the sink included, when there is one).
     pub lse: Option<&'l mut TensorMut<'d>>,
     /// Position of query 0; `None` = bottom-right alignment (`n_k - n_q`, as in decode).
     pub q_pos0: Option<i64>,
+    /// An additive mask added to the logits before the softmax (−inf masks), f16 (`u16` bits) or
+    /// f32, shape `[batch or 1, n_q, 1 or n_q_heads, n_k]`: a size-1 axis broadcasts. This is
+    /// ggml's KQ mask (causality, padding, several sequences in one batch); it applies together
+    /// with the descriptor's causal flag. FLASH and SPARSE.
+    pub mask: Option<Tensor<'d>>,
+    /// ALiBi slopes, one per query head (`n_q_heads` values); overrides the descriptor's
+    /// `max_bias`. With a mask the logit gets slope·mask, without one −slope·|qp − kp|.
+    pub alibi_slopes: Option<&'l [f32]>,
+    /// Attention sinks (gpt-oss), one logit per query head (`n_q_heads` values), added to every
+    /// row's softmax denominator: o = Σ_j e^{s_j} v_j / (e^{sink_h} + Σ_j e^{s_j}).
+    pub sinks: Option<&'l [f32]>,
+}
+
+/// Optional parts of a sharded forward call ([`Attention::forward_sharded`]).
+#[derive(Debug)]
+pub struct ShardedOptions<'l, 'd> {
+    /// Which tokens each rank's K/V shard holds: CONTIGUOUS (the default; any lengths, shard r
+    /// starting where shard r−1 ends) or ZIGZAG (the lengths [`ring_shard`](crate::ring_shard)
+    /// gives).
+    pub layout: RingLayout,
+    /// LOCAL (default): rank r's queries are its own tokens. REPLICATED: every rank holds the
+    /// same query rows, and the merged result is written to every output.
+    pub queries: ShardQueries,
+    /// One f32 `[batch, n_q, n_q_heads, 1]` LSE output per rank, or `None`.
+    pub lse: Option<&'l mut [TensorMut<'d>]>,
+    /// REPLICATED: position of query 0; `None` = bottom-right (`n - n_q`, n the total keys).
+    pub q_pos0: Option<i64>,
+}
+
+impl Default for ShardedOptions<'_, '_> {
+    fn default() -> Self {
+        ShardedOptions {
+            layout: RingLayout::CONTIGUOUS,
+            queries: ShardQueries::LOCAL,
+            lse: None,
+            q_pos0: None,
+        }
+    }
 }
 
 /// An immutable attention handle. It borrows its context, runs on it, and is dropped before it.
@@ -181,7 +242,8 @@ impl<'ctx> Attention<'ctx> {
         self.forward_with(q, k, v, out, ForwardOptions::default())
     }
 
-    /// `forward` with an LSE output and/or an explicit position of query 0.
+    /// `forward` with the optional parts: an LSE output, the position of query 0, an additive
+    /// mask, ALiBi slopes, attention sinks.
     pub fn forward_with(
         &self,
         q: &Tensor<'_>,
@@ -190,6 +252,8 @@ impl<'ctx> Attention<'ctx> {
         out: &mut TensorMut<'_>,
         options: ForwardOptions<'_, '_>,
     ) -> Result<()> {
+        self.check_per_head(options.alibi_slopes, "alibi_slopes")?;
+        self.check_per_head(options.sinks, "sinks")?;
         let args = sys::longattn_forward_args {
             q: q.as_raw(),
             k: k.as_raw(),
@@ -200,15 +264,108 @@ impl<'ctx> Attention<'ctx> {
                 None => std::ptr::null(),
             },
             q_pos0: options.q_pos0.unwrap_or(sys::LONGATTN_Q_POS_BOTTOM_RIGHT),
+            mask: match &options.mask {
+                Some(mask) => mask.as_raw(),
+                None => std::ptr::null(),
+            },
+            alibi_slopes: options
+                .alibi_slopes
+                .map_or(std::ptr::null(), |s| s.as_ptr()),
+            sinks: options.sinks.map_or(std::ptr::null(), |s| s.as_ptr()),
             ..sys::longattn_forward_args::default()
         };
         // Safety: the context and handle are live (self borrows the context); every view lies
-        // inside a live borrow (checked when the view was built); out and lse are exclusive
-        // borrows, so they overlap neither each other nor any input; the library keeps no pointer
-        // after it returns.
+        // inside a live borrow (checked when the view was built); the slopes and sinks slices hold
+        // n_q_heads values (checked above), which is all the library reads; out and lse are
+        // exclusive borrows, so they overlap neither each other nor any input; the library keeps
+        // no pointer after it returns.
         let status =
             unsafe { sys::longattn_attention_forward(self.ctx.as_ptr(), self.raw.as_ptr(), &args) };
         self.ctx.check(status)
+    }
+
+    /// Attention over a sequence sharded across the ranks of a ring context
+    /// (`ContextOptions::ring_devices`). `q`, `k`, `v` and `out` hold one tensor per rank (all
+    /// the same length, the context's number of ranks); element r lives on rank r (host memory on
+    /// the CPU). K and V must be token-major (a token's heads and dims within `strides[1]`).
+    /// LOCAL queries: `q[r]` and `out[r]` have the rows and positions of `k[r]`. REPLICATED:
+    /// every `q[r]` holds the same rows, and the merged result is written to every `out[r]`.
+    /// FLASH and SPARSE; no mask, ALiBi, sinks or block formats on a ring.
+    pub fn forward_sharded(
+        &self,
+        q: &[Tensor<'_>],
+        k: &[Tensor<'_>],
+        v: &[Tensor<'_>],
+        out: &mut [TensorMut<'_>],
+        options: ShardedOptions<'_, '_>,
+    ) -> Result<()> {
+        let n_shards = q.len();
+        let lse_len = options.lse.as_ref().map(|l| l.len());
+        if k.len() != n_shards
+            || v.len() != n_shards
+            || out.len() != n_shards
+            || matches!(lse_len, Some(n) if n != n_shards)
+        {
+            return Err(Error::new(
+                ErrorKind::ShapeMismatch,
+                format!(
+                    "shard counts differ: q {}, k {}, v {}, out {}, lse {:?}",
+                    n_shards,
+                    k.len(),
+                    v.len(),
+                    out.len(),
+                    lse_len
+                ),
+            ));
+        }
+        let n_shards_c = i32::try_from(n_shards).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("{} shards is too many", n_shards),
+            )
+        })?;
+        // Tensor and TensorMut are #[repr(transparent)] over longattn_tensor, so each slice is an
+        // array of n_shards C tensors.
+        let args = sys::longattn_sharded_args {
+            n_shards: n_shards_c,
+            layout: options.layout.0,
+            queries: options.queries.0,
+            q: q.as_ptr().cast(),
+            k: k.as_ptr().cast(),
+            v: v.as_ptr().cast(),
+            out: out.as_ptr().cast(),
+            lse: match &options.lse {
+                Some(lse) => lse.as_ptr().cast(),
+                None => std::ptr::null(),
+            },
+            q_pos0: options.q_pos0.unwrap_or(sys::LONGATTN_Q_POS_BOTTOM_RIGHT),
+            ..sys::longattn_sharded_args::default()
+        };
+        // Safety: the context and handle are live; each array holds n_shards views (checked
+        // above), each inside a live borrow; the outputs are exclusive borrows, so no output
+        // overlaps another output or an input; the library returns when every output is written
+        // and keeps no pointer afterwards.
+        let status = unsafe {
+            sys::longattn_attention_forward_sharded(self.ctx.as_ptr(), self.raw.as_ptr(), &args)
+        };
+        self.ctx.check(status)
+    }
+
+    /// A per-head array (ALiBi slopes, sinks) must hold exactly `n_q_heads` values: the library
+    /// reads that many.
+    fn check_per_head(&self, values: Option<&[f32]>, name: &str) -> Result<()> {
+        match values {
+            Some(values) if values.len() != self.desc.n_q_heads => Err(Error::new(
+                ErrorKind::ShapeMismatch,
+                format!(
+                    "{} has {} values; n_q_heads is {}",
+                    name,
+                    values.len(),
+                    self.desc.n_q_heads
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The raw handle, for calls this crate does not wrap. It stays owned by `self`.

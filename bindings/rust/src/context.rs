@@ -8,10 +8,22 @@ use crate::attention::{Attention, AttentionDesc};
 use crate::error::{string_from_c, Error, ErrorKind, Result};
 use crate::sys;
 use crate::tensor::{Tensor, TensorMut};
-use crate::types::Backend;
+use crate::types::{Backend, RingLayout};
 
 /// How to create a context. `Default` is `LONGATTN_CONTEXT_OPTIONS_INIT` (AUTO backend, device 0,
-/// all hardware threads).
+/// all hardware threads, no ring).
+///
+/// Ring mode: `ring_devices = N` drives N ranks of one backend (CUDA/Vulkan: devices
+/// `device_index ..= device_index + N − 1`, or N virtual ranks on one device with `ring_virtual`;
+/// CPU: N virtual devices, `max(1, n_threads / N)` threads each). The sequence is sharded across
+/// the ranks and K/V blocks travel around the ring; the result is exact attention whatever N is.
+///
+/// ```no_run
+/// # use longattn::{Context, ContextOptions};
+/// // four virtual ranks on the CPU, two threads each
+/// let ring = Context::new(&ContextOptions { ring_devices: 4, ..ContextOptions::cpu(8) })?;
+/// # Ok::<(), longattn::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ContextOptions {
     /// Which backend; `Backend::AUTO` picks the best one present.
@@ -22,6 +34,13 @@ pub struct ContextOptions {
     pub n_threads: u32,
     /// An explicit backend that is missing falls back to the CPU instead of failing.
     pub fallback_cpu: bool,
+    /// 0 = one device; N >= 1: a ring of N ranks.
+    pub ring_devices: u32,
+    /// How whole tensors passed to `Attention::forward` are cut into shards.
+    pub ring_layout: RingLayout,
+    /// All ring ranks on `device_index` (virtual ranks on one GPU); no effect on the CPU, whose
+    /// ranks are always virtual.
+    pub ring_virtual: bool,
 }
 
 impl Default for ContextOptions {
@@ -31,6 +50,9 @@ impl Default for ContextOptions {
             device_index: 0,
             n_threads: 0,
             fallback_cpu: false,
+            ring_devices: 0,
+            ring_layout: RingLayout::AUTO,
+            ring_virtual: false,
         }
     }
 }
@@ -54,15 +76,20 @@ impl ContextOptions {
                 )
             })
         };
+        let mut flags = 0;
+        if self.fallback_cpu {
+            flags |= sys::LONGATTN_CONTEXT_FALLBACK_CPU;
+        }
+        if self.ring_virtual {
+            flags |= sys::LONGATTN_CONTEXT_RING_VIRTUAL;
+        }
         Ok(sys::longattn_context_options {
             backend: self.backend.0,
             device_index: to_i32(self.device_index, "device_index")?,
             n_threads: to_i32(self.n_threads, "n_threads")?,
-            flags: if self.fallback_cpu {
-                sys::LONGATTN_CONTEXT_FALLBACK_CPU
-            } else {
-                0
-            },
+            flags,
+            ring_devices: to_i32(self.ring_devices, "ring_devices")?,
+            ring_layout: self.ring_layout.0,
             ..sys::longattn_context_options::default()
         })
     }
@@ -133,6 +160,24 @@ impl Context {
     pub fn scratch_bytes(&self) -> usize {
         // Safety: self.raw is a live context owned by self.
         unsafe { sys::longattn_context_scratch_bytes(self.raw.as_ptr()) }
+    }
+
+    /// Ranks of a ring context (0 for a context created without `ring_devices`).
+    pub fn ring_devices(&self) -> usize {
+        // Safety: self.raw is a live context owned by self.
+        let n = unsafe { sys::longattn_context_ring_devices(self.raw.as_ptr()) };
+        n.max(0) as usize
+    }
+
+    /// Bytes of scratch memory rank `rank` of a ring context holds (0 for a rank out of range).
+    /// `scratch_bytes` reports rank 0.
+    pub fn rank_scratch_bytes(&self, rank: usize) -> usize {
+        let rank = match i32::try_from(rank) {
+            Ok(rank) => rank,
+            Err(_) => return 0,
+        };
+        // Safety: self.raw is a live context owned by self; any rank value is accepted.
+        unsafe { sys::longattn_context_rank_scratch_bytes(self.raw.as_ptr(), rank) }
     }
 
     /// Creates an attention handle that borrows this context.

@@ -134,6 +134,7 @@ pub fn status_string(status: sys::longattn_status) -> String {
 ///
 /// # Safety
 /// `ptr` is NULL or points to a NUL-terminated string that stays valid for this call.
+#[allow(unused_unsafe)] // the inner block is required by newer editions, redundant for older rustc
 pub(crate) unsafe fn string_from_c(ptr: *const c_char) -> String {
     if ptr.is_null() {
         return String::new();

@@ -23,6 +23,11 @@
 //! # }
 //! ```
 //!
+//! Beyond plain attention: ggml-style extras in [`ForwardOptions`] (an additive f16/f32 mask,
+//! ALiBi slopes, attention sinks), ALiBi from `AttentionDesc::max_bias`, Q8_0/Q4_0 K/V caches
+//! viewed from `&[u8]` ([`Tensor::q8_0`], [`Tensor::new`] with byte strides), and ring contexts
+//! ([`ContextOptions::ring_devices`], [`Attention::forward_sharded`], [`ring_shard`]).
+//!
 //! Layers: [`sys`] holds the raw C declarations; the crate root is the safe API. Handles free
 //! themselves on `Drop`; an [`Attention`] borrows its [`Context`]; every fallible call returns
 //! [`Result`] with the status kind and the library's message.
@@ -35,11 +40,11 @@ mod error;
 mod tensor;
 mod types;
 
-pub use attention::{Attention, AttentionDesc, ForwardOptions};
+pub use attention::{Attention, AttentionDesc, ForwardOptions, ShardedOptions};
 pub use context::{Context, ContextOptions};
 pub use error::{status_string, Error, ErrorKind, Result};
-pub use tensor::{contiguous_strides, Element, Tensor, TensorMut};
-pub use types::{Algorithm, Backend, DType};
+pub use tensor::{contiguous_strides, contiguous_strides_for, Element, Tensor, TensorMut};
+pub use types::{Algorithm, Backend, DType, RingLayout, ShardQueries};
 
 use error::string_from_c;
 
@@ -91,4 +96,46 @@ pub fn device_name(backend: Backend, index: usize) -> Result<String> {
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     Ok(String::from_utf8_lossy(&buf[..end]).into_owned())
+}
+
+/// The tokens rank `rank` of `n_shards` holds of an `n_tokens`-token sequence under `layout`
+/// (CONTIGUOUS or ZIGZAG): its two segments, in the order its shard stores them (the second is
+/// empty for CONTIGUOUS; some ranks get nothing when `n_tokens` is small).
+pub fn ring_shard(
+    layout: RingLayout,
+    n_tokens: usize,
+    n_shards: usize,
+    rank: usize,
+) -> Result<[std::ops::Range<usize>; 2]> {
+    let describe = || {
+        format!(
+            "ring_shard(layout {}, n_tokens {}, n_shards {}, rank {})",
+            layout.0, n_tokens, n_shards, rank
+        )
+    };
+    let too_large = || Error::new(ErrorKind::InvalidArgument, describe());
+    let n_tokens_c = i64::try_from(n_tokens).map_err(|_| too_large())?;
+    let n_shards_c = i32::try_from(n_shards).map_err(|_| too_large())?;
+    let rank_c = i32::try_from(rank).map_err(|_| too_large())?;
+    let mut first = [0i64; 2];
+    let mut count = [0i64; 2];
+    // Safety: first and count are live local arrays of two values each, as the call writes.
+    let status = unsafe {
+        sys::longattn_ring_shard(
+            layout.0,
+            n_tokens_c,
+            n_shards_c,
+            rank_c,
+            first.as_mut_ptr(),
+            count.as_mut_ptr(),
+        )
+    };
+    if status != sys::LONGATTN_OK {
+        return Err(Error::new(ErrorKind::from_status(status), describe()));
+    }
+    let segment = |i: usize| {
+        let start = first[i].max(0) as usize;
+        start..start + count[i].max(0) as usize
+    };
+    Ok([segment(0), segment(1)])
 }

@@ -43,6 +43,11 @@ pub type longattn_dtype = i32;
 pub const LONGATTN_DTYPE_F32: longattn_dtype = 0;
 pub const LONGATTN_DTYPE_F16: longattn_dtype = 1;
 pub const LONGATTN_DTYPE_BF16: longattn_dtype = 2;
+/// ggml's Q8_0 block (K and V only): 34 bytes = fp16 scale d + 32 int8 q; value = d * q.
+pub const LONGATTN_DTYPE_Q8_0: longattn_dtype = 3;
+/// ggml's Q4_0 block (K and V only): 18 bytes = fp16 scale d + 16 bytes of nibbles; value j < 16
+/// is (low nibble of byte j) - 8, value j + 16 is (high nibble of byte j) - 8, times d.
+pub const LONGATTN_DTYPE_Q4_0: longattn_dtype = 4;
 
 pub type longattn_algorithm = i32;
 pub const LONGATTN_ALGORITHM_FLASH: longattn_algorithm = 0;
@@ -62,6 +67,8 @@ pub struct longattn_context {
 }
 
 pub const LONGATTN_CONTEXT_FALLBACK_CPU: u32 = 1;
+/// Ring mode: all ranks on `device_index` (virtual ranks on one GPU; no effect on the CPU).
+pub const LONGATTN_CONTEXT_RING_VIRTUAL: u32 = 2;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -71,7 +78,14 @@ pub struct longattn_context_options {
     pub device_index: i32,
     pub n_threads: i32,
     pub flags: u32,
+    /// 0 = one device; N >= 1: a ring of N ranks (section 8).
+    pub ring_devices: i32,
+    /// `LONGATTN_RING_LAYOUT_*` for whole tensors.
+    pub ring_layout: longattn_ring_layout,
 }
+
+/// `LONGATTN_CONTEXT_OPTIONS_MIN_SIZE`: the smallest `struct_size` accepted (through device_index).
+pub const LONGATTN_CONTEXT_OPTIONS_MIN_SIZE: u32 = 12;
 
 impl Default for longattn_context_options {
     /// `LONGATTN_CONTEXT_OPTIONS_INIT`.
@@ -82,6 +96,8 @@ impl Default for longattn_context_options {
             device_index: 0,
             n_threads: 0,
             flags: 0,
+            ring_devices: 0,
+            ring_layout: LONGATTN_RING_LAYOUT_AUTO,
         }
     }
 }
@@ -128,7 +144,14 @@ pub struct longattn_attention_desc {
     pub hyper_lsh_bits: i32,
     pub hyper_min_seq_len: i32,
     pub seed: u64,
+    /// ALiBi as ggml defines it (0 = off).
+    pub max_bias: f32,
+    /// Must be 0 (the C struct names it so that it has no padding).
+    pub reserved0: u32,
 }
+
+/// `LONGATTN_ATTENTION_DESC_MIN_SIZE`: the smallest `struct_size` accepted (through n_global).
+pub const LONGATTN_ATTENTION_DESC_MIN_SIZE: u32 = 48;
 
 impl Default for longattn_attention_desc {
     /// `LONGATTN_ATTENTION_DESC_INIT`.
@@ -151,6 +174,8 @@ impl Default for longattn_attention_desc {
             hyper_lsh_bits: 0,
             hyper_min_seq_len: 0,
             seed: 0,
+            max_bias: 0.0,
+            reserved0: 0,
         }
     }
 }
@@ -172,7 +197,16 @@ pub struct longattn_forward_args {
     pub lse: *const longattn_tensor,
     pub q_pos0: i64,
     pub stream: *mut c_void,
+    /// Optional additive mask, f16 or f32, `{batch or 1, n_q, 1 or n_q_heads, n_k}`.
+    pub mask: *const longattn_tensor,
+    /// Optional ALiBi slopes, `n_q_heads` floats in host memory; override `max_bias`.
+    pub alibi_slopes: *const f32,
+    /// Optional attention sinks, one logit per query head (`n_q_heads` floats, host memory).
+    pub sinks: *const f32,
 }
+
+/// `LONGATTN_FORWARD_ARGS_MIN_SIZE`: the smallest `struct_size` accepted (through out).
+pub const LONGATTN_FORWARD_ARGS_MIN_SIZE: u32 = 40;
 
 impl Default for longattn_forward_args {
     /// `LONGATTN_FORWARD_ARGS_INIT`.
@@ -187,6 +221,66 @@ impl Default for longattn_forward_args {
             lse: std::ptr::null(),
             q_pos0: LONGATTN_Q_POS_BOTTOM_RIGHT,
             stream: std::ptr::null_mut(),
+            mask: std::ptr::null(),
+            alibi_slopes: std::ptr::null(),
+            sinks: std::ptr::null(),
+        }
+    }
+}
+
+// ---- 8. ring mode ---------------------------------------------------------------------------
+
+pub type longattn_ring_layout = i32;
+/// Whole tensors: ZIGZAG for causal attention without a left window, else CONTIGUOUS.
+pub const LONGATTN_RING_LAYOUT_AUTO: longattn_ring_layout = 0;
+/// Rank r holds tokens `[r*n/N, (r+1)*n/N)`.
+pub const LONGATTN_RING_LAYOUT_CONTIGUOUS: longattn_ring_layout = 1;
+/// 2N chunks `[c*n/(2N), (c+1)*n/(2N))`; rank r holds chunk r, then chunk 2N-1-r.
+pub const LONGATTN_RING_LAYOUT_ZIGZAG: longattn_ring_layout = 2;
+
+pub type longattn_shard_queries = i32;
+/// Rank r's queries are its own tokens (prefill): ring.
+pub const LONGATTN_SHARD_QUERIES_LOCAL: longattn_shard_queries = 0;
+/// Every rank holds the same query rows (decode over a sharded KV cache): partials merged.
+pub const LONGATTN_SHARD_QUERIES_REPLICATED: longattn_shard_queries = 1;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct longattn_sharded_args {
+    pub struct_size: u32,
+    /// Must equal `longattn_context_ring_devices(ctx)`.
+    pub n_shards: i32,
+    /// CONTIGUOUS (default) or ZIGZAG.
+    pub layout: longattn_ring_layout,
+    pub queries: longattn_shard_queries,
+    /// Arrays of `n_shards` tensors; element r lives on rank r.
+    pub q: *const longattn_tensor,
+    pub k: *const longattn_tensor,
+    pub v: *const longattn_tensor,
+    pub out: *const longattn_tensor,
+    /// `[n_shards]` or NULL.
+    pub lse: *const longattn_tensor,
+    /// REPLICATED: position of query 0; default bottom-right.
+    pub q_pos0: i64,
+}
+
+/// `LONGATTN_SHARDED_ARGS_MIN_SIZE`: the smallest `struct_size` accepted (through lse).
+pub const LONGATTN_SHARDED_ARGS_MIN_SIZE: u32 = 56;
+
+impl Default for longattn_sharded_args {
+    /// `LONGATTN_SHARDED_ARGS_INIT`.
+    fn default() -> Self {
+        Self {
+            struct_size: std::mem::size_of::<Self>() as u32,
+            n_shards: 0,
+            layout: LONGATTN_RING_LAYOUT_CONTIGUOUS,
+            queries: LONGATTN_SHARD_QUERIES_LOCAL,
+            q: std::ptr::null(),
+            k: std::ptr::null(),
+            v: std::ptr::null(),
+            out: std::ptr::null(),
+            lse: std::ptr::null(),
+            q_pos0: LONGATTN_Q_POS_BOTTOM_RIGHT,
         }
     }
 }
@@ -196,14 +290,16 @@ impl Default for longattn_forward_args {
 // compiles a C probe against the header and compares every size and field offset.
 #[cfg(target_pointer_width = "64")]
 const _: () = {
-    assert!(std::mem::size_of::<longattn_context_options>() == 20);
+    assert!(std::mem::size_of::<longattn_context_options>() == 28);
     assert!(std::mem::align_of::<longattn_context_options>() == 4);
     assert!(std::mem::size_of::<longattn_tensor>() == 80);
     assert!(std::mem::align_of::<longattn_tensor>() == 8);
-    assert!(std::mem::size_of::<longattn_attention_desc>() == 72);
+    assert!(std::mem::size_of::<longattn_attention_desc>() == 80);
     assert!(std::mem::align_of::<longattn_attention_desc>() == 8);
-    assert!(std::mem::size_of::<longattn_forward_args>() == 64);
+    assert!(std::mem::size_of::<longattn_forward_args>() == 88);
     assert!(std::mem::align_of::<longattn_forward_args>() == 8);
+    assert!(std::mem::size_of::<longattn_sharded_args>() == 64);
+    assert!(std::mem::align_of::<longattn_sharded_args>() == 8);
 };
 
 // ---- functions ------------------------------------------------------------------------------
@@ -238,6 +334,7 @@ extern "C" {
 
     // 4. tensor views
     pub fn longattn_dtype_size(dtype: longattn_dtype) -> usize;
+    pub fn longattn_dtype_block_elems(dtype: longattn_dtype) -> i32;
     pub fn longattn_tensor_contiguous(
         t: *mut longattn_tensor,
         data: *mut c_void,
@@ -272,5 +369,22 @@ extern "C" {
         lse_b: *const longattn_tensor,
         o_out: *const longattn_tensor,
         lse_out: *const longattn_tensor,
+    ) -> longattn_status;
+
+    // 8. ring mode
+    pub fn longattn_ring_shard(
+        layout: longattn_ring_layout,
+        n_tokens: i64,
+        n_shards: i32,
+        rank: i32,
+        first: *mut i64,
+        count: *mut i64,
+    ) -> longattn_status;
+    pub fn longattn_context_ring_devices(ctx: *const longattn_context) -> i32;
+    pub fn longattn_context_rank_scratch_bytes(ctx: *const longattn_context, rank: i32) -> usize;
+    pub fn longattn_attention_forward_sharded(
+        ctx: *mut longattn_context,
+        attn: *const longattn_attention,
+        args: *const longattn_sharded_args,
     ) -> longattn_status;
 }

@@ -1,10 +1,13 @@
 //! Tensor views over Rust slices, checked before they reach C.
 //!
 //! A view is `shape = [batch, tokens, heads, head_dim]` plus a stride per axis counted in
-//! ELEMENTS of the slice (the C side wants bytes; the conversion happens here). Building a view
-//! proves that every element it addresses lies inside the slice, so the library can never read or
-//! write outside the memory the borrow covers. Whether the views agree with each other and with the
-//! attention descriptor is checked by the library, which returns an `Err` when they do not.
+//! ELEMENTS of the slice (the C side wants bytes; the conversion happens here). For ggml's block
+//! formats (Q8_0, Q4_0) the slice is `&[u8]`, so strides are in bytes, and `strides[3]` is the
+//! byte stride between blocks of 32 values (ggml's `nb[0]`, normally the block size): element i
+//! of a row lives in block i / 32. Building a view proves that every element (or whole block) it
+//! addresses lies inside the slice, so the library can never read or write outside the memory the
+//! borrow covers. Whether the views agree with each other and with the attention descriptor is
+//! checked by the library, which returns an `Err` when they do not.
 
 use std::marker::PhantomData;
 use std::os::raw::c_void;
@@ -17,9 +20,11 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for f32 {}
     impl Sealed for u16 {}
+    impl Sealed for u8 {}
 }
 
-/// Element types a slice may hold: `f32` for F32, `u16` bit patterns for F16 and BF16.
+/// Element types a slice may hold: `f32` for F32, `u16` bit patterns for F16 and BF16, `u8`
+/// bytes for the block formats Q8_0 and Q4_0.
 pub trait Element: Copy + sealed::Sealed {
     /// Whether a slice of `Self` can hold elements of `dtype`.
     fn holds(dtype: DType) -> bool;
@@ -37,6 +42,12 @@ impl Element for u16 {
     }
 }
 
+impl Element for u8 {
+    fn holds(dtype: DType) -> bool {
+        dtype == DType::Q8_0 || dtype == DType::Q4_0
+    }
+}
+
 /// Row-major element strides of a contiguous `[batch][tokens][heads][head_dim]` tensor.
 pub fn contiguous_strides(shape: [usize; 4]) -> [usize; 4] {
     [
@@ -45,6 +56,18 @@ pub fn contiguous_strides(shape: [usize; 4]) -> [usize; 4] {
         shape[3],
         1,
     ]
+}
+
+/// Strides of a contiguous tensor of `dtype`, in units of the slice that holds it: elements for
+/// the float types (as [`contiguous_strides`]), bytes for the block formats (`strides[3]` = the
+/// block size, a row of `head_dim / 32` blocks after another).
+pub fn contiguous_strides_for(dtype: DType, shape: [usize; 4]) -> [usize; 4] {
+    if !dtype.is_block() {
+        return contiguous_strides(shape);
+    }
+    let block_bytes = dtype.size();
+    let row = shape[3] / dtype.block_elems() * block_bytes;
+    [shape[1] * shape[2] * row, shape[2] * row, row, block_bytes]
 }
 
 const AXIS_NAMES: [&str; 4] = ["batch", "tokens", "heads", "head_dim"];
@@ -56,8 +79,9 @@ fn describe<T: Element>(
     shape: [usize; 4],
     strides: [usize; 4],
 ) -> Result<sys::longattn_tensor> {
-    let elem_size = std::mem::size_of::<T>();
-    if !T::holds(dtype) || dtype.size() != elem_size {
+    let unit = std::mem::size_of::<T>();
+    let block_elems = dtype.block_elems();
+    if !T::holds(dtype) || block_elems == 0 || dtype.size() % unit != 0 {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
             format!(
@@ -67,8 +91,10 @@ fn describe<T: Element>(
             ),
         ));
     }
+    // Slice elements one element (or block) of the tensor covers: 1, or the block size in bytes.
+    let footprint = dtype.size() / unit;
     let overflow = || Error::new(ErrorKind::InvalidArgument, "tensor extent overflows");
-    let mut last_index: usize = 0;
+    let mut last_index: usize = footprint - 1;
     let mut raw_shape = [0i64; 4];
     let mut raw_strides = [0i64; 4];
     for axis in 0..4 {
@@ -81,12 +107,27 @@ fn describe<T: Element>(
                 ),
             ));
         }
-        let reach = (shape[axis] - 1)
+        // Positions the stride steps over: blocks along head_dim for the block formats.
+        let positions = if axis == 3 {
+            if shape[3] % block_elems != 0 {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "shape[3] (head_dim) = {} must be a multiple of {} for dtype {}",
+                        shape[3], block_elems, dtype.0
+                    ),
+                ));
+            }
+            shape[3] / block_elems
+        } else {
+            shape[axis]
+        };
+        let reach = (positions - 1)
             .checked_mul(strides[axis])
             .ok_or_else(overflow)?;
         last_index = last_index.checked_add(reach).ok_or_else(overflow)?;
         raw_shape[axis] = i64::try_from(shape[axis]).map_err(|_| overflow())?;
-        let stride_bytes = strides[axis].checked_mul(elem_size).ok_or_else(overflow)?;
+        let stride_bytes = strides[axis].checked_mul(unit).ok_or_else(overflow)?;
         raw_strides[axis] = i64::try_from(stride_bytes).map_err(|_| overflow())?;
     }
     if last_index >= len {
@@ -107,21 +148,26 @@ fn describe<T: Element>(
     })
 }
 
-/// A read-only view of host memory (q, k, v, or an input of a merge).
+/// A read-only view of host memory (q, k, v, a mask, or an input of a merge).
+///
+/// `#[repr(transparent)]` over the C struct, so a slice of views is an array of
+/// `longattn_tensor`.
+#[repr(transparent)]
 #[derive(Debug, Clone, Copy)]
 pub struct Tensor<'a> {
     raw: sys::longattn_tensor,
     _data: PhantomData<&'a [u8]>,
 }
 
-// Safety: a Tensor is a shared borrow of plain numbers (f32/u16); sharing or sending it is as sound
+// Safety: a Tensor is a shared borrow of plain numbers (f32/u16/u8); sharing or sending it is as sound
 // as sharing or sending the `&[T]` it was made from.
 unsafe impl Send for Tensor<'_> {}
 // Safety: as above; the library only reads through it.
 unsafe impl Sync for Tensor<'_> {}
 
 impl<'a> Tensor<'a> {
-    /// A strided view; `strides` are in elements of `data`.
+    /// A strided view; `strides` are in elements of `data` (bytes for the block formats, with
+    /// `strides[3]` the bytes between blocks of 32 values).
     pub fn new<T: Element>(
         data: &'a [T],
         dtype: DType,
@@ -138,7 +184,7 @@ impl<'a> Tensor<'a> {
 
     /// A contiguous row-major view of the whole shape.
     pub fn contiguous<T: Element>(data: &'a [T], dtype: DType, shape: [usize; 4]) -> Result<Self> {
-        Tensor::new(data, dtype, shape, contiguous_strides(shape))
+        Tensor::new(data, dtype, shape, contiguous_strides_for(dtype, shape))
     }
 
     /// A contiguous f32 view.
@@ -154,6 +200,17 @@ impl<'a> Tensor<'a> {
     /// A contiguous bf16 view (`u16` bit patterns).
     pub fn bf16(data: &'a [u16], shape: [usize; 4]) -> Result<Self> {
         Tensor::contiguous(data, DType::BF16, shape)
+    }
+
+    /// A contiguous Q8_0 view of K or V: `data` holds `head_dim / 32` blocks of 34 bytes per row
+    /// (head_dim a multiple of 32). For a strided cache use [`Tensor::new`] with byte strides.
+    pub fn q8_0(data: &'a [u8], shape: [usize; 4]) -> Result<Self> {
+        Tensor::contiguous(data, DType::Q8_0, shape)
+    }
+
+    /// A contiguous Q4_0 view of K or V: `head_dim / 32` blocks of 18 bytes per row.
+    pub fn q4_0(data: &'a [u8], shape: [usize; 4]) -> Result<Self> {
+        Tensor::contiguous(data, DType::Q4_0, shape)
     }
 
     /// Wraps a raw view, e.g. of device memory.
@@ -185,6 +242,10 @@ impl<'a> Tensor<'a> {
 }
 
 /// A writable view of host memory (the output and LSE of a forward call or a merge).
+///
+/// `#[repr(transparent)]` over the C struct, so a slice of views is an array of
+/// `longattn_tensor`.
+#[repr(transparent)]
 #[derive(Debug)]
 pub struct TensorMut<'a> {
     raw: sys::longattn_tensor,
@@ -217,7 +278,7 @@ impl<'a> TensorMut<'a> {
         dtype: DType,
         shape: [usize; 4],
     ) -> Result<Self> {
-        TensorMut::new(data, dtype, shape, contiguous_strides(shape))
+        TensorMut::new(data, dtype, shape, contiguous_strides_for(dtype, shape))
     }
 
     /// A contiguous f32 view.

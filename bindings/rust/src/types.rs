@@ -27,7 +27,8 @@ impl Backend {
     }
 }
 
-/// An element type (`longattn_dtype`). f16 and bf16 data are passed as their `u16` bit patterns.
+/// An element type (`longattn_dtype`). f16 and bf16 data are passed as their `u16` bit patterns;
+/// the block formats Q8_0 and Q4_0 (K and V only) as the raw bytes of their blocks (`u8`).
 #[repr(transparent)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DType(pub i32);
@@ -38,14 +39,37 @@ impl DType {
     pub const F16: DType = DType(sys::LONGATTN_DTYPE_F16);
     /// bfloat16, stored as `u16` bits.
     pub const BF16: DType = DType(sys::LONGATTN_DTYPE_BF16);
+    /// ggml's Q8_0 blocks of 32 values: fp16 scale d, then 32 int8 q; value = d·q (34 bytes).
+    pub const Q8_0: DType = DType(sys::LONGATTN_DTYPE_Q8_0);
+    /// ggml's Q4_0 blocks of 32 values: fp16 scale d, then 16 bytes of nibbles; value j < 16 is
+    /// d·((low nibble of byte j) − 8), value j + 16 is d·((high nibble of byte j) − 8) (18 bytes).
+    pub const Q4_0: DType = DType(sys::LONGATTN_DTYPE_Q4_0);
 
-    /// Bytes per element as this crate knows it (0 for an unknown dtype).
+    /// Bytes per element, or per block of `block_elems()` values for the block formats, as this
+    /// crate knows it (`longattn_dtype_size`; 0 for an unknown dtype).
     pub fn size(self) -> usize {
         match self {
             DType::F32 => 4,
             DType::F16 | DType::BF16 => 2,
+            DType::Q8_0 => 34,
+            DType::Q4_0 => 18,
             _ => 0,
         }
+    }
+
+    /// Values per block: 32 for Q8_0 / Q4_0, 1 for the float types, 0 for an unknown dtype
+    /// (`longattn_dtype_block_elems`).
+    pub fn block_elems(self) -> usize {
+        match self {
+            DType::F32 | DType::F16 | DType::BF16 => 1,
+            DType::Q8_0 | DType::Q4_0 => 32,
+            _ => 0,
+        }
+    }
+
+    /// Whether this is one of ggml's block formats (Q8_0, Q4_0).
+    pub fn is_block(self) -> bool {
+        self.block_elems() > 1
     }
 }
 
@@ -61,4 +85,44 @@ impl Algorithm {
     pub const SPARSE: Algorithm = Algorithm(sys::LONGATTN_ALGORITHM_SPARSE);
     /// HyperAttention: LSH blocks + sampled columns (approximate).
     pub const HYPER: Algorithm = Algorithm(sys::LONGATTN_ALGORITHM_HYPER);
+}
+
+/// Which tokens of a sequence each rank of a ring holds (`longattn_ring_layout`).
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RingLayout(pub i32);
+
+impl RingLayout {
+    /// Whole tensors: ZIGZAG for causal attention without a left window, else CONTIGUOUS.
+    pub const AUTO: RingLayout = RingLayout(sys::LONGATTN_RING_LAYOUT_AUTO);
+    /// Rank r holds tokens `[r·n/N, (r+1)·n/N)`.
+    pub const CONTIGUOUS: RingLayout = RingLayout(sys::LONGATTN_RING_LAYOUT_CONTIGUOUS);
+    /// 2N chunks `[c·n/(2N), (c+1)·n/(2N))`; rank r holds chunk r, then chunk 2N−1−r (balances
+    /// causal work).
+    pub const ZIGZAG: RingLayout = RingLayout(sys::LONGATTN_RING_LAYOUT_ZIGZAG);
+}
+
+impl Default for RingLayout {
+    fn default() -> Self {
+        RingLayout::AUTO
+    }
+}
+
+/// What each shard's query tensor holds in a sharded forward (`longattn_shard_queries`).
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ShardQueries(pub i32);
+
+impl ShardQueries {
+    /// Rank r's queries are its own tokens (prefill): the ring runs.
+    pub const LOCAL: ShardQueries = ShardQueries(sys::LONGATTN_SHARD_QUERIES_LOCAL);
+    /// Every rank holds the same query rows (decode over a sharded KV cache): the partial
+    /// results are merged.
+    pub const REPLICATED: ShardQueries = ShardQueries(sys::LONGATTN_SHARD_QUERIES_REPLICATED);
+}
+
+impl Default for ShardQueries {
+    fn default() -> Self {
+        ShardQueries::LOCAL
+    }
 }

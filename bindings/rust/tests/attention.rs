@@ -14,21 +14,6 @@ const BF16_TOLERANCE: f64 = 1e-2;
 const LSE_TOLERANCE: f64 = 1e-4;
 const TEST_THREADS: u32 = 2;
 
-fn desc_for(p: &Problem, algorithm: Algorithm) -> AttentionDesc {
-    let window = |w: i64| if w < 0 { None } else { Some(w as usize) };
-    AttentionDesc {
-        algorithm,
-        head_dim_v: p.dv,
-        scale: p.scale,
-        softcap: p.softcap,
-        causal: p.causal,
-        window_left: window(p.window_left),
-        window_right: window(p.window_right),
-        n_global: p.n_global as usize,
-        ..AttentionDesc::new(p.hq, p.hkv, p.d)
-    }
-}
-
 /// Creates the handle, or None (with a note) when this build does not implement the algorithm yet.
 fn create_or_skip<'c>(ctx: &'c Context, desc: &AttentionDesc, what: &str) -> Option<Attention<'c>> {
     match ctx.attention(desc) {
@@ -57,6 +42,7 @@ fn run_f32(ctx: &Context, attn: &Attention<'_>, p: &Problem, seed: u64) -> f64 {
         ForwardOptions {
             lse: Some(&mut TensorMut::f32(&mut lse, p.lse_shape()).unwrap()),
             q_pos0: p.q_pos0,
+            ..ForwardOptions::default()
         },
     )
     .unwrap_or_else(|e| panic!("forward {:?}: {}", p, e));
@@ -316,6 +302,7 @@ fn merge_of_two_key_halves_equals_full() {
             ForwardOptions {
                 lse: Some(&mut TensorMut::f32(&mut l, p.lse_shape()).unwrap()),
                 q_pos0: None,
+                ..ForwardOptions::default()
             },
         )
         .unwrap();
@@ -376,8 +363,9 @@ fn sparse_matches_masked_reference() {
         },
     ];
     for (index, p) in cases.iter().enumerate() {
-        let Some(attn) = create_or_skip(&ctx, &desc_for(p, Algorithm::SPARSE), "SPARSE") else {
-            return;
+        let attn = match create_or_skip(&ctx, &desc_for(p, Algorithm::SPARSE), "SPARSE") {
+            Some(attn) => attn,
+            None => return,
         };
         let err = run_f32(&ctx, &attn, p, 200 + index as u64);
         eprintln!(
@@ -402,8 +390,9 @@ fn hyper_is_exact_below_min_seq_len() {
             seed: 5,
             ..desc_for(&p, Algorithm::HYPER)
         };
-        let Some(attn) = create_or_skip(&ctx, &desc, "HYPER") else {
-            return;
+        let attn = match create_or_skip(&ctx, &desc, "HYPER") {
+            Some(attn) => attn,
+            None => return,
         };
         run_f32(&ctx, &attn, &p, 300 + index as u64);
     }
@@ -468,8 +457,9 @@ fn hyper_approximate_regime_is_seeded() {
         seed,
         ..desc_for(&p, Algorithm::HYPER)
     };
-    let Some(attn_a) = create_or_skip(&ctx, &desc(1), "HYPER") else {
-        return;
+    let attn_a = match create_or_skip(&ctx, &desc(1), "HYPER") {
+        Some(attn) => attn,
+        None => return,
     };
     let attn_b = ctx.attention(&desc(2)).unwrap();
     let mut rng = Rng::new(600);

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+use longattn::{Algorithm, AttentionDesc};
+
 /// SplitMix64: small, seeded, reproducible.
 pub struct Rng(u64);
 
@@ -174,8 +176,50 @@ impl Problem {
     }
 }
 
+/// The descriptor of a problem (the extras stay at their defaults).
+pub fn desc_for(p: &Problem, algorithm: Algorithm) -> AttentionDesc {
+    let window = |w: i64| if w < 0 { None } else { Some(w as usize) };
+    AttentionDesc {
+        algorithm,
+        head_dim_v: p.dv,
+        scale: p.scale,
+        softcap: p.softcap,
+        causal: p.causal,
+        window_left: window(p.window_left),
+        window_right: window(p.window_right),
+        n_global: p.n_global as usize,
+        ..AttentionDesc::new(p.hq, p.hkv, p.d)
+    }
+}
+
+/// Optional parts of a forward call, in the reference's terms (see `longattn_forward_args`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extras<'a> {
+    /// Additive mask values (f16 masks already widened), contiguous, with their shape
+    /// `[batch or 1, n_q, 1 or hq, n_k]`.
+    pub mask: Option<(&'a [f32], [usize; 4])>,
+    /// ALiBi slope per query head.
+    pub slopes: Option<&'a [f32]>,
+    /// Sink logit per query head.
+    pub sinks: Option<&'a [f32]>,
+}
+
 /// Naive float64 attention: returns (out [b][n_q][hq][dv], lse [b][n_q][hq]).
 pub fn reference(p: &Problem, q: &[f32], k: &[f32], v: &[f32]) -> (Vec<f64>, Vec<f64>) {
+    reference_with(p, q, k, v, &Extras::default())
+}
+
+/// Naive float64 attention with ggml's extras, as the header defines them: the logit of key j is
+/// softcap(scale·q·k_j) + bias, where bias = mask (slope·mask with ALiBi) or, with ALiBi and no
+/// mask, −slope·|qp − kp|; a −inf mask value removes the key. A sink adds e^{sink} to the
+/// denominator (and so to the LSE) without a value.
+pub fn reference_with(
+    p: &Problem,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    ex: &Extras<'_>,
+) -> (Vec<f64>, Vec<f64>) {
     let scale = if p.scale > 0.0 {
         p.scale as f64
     } else {
@@ -192,12 +236,26 @@ pub fn reference(p: &Problem, q: &[f32], k: &[f32], v: &[f32]) -> (Vec<f64>, Vec
             for h in 0..p.hq {
                 let hk = h / group;
                 let q_row = &q[((b * p.n_q + i) * p.hq + h) * p.d..][..p.d];
+                let slope = ex.slopes.map(|s| s[h] as f64);
                 let mut max = f64::NEG_INFINITY;
                 for j in 0..p.n_k {
                     logits[j] = f64::NEG_INFINITY;
                     if !p.allows(qp, j as i64) {
                         continue;
                     }
+                    let bias = match ex.mask {
+                        Some((mask, shape)) => {
+                            let mb = if shape[0] == 1 { 0 } else { b };
+                            let mh = if shape[2] == 1 { 0 } else { h };
+                            let m =
+                                mask[((mb * shape[1] + i) * shape[2] + mh) * shape[3] + j] as f64;
+                            if m == f64::NEG_INFINITY {
+                                continue;
+                            }
+                            slope.map_or(m, |s| s * m)
+                        }
+                        None => slope.map_or(0.0, |s| -s * (qp - j as i64).abs() as f64),
+                    };
                     let k_row = &k[((b * p.n_k + j) * p.hkv + hk) * p.d..][..p.d];
                     let dot: f64 = q_row
                         .iter()
@@ -208,14 +266,17 @@ pub fn reference(p: &Problem, q: &[f32], k: &[f32], v: &[f32]) -> (Vec<f64>, Vec
                     if p.softcap > 0.0 {
                         s = p.softcap as f64 * (s / p.softcap as f64).tanh();
                     }
+                    s += bias;
                     logits[j] = s;
                     max = max.max(s);
                 }
+                let sink = ex.sinks.map_or(f64::NEG_INFINITY, |s| s[h] as f64);
+                let max = max.max(sink);
                 if max == f64::NEG_INFINITY {
                     continue; // empty row: O = 0, LSE = -inf
                 }
                 let o = &mut out[((b * p.n_q + i) * p.hq + h) * p.dv..][..p.dv];
-                let mut sum = 0.0;
+                let mut sum = (sink - max).exp(); // 0 without a sink
                 for j in 0..p.n_k {
                     if logits[j] == f64::NEG_INFINITY {
                         continue;
@@ -235,6 +296,67 @@ pub fn reference(p: &Problem, q: &[f32], k: &[f32], v: &[f32]) -> (Vec<f64>, Vec
         }
     }
     (out, lse)
+}
+
+// ---- ggml block formats, written from the header's definition --------------------------------
+
+/// Values per block of Q8_0 and Q4_0.
+pub const QUANT_BLOCK: usize = 32;
+pub const Q8_0_BLOCK_BYTES: usize = 34;
+pub const Q4_0_BLOCK_BYTES: usize = 18;
+const Q8_0_MAX: f32 = 127.0;
+const Q4_0_OFFSET: i32 = 8;
+const Q4_0_MAX_NIBBLE: i32 = 15;
+
+/// Quantises 32 values into one Q8_0 block: fp16 scale d = max|x| / 127, then round(x / d) as
+/// int8. Returns the block and the values it decodes to (d·q, with d the stored fp16 scale).
+pub fn quantize_q8_0(x: &[f32]) -> ([u8; Q8_0_BLOCK_BYTES], [f32; QUANT_BLOCK]) {
+    assert_eq!(x.len(), QUANT_BLOCK);
+    let amax = x.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
+    let d_bits = f32_to_f16(amax / Q8_0_MAX);
+    let d = f16_to_f32(d_bits);
+    let mut block = [0u8; Q8_0_BLOCK_BYTES];
+    block[..2].copy_from_slice(&d_bits.to_le_bytes());
+    let mut decoded = [0f32; QUANT_BLOCK];
+    for i in 0..QUANT_BLOCK {
+        let q = if d == 0.0 {
+            0
+        } else {
+            (x[i] / d).round().clamp(-Q8_0_MAX, Q8_0_MAX) as i8
+        };
+        block[2 + i] = q as u8;
+        decoded[i] = d * q as f32;
+    }
+    (block, decoded)
+}
+
+/// Quantises 32 values into one Q4_0 block: fp16 scale d = (the value of largest magnitude) / −8,
+/// nibbles round(x / d) + 8 clamped to 0..=15; byte j holds value j (low nibble) and value j + 16
+/// (high nibble). Returns the block and the values it decodes to, d·(nibble − 8).
+pub fn quantize_q4_0(x: &[f32]) -> ([u8; Q4_0_BLOCK_BYTES], [f32; QUANT_BLOCK]) {
+    assert_eq!(x.len(), QUANT_BLOCK);
+    let extreme = x
+        .iter()
+        .fold(0.0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+    let d_bits = f32_to_f16(extreme / -(Q4_0_OFFSET as f32));
+    let d = f16_to_f32(d_bits);
+    let mut block = [0u8; Q4_0_BLOCK_BYTES];
+    block[..2].copy_from_slice(&d_bits.to_le_bytes());
+    let mut nibbles = [0u8; QUANT_BLOCK];
+    let mut decoded = [0f32; QUANT_BLOCK];
+    for i in 0..QUANT_BLOCK {
+        let q = if d == 0.0 {
+            Q4_0_OFFSET
+        } else {
+            ((x[i] / d).round() as i32 + Q4_0_OFFSET).clamp(0, Q4_0_MAX_NIBBLE)
+        };
+        nibbles[i] = q as u8;
+        decoded[i] = d * (q - Q4_0_OFFSET) as f32;
+    }
+    for j in 0..QUANT_BLOCK / 2 {
+        block[2 + j] = nibbles[j] | (nibbles[j + QUANT_BLOCK / 2] << 4);
+    }
+    (block, decoded)
 }
 
 /// ‖got − want‖₂ / ‖want‖₂ (NaN anywhere gives NaN).
