@@ -42,6 +42,8 @@ struct KeyRange {
 
 // Everything about one call that does not depend on the work item.
 struct Plan {
+  explicit Plan(AttendPool& pool)
+      : seg_q(pool.seg_q), seg_k(pool.seg_k), tile_seg(pool.tile_seg), tile_q0(pool.tile_q0), tile_q1(pool.tile_q1) {}
   std::vector<int64_t>& seg_q;  // n_seg + 1 offsets (storage in the AttendPool)
   std::vector<int64_t>& seg_k;
   std::vector<int64_t>& tile_seg;  // query tiles of all segments
@@ -422,7 +424,7 @@ void write_head(const Plan& P, const Unit& u, const HeadWork& w) {
 }  // namespace
 
 void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool& store) {
-  Plan P{store.seg_q, store.seg_k, store.tile_seg, store.tile_q0, store.tile_q1};
+  Plan P(store);
   std::vector<float>& pool = store.floats;
   P.a = &a;
   P.K = &K;

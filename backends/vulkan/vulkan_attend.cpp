@@ -1,0 +1,288 @@
+// attend on Vulkan: picks the kernel (cooperative-matrix or portable) and its tile sizes for the
+// device, lays out the work items (segments × query tiles × head blocks × KV heads × batch),
+// decides split-KV, and records shaders/attend_coopmat.comp or shaders/attend.comp.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "error.hpp"
+#include "vulkan_backend.hpp"
+
+namespace longattn::vk {
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr int32_t kThreadsPerWorkgroup = 128;
+
+// std430 mirror of `Args` in shaders/attend_common.glsl.
+struct AttendGpuArgs {
+  int64_t n_groups;
+  uint64_t q, k, v, o, lse;
+  uint64_t st_m, st_l, st_acc;
+  uint64_t q_pos, k_pos, q_rows, k_rows, key_logw, q_group, k_group;
+  uint64_t part;
+  int64_t q_stride[4], k_stride[4], v_stride[4], o_stride[4], lse_stride[4];
+  int64_t n_q, n_k, q_pos0, k_pos0;
+  int64_t window_left, window_right, n_global;
+  int64_t n_tiles, n_segments, table_offset;
+  float qscale, softcap;
+  int32_t causal, hq, hkv, group, hg, tr, n_head_blocks;
+  int32_t n_splits;
+  int32_t pad;
+};
+
+// Split-KV phases (PHASE in attend.comp).
+constexpr int32_t kPhaseDirect = 0, kPhasePartial = 1, kPhaseCombine = 2;
+// Workgroups a dispatch should have for the device to be busy; below half of it, work items are
+// split over their keys (each split at least kMinTilesPerSplit key tiles).
+constexpr int64_t kBusyWorkgroupsGpu = 1024;
+constexpr int64_t kBusyWorkgroupsCpu = 32;
+constexpr int64_t kMinTilesPerSplit = 2;
+constexpr int64_t kMaxSplits = 256;
+constexpr uint64_t kVectorBytes = 16;
+
+// Cooperative-matrix kernel: 4 subgroups of 32 lanes, 16 query rows each, 16×16×16 fragments.
+constexpr int32_t kCoopmatLanes = 32;
+constexpr int32_t kCoopmatSubgroups = 4;
+constexpr int32_t kCoopmatRows = 16 * kCoopmatSubgroups;
+constexpr int32_t kCoopmatFragment = 16;
+constexpr int32_t kCoopmatMaxDim = 128;  // larger head dims spill registers: portable kernel
+// The cooperative-matrix kernel has no split-KV: it runs when the call has at least this many
+// work items (otherwise the portable kernel with split-KV keeps the device busier).
+constexpr int64_t kCoopmatMinItems = 128;
+
+// Tile shape of the portable kernel.
+struct TileShape {
+  int32_t bq, bk, threads, nc;
+};
+
+// Shared memory of attend.comp for a tile shape (keep in step with its `shared` declarations).
+size_t shared_bytes(int32_t bq, int32_t bk, int32_t d, int32_t dv) {
+  const size_t floats = size_t(bq) * d + size_t(bk) * (d + 1) + size_t(bk) * dv + size_t(bq) * (bk + 1) +
+                        3 * size_t(bq) + size_t(bk);
+  const size_t int64s = 2 * size_t(bq) + 2 * size_t(bk) + 4;
+  const size_t ints = 2 * size_t(bq) + size_t(bk) + size_t(bq);  // groups, heads, group ids, valid flags
+  return 4 * floats + 8 * int64s + 4 * ints;
+}
+
+// Shared memory of attend_coopmat.comp (keep in step with its `shared` declarations).
+size_t coopmat_shared_bytes(int32_t bk, int32_t d, int32_t dv) {
+  const size_t bq = kCoopmatRows;
+  const size_t kv_halves = std::max(bq * size_t(d), size_t(bk) * size_t(d + dv));
+  return 2 * kv_halves + 4 * bq * size_t(bk) + 2 * bq * size_t(bk) + 4 * 3 * bq + 8 * 2 * bq + 4 * bq +
+         4 * bq + size_t(bk) * (8 + 8 + 4 + 4) + 8 * 4;
+}
+
+// Rows per workgroup follow the head dim (shared memory) and, for calls with few query rows per
+// item (decode: the query heads of one KV head), the rows there are: fewer rows, longer key tiles.
+TileShape choose_tiles(const PhysicalDeviceInfo& info, int32_t d, int32_t dv, int64_t rows_hint) {
+  constexpr int32_t kMaxKeyTile = 64;
+  const int32_t width = std::max(d, dv);
+  const int32_t full = width <= 64 ? 32 : width <= 128 ? 16 : 8;
+  int32_t bq = 1;
+  while (bq < full && bq < rows_hint) bq *= 2;
+  int32_t bk = full;
+  while (bq < full && bk < kMaxKeyTile && shared_bytes(bq, 2 * bk, d, dv) <= info.max_shared_memory) bk *= 2;
+  while (shared_bytes(bq, bk, d, dv) > info.max_shared_memory && (bq > 1 || bk > 1)) {
+    if (bk >= bq && bk > 1) bk /= 2; else bq /= 2;
+  }
+  if (shared_bytes(bq, bk, d, dv) > info.max_shared_memory)
+    throw Error(LONGATTN_ERROR_UNSUPPORTED, "Vulkan: head_dim " + std::to_string(d) + "/" + std::to_string(dv) +
+                                                " does not fit in " + std::to_string(info.max_shared_memory) +
+                                                " bytes of shared memory");
+  TileShape t;
+  t.bq = bq;
+  t.bk = bk;
+  const int32_t tpr = std::max(1, std::min<int32_t>(kThreadsPerWorkgroup, int32_t(info.max_workgroup_invocations)) / bq);
+  t.threads = bq * tpr;
+  t.nc = (dv + tpr - 1) / tpr;
+  return t;
+}
+
+// Largest divisor of `group` that is ≤ limit.
+int32_t largest_divisor_at_most(int32_t group, int32_t limit) {
+  for (int32_t x = std::min(group, limit); x > 1; --x)
+    if (group % x == 0) return x;
+  return 1;
+}
+
+void copy_strides(int64_t dst[4], const View& v) {
+  for (int i = 0; i < 4; ++i) dst[i] = v.strides[i];
+}
+
+// Rows of the view can be read as 16-byte vectors: contiguous innermost axis, every row start
+// 16-byte aligned and the row length a whole number of vectors.
+bool rows_vectorizable(const View& v, int32_t dim) {
+  const uint64_t es = longattn_dtype_size(v.dtype);
+  if (uint64_t(v.strides[3]) != es || (uint64_t(dim) * es) % kVectorBytes != 0) return false;
+  if (addr(v.data) % kVectorBytes != 0) return false;
+  for (int i = 0; i < 3; ++i)
+    if (v.shape[i] > 1 && uint64_t(v.strides[i]) % kVectorBytes != 0) return false;
+  return true;
+}
+
+// The argument block with its segment table: query tiles of `tr` rows per segment.
+struct Block {
+  AttendGpuArgs g{};
+  std::vector<int64_t> seg_q, seg_k, tile_start;
+
+  void lay_out(const AttendArgs& a, int32_t hg, int32_t tr) {
+    g.group = a.n_q_heads / a.n_kv_heads;
+    g.hg = hg;
+    g.tr = tr;
+    g.n_head_blocks = g.group / hg;
+    const size_t n_seg = seg_q.size() - 1;
+    tile_start.assign(n_seg + 1, 0);
+    for (size_t s = 0; s < n_seg; ++s) {
+      const int64_t rows = std::max<int64_t>(0, seg_q[s + 1] - seg_q[s]);
+      tile_start[s + 1] = tile_start[s] + (rows + tr - 1) / tr;
+    }
+    g.n_tiles = tile_start[n_seg];
+    g.n_segments = int64_t(n_seg);
+    g.n_groups = a.batch * g.hkv * g.n_head_blocks * g.n_tiles;
+  }
+
+  // Bytes handed to the dispatch: the block, then seg_q, seg_k, tile_start.
+  std::vector<uint8_t> bytes() const {
+    const size_t n = seg_q.size();
+    std::vector<uint8_t> out(size_t(g.table_offset) + 3 * n * sizeof(int64_t), 0);
+    std::memcpy(out.data(), &g, sizeof g);
+    auto* table = reinterpret_cast<int64_t*>(out.data() + g.table_offset);
+    std::copy(seg_q.begin(), seg_q.end(), table);
+    std::copy(seg_k.begin(), seg_k.end(), table + n);
+    std::copy(tile_start.begin(), tile_start.end(), table + 2 * n);
+    return out;
+  }
+};
+
+Block common_block(const AttendArgs& a) {
+  Block blk;
+  AttendGpuArgs& g = blk.g;
+  g.hq = a.n_q_heads;
+  g.hkv = a.n_kv_heads;
+  if (a.n_segments > 0) {
+    blk.seg_q.assign(a.q_seg, a.q_seg + a.n_segments + 1);
+    blk.seg_k.assign(a.k_seg, a.k_seg + a.n_segments + 1);
+  } else {
+    blk.seg_q = {0, a.n_q};
+    blk.seg_k = {0, a.n_k};
+  }
+  g.q = addr(a.q.data);
+  g.k = addr(a.k.data);
+  g.v = addr(a.v.data);
+  g.o = addr(a.out.data);
+  g.lse = addr(a.lse.data);
+  if (a.state) {
+    g.st_m = addr(a.state->m);
+    g.st_l = addr(a.state->l);
+    g.st_acc = addr(a.state->acc);
+    g.o = 0;
+    g.lse = 0;
+  }
+  g.q_pos = addr(a.q_pos);
+  g.k_pos = addr(a.k_pos);
+  g.q_rows = addr(a.q_rows);
+  g.k_rows = addr(a.k_rows);
+  g.key_logw = addr(a.key_logw);
+  g.q_group = addr(a.q_group);
+  g.k_group = addr(a.k_group);
+  copy_strides(g.q_stride, a.q);
+  copy_strides(g.k_stride, a.k);
+  copy_strides(g.v_stride, a.v);
+  copy_strides(g.o_stride, a.out);
+  copy_strides(g.lse_stride, a.lse);
+  g.n_q = a.n_q;
+  g.n_k = a.n_k;
+  g.q_pos0 = a.q_pos0;
+  g.k_pos0 = a.k_pos0;
+  g.window_left = a.mask.window_left;
+  g.window_right = a.mask.window_right;
+  g.n_global = a.mask.n_global;
+  g.causal = a.mask.causal ? 1 : 0;
+  g.softcap = a.softcap;
+  g.qscale = a.softcap > 0.0f ? a.scale : a.scale * kLog2e;
+  g.table_offset = int64_t(sizeof(AttendGpuArgs) + 7) / 8 * 8;
+  g.n_splits = 1;
+  return blk;
+}
+
+// Keys per tile of the cooperative-matrix kernel, or 0 when the call cannot use it.
+int32_t coopmat_tile(const VulkanBackend& backend, const AttendArgs& a) {
+  const PhysicalDeviceInfo& info = const_cast<VulkanBackend&>(backend).device().info();
+  if (backend.coopmat_mode() == CoopmatMode::off || !info.cooperative_matrix_nv) return 0;
+  if (info.subgroup_size != uint32_t(kCoopmatLanes)) return 0;
+  if (a.q.dtype != LONGATTN_DTYPE_F16 || a.k.dtype != LONGATTN_DTYPE_F16 || a.v.dtype != LONGATTN_DTYPE_F16) return 0;
+  if (a.head_dim % kCoopmatFragment || a.head_dim_v % kCoopmatFragment) return 0;
+  if (a.head_dim > kCoopmatMaxDim || a.head_dim_v > kCoopmatMaxDim) return 0;
+  if (!rows_vectorizable(a.k, a.head_dim) || !rows_vectorizable(a.v, a.head_dim_v)) return 0;
+  for (int32_t bk : {64, 48, 32, 16})
+    if (coopmat_shared_bytes(bk, a.head_dim, a.head_dim_v) <= info.max_shared_memory) return bk;
+  return 0;
+}
+
+}  // namespace
+
+void record_attend(VulkanBackend& backend, const AttendArgs& a) {
+  if (a.batch == 0 || a.n_q == 0) return;
+  Device& dev = backend.device();
+  const int32_t out_dtype = a.state ? LONGATTN_DTYPE_F32 : a.out.dtype;
+
+  // ---- cooperative-matrix kernel, when the device, dtypes and shapes allow and there is work ----
+  if (const int32_t bk = coopmat_tile(backend, a)) {
+    Block blk = common_block(a);
+    blk.lay_out(a, 1, kCoopmatRows);
+    if (blk.g.n_groups >= kCoopmatMinItems || backend.coopmat_mode() == CoopmatMode::force) {
+      if (blk.g.n_tiles == 0) return;
+      const std::vector<uint8_t> bytes = blk.bytes();
+      VkPipeline p = dev.pipeline("attend_coopmat", {kCoopmatLanes * kCoopmatSubgroups, bk, a.head_dim,
+                                                     a.head_dim_v, out_dtype, a.state ? 1 : 0});
+      backend.stream().dispatch(p, bytes.data(), bytes.size(), uint64_t(blk.g.n_groups), "attend_coopmat");
+      return;
+    }
+  }
+
+  // ---- portable kernel ----
+  Block blk = common_block(a);
+  const int32_t group = a.n_q_heads / a.n_kv_heads;
+  int64_t longest_segment = 0;
+  for (size_t s = 0; s + 1 < blk.seg_q.size(); ++s)
+    longest_segment = std::max(longest_segment, blk.seg_q[s + 1] - blk.seg_q[s]);
+  const TileShape t = choose_tiles(dev.info(), a.head_dim, a.head_dim_v, int64_t(group) * longest_segment);
+  const int32_t hg = largest_divisor_at_most(group, t.bq);
+  blk.lay_out(a, hg, t.bq / hg);
+  AttendGpuArgs& g = blk.g;
+  if (g.n_tiles == 0) return;
+
+  // split the keys of each item when there are too few items to fill the device
+  const int64_t items = g.n_groups;
+  const int64_t key_tiles = (a.n_k + t.bk - 1) / t.bk;
+  const int64_t busy = dev.info().is_gpu() ? kBusyWorkgroupsGpu : kBusyWorkgroupsCpu;
+  int64_t splits = 1;
+  if (items < busy / 2 && key_tiles >= 2 * kMinTilesPerSplit)
+    splits = std::min({(busy + items - 1) / items, key_tiles / kMinTilesPerSplit, kMaxSplits});
+  g.n_splits = int32_t(splits);
+
+  const bool vec_kv = rows_vectorizable(a.k, a.head_dim) && rows_vectorizable(a.v, a.head_dim_v);
+  auto pipeline = [&](int32_t phase) {
+    return dev.pipeline("attend", {t.threads, t.bq, t.bk, a.head_dim, a.head_dim_v, t.nc, a.q.dtype, a.k.dtype,
+                                   out_dtype, a.state ? 1 : 0, phase, vec_kv ? 1 : 0});
+  };
+  if (splits == 1) {
+    const std::vector<uint8_t> bytes = blk.bytes();
+    backend.stream().dispatch(pipeline(kPhaseDirect), bytes.data(), bytes.size(), uint64_t(g.n_groups), "attend");
+    return;
+  }
+  const size_t part_floats = size_t(items) * size_t(splits) * size_t(t.bq) * size_t(a.head_dim_v + 2);
+  g.part = backend.scratch(part_floats * sizeof(float));
+  g.n_groups = items * splits;
+  std::vector<uint8_t> bytes = blk.bytes();
+  backend.stream().dispatch(pipeline(kPhasePartial), bytes.data(), bytes.size(), uint64_t(g.n_groups),
+                            "attend_split");
+  g.n_groups = items;
+  bytes = blk.bytes();
+  backend.stream().dispatch(pipeline(kPhaseCombine), bytes.data(), bytes.size(), uint64_t(g.n_groups),
+                            "attend_combine");
+}
+
+}  // namespace longattn::vk

@@ -1,0 +1,76 @@
+// The Vulkan implementation of the primitive interface (src/backend.hpp).
+//
+// Pointers in this backend's memory space are buffer device addresses (see vk_device.hpp): alloc()
+// returns one, cast to void*, and core code may add byte offsets to it. Work is recorded into the
+// context's command stream and submitted when the host needs a result (download, synchronize);
+// see README.md for the synchronization contract.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backend.hpp"
+#include "vk_device.hpp"
+#include "vk_stream.hpp"
+
+namespace longattn::vk {
+
+// Use of the cooperative-matrix attend kernel (environment LONGATTN_VULKAN_COOPMAT, read when the
+// backend is created: "0" = off, "force" = whenever the call is eligible, else automatic). A
+// switch for tests and benchmarks; results agree within the f16 tolerance either way.
+enum class CoopmatMode { off, automatic, force };
+
+class VulkanBackend final : public Backend {
+ public:
+  explicit VulkanBackend(std::shared_ptr<Device> device);
+  ~VulkanBackend() override;
+
+  longattn_backend kind() const override { return LONGATTN_BACKEND_VULKAN; }
+  std::string device_name() const override { return device_->info().name; }
+
+  void* alloc(size_t bytes) override;
+  void free(void* p) override;
+  void upload(void* dst, const void* src_host, size_t bytes, void* stream) override;
+  void download(void* dst_host, const void* src, size_t bytes, void* stream) override;
+  void copy(void* dst, const void* src, size_t bytes, void* stream) override;
+  void synchronize(void* stream) override;
+  size_t scratch_bytes() const override { return scratch_bytes_; }
+
+  void attend(const AttendArgs& a) override;
+  void state_init(RunningState& s, int64_t batch, int32_t heads, int64_t rows, int32_t dv,
+                  void* stream) override;
+  void state_finish(const RunningState& s, int64_t batch, int32_t heads, int64_t rows, int32_t dv,
+                    const View& out, const View& lse, void* stream) override;
+  void merge(const View& a, const View& lse_a, const View& b, const View& lse_b, const View& out,
+             const View& lse_out, void* stream) override;
+  void lsh_codes(const View& x, const float* G, int32_t r, const float* center, uint16_t* codes,
+                 void* stream) override;
+  void counting_sort(const uint16_t* codes, int64_t n_seg, int64_t n, int32_t r, int32_t* perm,
+                     void* stream) override;
+
+  Device& device() { return *device_; }
+  CoopmatMode coopmat_mode() const { return coopmat_mode_; }
+  CommandStream& stream() { return stream_; }
+
+  // Backend-internal scratch of at least `bytes` (contents undefined), valid until the next call.
+  uint64_t scratch(size_t bytes);
+
+  // Imports a runtime's buffer range (longattn_vulkan_buffer_import).
+  uint64_t import(VkBuffer buffer, VkDeviceSize offset, VkDeviceSize size) {
+    return device_->import(buffer, offset, size);
+  }
+
+ private:
+  std::shared_ptr<Device> device_;
+  CommandStream stream_;
+  CoopmatMode coopmat_mode_ = CoopmatMode::automatic;
+  uint64_t scratch_ = 0;
+  size_t scratch_bytes_ = 0;
+};
+
+// attend, in vulkan_attend.cpp.
+void record_attend(VulkanBackend& backend, const AttendArgs& a);
+
+inline uint64_t addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
+
+}  // namespace longattn::vk
