@@ -1,0 +1,44 @@
+// Host-side launchers of the attend kernels (one per kernel family), called by the dispatcher.
+// Each launches on `stream` and throws Error on a launch failure.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "attend_params.hpp"
+
+namespace longattn::cuda {
+
+// Generic fp32 kernel: every feature, one warp per logical query row of p.seg's segments.
+void launch_generic_attend(const AttendParams& p, cudaStream_t stream);
+
+// Tensor-core FLASH kernel variants (flash_kernel.cuh):
+//   prefill_plain    FLASH / SPARSE: affine positions, no gathers, log-weights, groups, softcap
+//   prefill_general  every AttendArgs feature
+//   decode_plain     few packed rows per (batch, KV head): one m16 row tile, key-split warps
+enum class FlashVariant { prefill_plain, prefill_general, decode_plain };
+
+// Launches the variant for head_dim = head_dim_v = kHeadDim, q/k/v all f16 (bf16 = false) or all
+// bf16. p.seg.unit_begin counts query tiles of the variant's kBlockM packed rows; the grid is
+// (tiles, batch·hkv, n_splits). Defined in flash_hdim<kHeadDim>.cu.
+template <int kHeadDim>
+void launch_flash(const AttendParams& p, FlashVariant variant, bool bf16, cudaStream_t stream);
+
+// Resident blocks of the variant per multiprocessor on the current device (for split-KV sizing).
+template <int kHeadDim>
+int flash_blocks_per_sm(FlashVariant variant, bool bf16);
+
+extern template void launch_flash<64>(const AttendParams&, FlashVariant, bool, cudaStream_t);
+extern template void launch_flash<80>(const AttendParams&, FlashVariant, bool, cudaStream_t);
+extern template void launch_flash<96>(const AttendParams&, FlashVariant, bool, cudaStream_t);
+extern template void launch_flash<128>(const AttendParams&, FlashVariant, bool, cudaStream_t);
+extern template void launch_flash<256>(const AttendParams&, FlashVariant, bool, cudaStream_t);
+extern template int flash_blocks_per_sm<64>(FlashVariant, bool);
+extern template int flash_blocks_per_sm<80>(FlashVariant, bool);
+extern template int flash_blocks_per_sm<96>(FlashVariant, bool);
+extern template int flash_blocks_per_sm<128>(FlashVariant, bool);
+extern template int flash_blocks_per_sm<256>(FlashVariant, bool);
+
+// Split-KV combine: merges p.n_splits partials (p.part_o, p.part_lse) into out / lse.
+void launch_flash_combine(const AttendParams& p, cudaStream_t stream);
+
+}  // namespace longattn::cuda

@@ -1,0 +1,8 @@
+// FLASH kernel instances for head dim 128 (f16 and bf16; plain and general prefill, decode). One head dim
+// per translation unit so the instances compile in parallel.
+#include "flash_kernel.cuh"
+
+namespace longattn::cuda {
+template void launch_flash<128>(const AttendParams&, FlashVariant, bool, cudaStream_t);
+template int flash_blocks_per_sm<128>(FlashVariant, bool);
+}  // namespace longattn::cuda

@@ -1,0 +1,79 @@
+// Tile shapes of the tensor-core FLASH kernels, per head dim and variant.
+//
+//   prefill: kWarpsM warps stacked along the query rows, each owning kBlockM / kWarpsM rows
+//            (1 or 2 m16 tiles), every warp sweeping the whole key tile of kBlockN keys.
+//   decode:  one m16 row tile (the packed GQA rows of a few queries), kWarpsN warps splitting
+//            each key tile; their softmax states are merged at the end (flash-decoding inside
+//            the block), and key ranges are split across blocks (split-KV) then combined.
+// Shared memory per block: Q kBlockM×d plus kStages stages of K and V kBlockN×d (16-bit
+// elements); cp.async keeps kStages − 1 key tiles in flight while one is consumed.
+#pragma once
+
+namespace longattn::cuda {
+
+template <int kHeadDim, bool kDecode>
+struct FlashTraits;
+
+#define LONGATTN_FLASH_TRAITS(D, DECODE, BM, BN, WM, WN, STAGES, MIN_BLOCKS)              \
+  template <>                                                                           \
+  struct FlashTraits<D, DECODE> {                                                       \
+    static constexpr int kBlockM = BM, kBlockN = BN, kWarpsM = WM, kWarpsN = WN;        \
+    static constexpr int kStages = STAGES, kMinBlocksPerSm = MIN_BLOCKS;                \
+  };
+
+//                    head dim, decode, BM, BN, warps M, warps N, K/V stages, min blocks/SM
+LONGATTN_FLASH_TRAITS(64, false, 128, 64, 4, 1, 3, 2)
+LONGATTN_FLASH_TRAITS(80, false, 128, 64, 4, 1, 2, 2)
+LONGATTN_FLASH_TRAITS(96, false, 128, 64, 4, 1, 2, 2)
+LONGATTN_FLASH_TRAITS(128, false, 128, 64, 4, 1, 2, 2)
+LONGATTN_FLASH_TRAITS(256, false, 64, 32, 4, 1, 2, 1)
+LONGATTN_FLASH_TRAITS(64, true, 16, 128, 1, 4, 3, 2)
+LONGATTN_FLASH_TRAITS(80, true, 16, 64, 1, 4, 3, 2)
+LONGATTN_FLASH_TRAITS(96, true, 16, 64, 1, 4, 3, 2)
+LONGATTN_FLASH_TRAITS(128, true, 16, 64, 1, 4, 3, 2)
+LONGATTN_FLASH_TRAITS(256, true, 16, 32, 1, 2, 2, 2)
+#undef LONGATTN_FLASH_TRAITS
+
+// Shared-memory row pitch in elements: head dims that are multiples of 64 use an XOR swizzle of
+// the 16-byte chunks (no padding); others pad each row by one chunk. Both keep ldmatrix and
+// cp.async free of bank conflicts.
+constexpr int flash_row_pitch(int head_dim) { return head_dim % 64 == 0 ? head_dim : head_dim + 8; }
+// Q tile + `stages` stages of K and V tiles (16-bit elements), then the facts: per row the
+// query position (i64), and with the general variant also the query group (i32) per row and, per
+// key of every stage, the log-weight bias (f32), position (i64) and group (i32).
+// Static shared memory of the kernels beside the dynamic part (tile index / kind per stage).
+constexpr int kFlashStaticSmemBytes = 256;
+constexpr int flash_tile_bytes(int head_dim, int block_m, int block_n, int stages) {
+  return (block_m + 2 * stages * block_n) * flash_row_pitch(head_dim) * 2;
+}
+constexpr int flash_smem_bytes(int head_dim, int block_m, int block_n, int stages, bool general) {
+  return flash_tile_bytes(head_dim, block_m, block_n, stages) + block_m * 8 +
+         (general ? block_m * 4 + stages * block_n * (4 + 8 + 4) : 0);
+}
+
+// The same numbers at run time (host planning).
+struct FlashTile {
+  int block_m = 0, block_n = 0, smem_plain = 0, smem_general = 0;  // smem: dynamic + static bytes
+};
+inline bool flash_head_dim_supported(int d) {
+  return d == 64 || d == 80 || d == 96 || d == 128 || d == 256;
+}
+template <int D, bool DECODE>
+constexpr FlashTile flash_tile_of() {
+  using T = FlashTraits<D, DECODE>;
+  return {T::kBlockM, T::kBlockN,
+          flash_smem_bytes(D, T::kBlockM, T::kBlockN, T::kStages, false) + kFlashStaticSmemBytes,
+          flash_smem_bytes(D, T::kBlockM, T::kBlockN, T::kStages, true) + kFlashStaticSmemBytes};
+}
+inline FlashTile flash_tile(int head_dim, bool decode) {
+  switch (head_dim) {
+    case 64: return decode ? flash_tile_of<64, true>() : flash_tile_of<64, false>();
+    case 80: return decode ? flash_tile_of<80, true>() : flash_tile_of<80, false>();
+    case 96: return decode ? flash_tile_of<96, true>() : flash_tile_of<96, false>();
+    case 128: return decode ? flash_tile_of<128, true>() : flash_tile_of<128, false>();
+    case 256: return decode ? flash_tile_of<256, true>() : flash_tile_of<256, false>();
+    default: return {};
+  }
+}
+
+}  // namespace longattn::cuda

@@ -1,0 +1,140 @@
+// LSH primitives of HyperAttention.
+//
+// lsh_codes: x {batch, n, heads, d} (any dtype, byte strides), G [d][r] fp32 row-major, center
+//   [batch][heads][d] fp32 or null. codes[(b·heads + h)·n + i] = gray_rank(bits), bit t set when
+//   Σ_k (x_ik − c_k)·G[k][t] > 0. Products and sums are rounded separately in k order (no fused
+//   multiply-add) so codes match the CPU backend bit for bit. One thread per row; the rows of a
+//   block are staged through shared memory chunk by chunk so the loads coalesce.
+// counting_sort: stable order of every segment by (code, index). Keys (segment << r) | code are
+//   radix-sorted with their local index as value (cub::DeviceRadixSort, stable), so segment s
+//   lands in perm[s·n … s·n + n − 1] already; segments are processed in chunks whose key fits in
+//   32 bits.
+#include <cub/device/device_radix_sort.cuh>
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "cuda_check.hpp"
+#include "cuda_internal.hpp"
+#include "device_dtype.cuh"
+
+namespace longattn::cuda {
+namespace {
+
+constexpr int kMaxBits = 16;
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ uint32_t gray_rank(uint32_t g) {
+  for (uint32_t shift = 1; shift < 32; shift <<= 1) g ^= g >> shift;
+  return g;
+}
+
+// Block of kRowsPerBlock consecutive rows (e = (b·heads + h)·n + i); the head dim is walked in
+// chunks of kDimChunk: the block stages (x − centre) of its rows for the chunk in shared memory
+// with coalesced loads, then each thread continues its own row's sums in k order.
+constexpr int kRowsPerBlock = 128;
+constexpr int kDimChunk = 32;
+constexpr int kMaxDim = 256;
+
+__global__ void __launch_bounds__(kRowsPerBlock)
+    lsh_codes_kernel(const char* x, int32_t dtype, int64_t s0, int64_t s1, int64_t s2, int64_t s3,
+                     int64_t batch, int64_t n, int64_t heads, int64_t d, const float* G, int32_t r,
+                     const float* center, uint16_t* codes) {
+  __shared__ float g_smem[kMaxDim * kMaxBits];
+  __shared__ float x_smem[kRowsPerBlock][kDimChunk + 1];
+  const int64_t total = batch * heads * n;
+  const int64_t e0 = int64_t(blockIdx.x) * kRowsPerBlock;
+  for (int64_t idx = threadIdx.x; idx < d * r; idx += kRowsPerBlock) g_smem[idx] = G[idx];
+
+  float dots[kMaxBits];
+#pragma unroll
+  for (int t = 0; t < kMaxBits; ++t) dots[t] = 0.0f;
+  for (int64_t k0 = 0; k0 < d; k0 += kDimChunk) {
+    const int width = d - k0 < kDimChunk ? int(d - k0) : kDimChunk;
+    __syncthreads();  // the previous chunk is consumed (and G is loaded)
+    for (int idx = threadIdx.x; idx < kRowsPerBlock * width; idx += kRowsPerBlock) {
+      const int row = idx / width, k = idx % width;
+      const int64_t e = e0 + row;
+      float v = 0.0f;
+      if (e < total) {
+        const int64_t i = e % n, h = (e / n) % heads, b = e / (n * heads);
+        v = load_as_float(x + b * s0 + i * s1 + h * s2 + (k0 + k) * s3, dtype);
+        if (center) v = __fsub_rn(v, center[(b * heads + h) * d + k0 + k]);
+      }
+      x_smem[row][k] = v;
+    }
+    __syncthreads();
+    for (int k = 0; k < width; ++k) {
+      const float v = x_smem[threadIdx.x][k];
+      const float* g = g_smem + (k0 + k) * r;
+#pragma unroll
+      for (int t = 0; t < kMaxBits; ++t)
+        if (t < r) dots[t] = __fadd_rn(dots[t], __fmul_rn(v, g[t]));
+    }
+  }
+  const int64_t e = e0 + threadIdx.x;
+  if (e >= total) return;
+  uint32_t bits = 0;
+#pragma unroll
+  for (int t = 0; t < kMaxBits; ++t)
+    if (t < r && dots[t] > 0.0f) bits |= 1u << t;
+  codes[e] = uint16_t(gray_rank(bits));
+}
+
+__global__ void sort_keys_kernel(const uint16_t* codes, int64_t n_seg, int64_t n, int32_t r,
+                                 uint32_t* keys, int32_t* values) {
+  const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= n_seg * n) return;
+  keys[e] = (uint32_t(e / n) << r) | codes[e];
+  values[e] = int32_t(e % n);
+}
+
+int bits_for(int64_t count) {  // bits needed for values 0 … count − 1
+  int b = 0;
+  while ((int64_t(1) << b) < count) ++b;
+  return b;
+}
+
+}  // namespace
+
+void lsh_codes(const View& x, const float* G, int32_t r, const float* center, uint16_t* codes,
+               cudaStream_t stream) {
+  const int64_t total = x.shape[0] * x.shape[1] * x.shape[2];
+  if (total == 0) return;
+  lsh_codes_kernel<<<unsigned((total + kRowsPerBlock - 1) / kRowsPerBlock), kRowsPerBlock, 0, stream>>>(
+      static_cast<const char*>(x.data), x.dtype, x.strides[0], x.strides[1], x.strides[2],
+      x.strides[3], x.shape[0], x.shape[1], x.shape[2], x.shape[3], G, r, center, codes);
+  check_launch("lsh_codes_kernel");
+}
+
+void counting_sort(const uint16_t* codes, int64_t n_seg, int64_t n, int32_t r, int32_t* perm,
+                   ScratchPool& scratch, cudaStream_t stream) {
+  if (n_seg == 0 || n == 0) return;
+  // segments per chunk: (segment index bits) + r ≤ 32, and at most 2^31 elements
+  const int seg_bits = std::max(0, 32 - r);
+  int64_t chunk = std::min<int64_t>(n_seg, int64_t(1) << std::min(seg_bits, 30));
+  chunk = std::max<int64_t>(1, std::min<int64_t>(chunk, (int64_t(1) << 30) / n));
+  const int64_t elems = chunk * n;
+  uint32_t* keys_in = static_cast<uint32_t*>(scratch.get(kSlotSortKeysIn, size_t(elems) * 4));
+  uint32_t* keys_out = static_cast<uint32_t*>(scratch.get(kSlotSortKeysOut, size_t(elems) * 4));
+  int32_t* values_in = static_cast<int32_t*>(scratch.get(kSlotSortValuesIn, size_t(elems) * 4));
+  for (int64_t s0 = 0; s0 < n_seg; s0 += chunk) {
+    const int64_t segs = std::min(chunk, n_seg - s0);
+    const int64_t count = segs * n;
+    sort_keys_kernel<<<unsigned((count + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+        codes + s0 * n, segs, n, r, keys_in, values_in);
+    check_launch("sort_keys_kernel");
+    const int end_bit = r + bits_for(segs);
+    size_t temp_bytes = 0;
+    check(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys_in, keys_out, values_in,
+                                          perm + s0 * n, int(count), 0, end_bit, stream),
+          "cub::DeviceRadixSort::SortPairs (size query)");
+    void* temp = scratch.get(kSlotSortTemp, std::max<size_t>(temp_bytes, 1));
+    check(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys_in, keys_out, values_in,
+                                          perm + s0 * n, int(count), 0, end_bit, stream),
+          "cub::DeviceRadixSort::SortPairs");
+  }
+}
+
+}  // namespace longattn::cuda
