@@ -257,3 +257,13 @@ TEST_CASE("same inputs give the same bits on 1, 2 and 3 threads (prefill and spl
     CHECK(std::memcmp(outs[0].bytes.data(), outs[2].bytes.data(), outs[0].bytes.size()) == 0);
   }
 }
+
+TEST_CASE("MQA with more query heads than a work item's row budget") {
+  std::mt19937_64 rng(std::random_device{}());
+  Case c{1, 3, 150, 160, 1, 8, 8, true, LONGATTN_DTYPE_F32, LONGATTN_DTYPE_F16, LONGATTN_DTYPE_F32, 0,
+         LONGATTN_Q_POS_BOTTOM_RIGHT, 0.0f};
+  check_case(c, 2, rng());
+  c.n_q = 1;
+  c.n_k = 3000;  // decode: split keys
+  check_case(c, 2, rng());
+}

@@ -27,8 +27,9 @@ namespace {
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
-constexpr int kKeyTile = 64;       // keys per tile (Bc)
-constexpr int kRowsPerItem = 64;   // target query rows per work item, all heads of a group
+constexpr int kKeyTile = 64;          // most keys per tile (Bc); scratch is sized for it
+constexpr int kMaxRowsPerItem = 128;  // most query rows per work item, all heads of a group
+constexpr int kMinRowsPerItem = 16;
 constexpr int kMaxHeadsPerUnit = 8;
 constexpr int64_t kTargetUnits = 64;  // work units a call is cut into at least, when keys allow
 constexpr int64_t kPrefetchRows = 8;  // tokens ahead to prefetch when packing K/V rows  // KV heads streamed together in decode-like calls
@@ -59,6 +60,7 @@ struct Plan {
   bool v_direct;         // V rows can be read in place as fp32 (dv a multiple of the width)
   int64_t q_elem_stride, k_elem_stride, v_elem_stride;  // head-dim strides in elements
   int heads_per_unit;    // KV heads one work unit streams together
+  int key_tile;          // keys per tile (<= kKeyTile)
   float q_scale;         // scale applied while packing Q
   int64_t n_seg;
   int64_t n_splits;
@@ -112,9 +114,26 @@ KeyRanges key_ranges(const AttendArgs& a, int64_t q_lo, int64_t q_hi, int64_t kb
   return out;
 }
 
+// Tile sizes from the caches (read at run time by the backend):
+// keys per tile: the fp32 K tile (Bc × d) fits in L1, 16 ≤ Bc ≤ 64;
+// rows per item: what stays hot in L2 across the key loop — Qᵀ twice (d × R each), O (R × dvpad),
+// Sᵀ and the mask tile (2 × Bc × R) and the K/V tiles (Bc × (d + dvpad)) — fits in half of L2.
+int key_tile_for(int d, size_t l1_bytes) {
+  const int64_t fit = int64_t(l1_bytes / (sizeof(float) * size_t(d))) / 16 * 16;
+  return int(std::clamp<int64_t>(fit, 16, kKeyTile));
+}
+
+int rows_per_item_for(int d, int dvpad, int bc, size_t l2_bytes) {
+  const int64_t budget = int64_t(l2_bytes / 2 / sizeof(float)) - int64_t(bc) * (d + dvpad);
+  const int64_t per_row = 2 * d + dvpad + 2 * bc;
+  const int64_t rows = budget / per_row / 16 * 16;
+  return int(std::clamp<int64_t>(rows, kMinRowsPerItem, kMaxRowsPerItem));
+}
+
 // Per-thread scratch, carved from one float buffer.
 struct Scratch {
   float *qt, *qr, *st, *mt, *o, *m, *l, *alpha, *kbuf, *vbuf;
+  float* slope_log2;  // ALiBi slope of each lane's head, times log2e
   const float** krows;
   const float** vrows;
   int64_t* qpos;
@@ -129,7 +148,7 @@ size_t scratch_floats(int d, int dvpad, int64_t rpad) {
   // qt d·rpad, st Bc·rpad, o rpad·dvpad, m/l/alpha 3·rpad, kbuf Bc·d, vbuf Bc·dvpad,
   // krows/vrows 2·Bc pointers, qpos/kpos/qrow rpad+Bc+rpad int64, qgrp rpad int32 (as floats ×2)
   return round_up(int64_t(2 * size_t(d) * rpad + 2 * size_t(kKeyTile) * rpad + size_t(rpad) * dvpad + 3 * size_t(rpad) +
-         size_t(kKeyTile) * (d + dvpad) + 2 * 2 * kKeyTile + 2 * (2 * rpad + 2 * kKeyTile) + rpad + 18 * 16), 16);
+         size_t(kKeyTile) * (d + dvpad) + 2 * 2 * kKeyTile + 2 * (2 * rpad + 2 * kKeyTile) + 2 * rpad + 19 * 16), 16);
 }
 
 Scratch carve(float* base, int d, int dvpad, int64_t rpad) {
@@ -144,6 +163,7 @@ Scratch carve(float* base, int d, int dvpad, int64_t rpad) {
   s.m = take(rpad);
   s.l = take(rpad);
   s.alpha = take(rpad);
+  s.slope_log2 = take(rpad);
   s.kbuf = take(size_t(kKeyTile) * d);
   s.vbuf = take(size_t(kKeyTile) * dvpad);
   s.krows = reinterpret_cast<const float**>(take(2 * kKeyTile));
@@ -164,7 +184,6 @@ struct Unit {
 // One KV head's share of a unit: its packed queries, running state and key ranges.
 struct HeadWork {
   Scratch s;
-  float slope_log2[kRowsPerItem + 16];  // ALiBi slope of each lane's head, times log2e
   int64_t hk = 0;
   int rows = 0, rpad = 0, tile_rows = 0;
   int64_t q_lo = 0, q_hi = 0;
@@ -196,7 +215,7 @@ void head_begin(const Plan& P, const Unit& u, HeadWork& w, const RunningState* i
       w.q_hi = std::max(w.q_hi, qp);
       if (a.q_group) s.qgrp[r] = a.q_group[(u.b * a.n_q_heads + h) * a.n_q + q0 + i];
       // one row of q → fp32 in kbuf (free until the key loop), then transposed into qt
-      if (a.alibi_slopes) w.slope_log2[r] = a.alibi_slopes[h] * kLog2e;
+      if (a.alibi_slopes) w.s.slope_log2[r] = a.alibi_slopes[h] * kLog2e;
       K.to_f32(a.q.at<char>(u.b, phys, h), a.q.dtype, d, P.q_elem_stride, s.kbuf);
       for (int k = 0; k < d; ++k) s.qt[size_t(k) * rpad + r] = s.kbuf[k] * P.q_scale;
       for (int k = 0; k < d; ++k) s.qr[size_t(r) * d + k] = s.kbuf[k] * P.q_scale;
@@ -273,7 +292,7 @@ bool mask_tile(const Plan& P, const Unit& u, HeadWork& w, int nc) {
   for (int r = 0; r < w.rows; ++r) {
     const int64_t h = w.hk * P.group + r / w.tile_rows;
     const char* row = mk.at<char>(mb, s.qrow_phys[r], mk.shape[2] == 1 ? 0 : h);
-    const float mul = a.alibi_slopes ? w.slope_log2[r] : kLog2e;
+    const float mul = a.alibi_slopes ? w.s.slope_log2[r] : kLog2e;
     for (int c = 0; c < nc; ++c) {
       const float v = load_as_float(row + s.kphys[c] * mk.strides[3], mk.dtype);
       any |= v != kNegInfF;
@@ -313,7 +332,7 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
       float* row = s.st + size_t(c) * rpad;
       for (int r = 0; r < rows; ++r) {
         const int64_t dist = s.qpos[r] > s.kpos[c] ? s.qpos[r] - s.kpos[c] : s.kpos[c] - s.qpos[r];
-        row[r] -= w.slope_log2[r] * float(dist);
+        row[r] -= w.s.slope_log2[r] * float(dist);
       }
     }
   }
@@ -356,13 +375,14 @@ void run_unit(const Plan& P, const Unit& u, HeadWork* heads, const RunningState*
   }
   const KeyRanges ranges = unit_ranges(P, u, heads[0]);
   int64_t n_tiles = 0;
-  for (int i = 0; i < ranges.n; ++i) n_tiles += (ranges.r[i].end - ranges.r[i].begin + kKeyTile - 1) / kKeyTile;
+  const int64_t bc = P.key_tile;
+  for (int i = 0; i < ranges.n; ++i) n_tiles += (ranges.r[i].end - ranges.r[i].begin + bc - 1) / bc;
   const int64_t t_begin = n_tiles * u.split / P.n_splits, t_end = n_tiles * (u.split + 1) / P.n_splits;
   int64_t t = 0;
   for (int ri = 0; ri < ranges.n; ++ri)
-    for (int64_t j0 = ranges.r[ri].begin; j0 < ranges.r[ri].end; j0 += kKeyTile, ++t) {
+    for (int64_t j0 = ranges.r[ri].begin; j0 < ranges.r[ri].end; j0 += bc, ++t) {
       if (t < t_begin || t >= t_end) continue;
-      const int nc = int(std::min<int64_t>(kKeyTile, ranges.r[ri].end - j0));
+      const int nc = int(std::min<int64_t>(bc, ranges.r[ri].end - j0));
       if (nh == 1) {
         const TileKind kind = tile_positions(P, u, heads[0], j0, nc);
         if (kind == TileKind::skip) continue;
@@ -453,7 +473,8 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
     P.seg_q.assign({0, a.n_q});
     P.seg_k.assign({0, a.n_k});
   }
-  P.rows_per_tile = std::max<int64_t>(1, kRowsPerItem / P.group);
+  P.key_tile = key_tile_for(a.head_dim, store.l1_bytes);
+  P.rows_per_tile = std::max<int64_t>(1, rows_per_item_for(a.head_dim, P.dvpad, P.key_tile, store.l2_bytes) / P.group);
   P.tile_seg.clear();
   P.tile_q0.clear();
   P.tile_q1.clear();
@@ -482,7 +503,7 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
   // Split the keys of each item when there are few items (decode), so that every thread has work.
   // The split count depends on the shape only — never on the thread count — so results are the
   // same bits on every machine.
-  const int64_t key_tiles = (a.n_k + kKeyTile - 1) / kKeyTile;
+  const int64_t key_tiles = (a.n_k + P.key_tile - 1) / P.key_tile;
   P.n_splits = 1;
   if (n_items < kTargetUnits && key_tiles >= 8)
     P.n_splits = std::max<int64_t>(1, std::min<int64_t>((kTargetUnits + n_items - 1) / n_items, key_tiles / 4));

@@ -11,6 +11,7 @@ namespace longattn::cpu {
 // Scratch owned by the backend between calls: it grows on the first call with a larger shape and is
 // reused afterwards, so a forward call allocates nothing once the shapes have been seen.
 struct AttendPool {
+  size_t l1_bytes = 32 * 1024, l2_bytes = 512 * 1024;    // data cache sizes, set by the backend
   std::vector<float> floats;                              // per-thread tiles and split partials
   std::vector<int64_t> seg_q, seg_k;                      // segment offsets
   std::vector<int64_t> tile_seg, tile_q0, tile_q1;        // query tiles

@@ -7,6 +7,8 @@
 #include <new>
 #include <thread>
 
+#include <unistd.h>
+
 #include "attend.hpp"
 #include "backend.hpp"
 #include "cpu_lsh.hpp"
@@ -22,7 +24,12 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int32_t n_threads) : n_threads_(n_threads), kernels_(&cpu::cpu_kernels_best()) {}
+  explicit CpuBackend(int32_t n_threads) : n_threads_(n_threads), kernels_(&cpu::cpu_kernels_best()) {
+    // tile sizes follow the data caches of this machine (sysconf; defaults when it does not say)
+    const long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE), l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (l1 > 0) pool_.l1_bytes = size_t(l1);
+    if (l2 > 0) pool_.l2_bytes = size_t(l2);
+  }
 
   longattn_backend kind() const override { return LONGATTN_BACKEND_CPU; }
   std::string device_name() const override { return std::string("CPU (") + kernels_->isa + ")"; }
