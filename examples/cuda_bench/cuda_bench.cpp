@@ -2,21 +2,30 @@
 // device-to-device copy bandwidth of the same GPU, for docs/PERFORMANCE_CUDA.md.
 //
 //   cuda_bench [--quick] [--only NAME]
+//   cuda_bench --only ring [--ring-tokens N]   (ring mode only; not part of the default run)
 //
 // Each case: Q, K ~ N(0,1) and V ~ N(1,1) in bf16 (never zeros), one warm-up call, then `reps` calls each timed
 // with CUDA events on the call's stream; the median is reported. FLOPs count 4·n_q·n_k·d·hq for
 // full attention (halved for causal), whatever work the algorithm actually skips, so SPARSE and
 // HYPER report "equivalent" TFLOP/s; their speed-up over causal FLASH is printed separately.
 // Output: one line per case, "name  shape  ms  TFLOP/s  GB/s", then the ratios.
+//
+// `--only ring`: ring mode with N = 1, 2, 4 virtual ranks on this GPU (per-rank zigzag shard
+// tensors in device memory, longattn_attention_forward_sharded) against single-device causal
+// FLASH on the same tokens (32/8 heads, d = 128, bf16). Both are timed on the wall clock around
+// the whole call after a device synchronize (the sharded call returns when its outputs are
+// written), median of 5 after one warm-up; the gathered ring output is compared with FLASH.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -193,14 +202,148 @@ double mean_row_error(const std::vector<float>& a, const std::vector<float>& b, 
   return sum / double(rows);
 }
 
+double wall_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Relative Frobenius difference ‖a − b‖/‖b‖ and the largest |a − b|.
+void compare(const std::vector<float>& a, const std::vector<float>& b, double& rel, double& max_abs) {
+  double num = 0, den = 0;
+  max_abs = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = double(a[i]) - double(b[i]);
+    num += d * d;
+    den += double(b[i]) * double(b[i]);
+    max_abs = std::max(max_abs, std::fabs(d));
+  }
+  rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+// Ring mode on one GPU: N virtual ranks against single-device FLASH (see the header comment).
+void bench_ring(int64_t n, cudaStream_t stream) {
+  constexpr int kReps = 5;
+  constexpr int32_t kHq = 32, kHkv = 8, kD = 128;
+  const Shape s{n, n, kHq, kHkv, kD};
+  const longattn_attention_desc desc = flash_desc(s, true);
+  DeviceTensor q(1, n, kHq, kD), k(1, n, kHkv, kD), v(1, n, kHkv, kD), out(1, n, kHq, kD);
+  q.fill_random(1), k.fill_random(2), v.fill_random(3, 1.0f);
+  auto tflops = [&](double ms) { return 4.0 * double(n) * double(n) / 2 * kD * kHq / (ms * 1e-3) / 1e12; };
+
+  double single_ms = 0;
+  {
+    longattn_context* ctx = nullptr;
+    longattn_context_options o = LONGATTN_CONTEXT_OPTIONS_INIT;
+    o.backend = LONGATTN_BACKEND_CUDA;
+    CHECK_LA(ctx, longattn_context_create(&o, &ctx));
+    longattn_attention* attn = nullptr;
+    CHECK_LA(ctx, longattn_attention_create(ctx, &desc, &attn));
+    longattn_forward_args a = LONGATTN_FORWARD_ARGS_INIT;
+    a.q = &q.t, a.k = &k.t, a.v = &v.t, a.out = &out.t, a.stream = stream;
+    std::vector<double> ms;
+    for (int r = 0; r <= kReps; ++r) {
+      CHECK_CUDA(cudaDeviceSynchronize());
+      const double t0 = wall_ms();
+      CHECK_LA(ctx, longattn_attention_forward(ctx, attn, &a));
+      CHECK_CUDA(cudaStreamSynchronize(stream));
+      if (r > 0) ms.push_back(wall_ms() - t0);  // the first call is the warm-up
+    }
+    single_ms = median(ms);
+    std::printf("%-34s n=%-7lld h=%d/%d d=%d causal %10.3f ms %8.1f TFLOP/s  scratch %.1f MiB\n",
+                "single-device flash (device)", (long long)n, kHq, kHkv, kD, single_ms, tflops(single_ms),
+                double(longattn_context_scratch_bytes(ctx)) / (1 << 20));
+    longattn_attention_destroy(attn);
+    longattn_context_destroy(ctx);
+  }
+  const std::vector<float> want = out.download_bf16();
+  const size_t row_bytes = size_t(kHq) * kD * 2, kv_row_bytes = size_t(kHkv) * kD * 2;
+
+  for (int32_t N : {1, 2, 4}) {
+    longattn_context* ctx = nullptr;
+    longattn_context_options o = LONGATTN_CONTEXT_OPTIONS_INIT;
+    o.backend = LONGATTN_BACKEND_CUDA;
+    o.ring_devices = N;
+    o.flags |= LONGATTN_CONTEXT_RING_VIRTUAL;
+    CHECK_LA(ctx, longattn_context_create(&o, &ctx));
+    longattn_attention* attn = nullptr;
+    CHECK_LA(ctx, longattn_attention_create(ctx, &desc, &attn));
+    // every rank's zigzag shard, cut out of the whole tensors (one copy per segment)
+    std::vector<std::vector<std::pair<int64_t, int64_t>>> segs(static_cast<size_t>(N));
+    std::vector<std::unique_ptr<DeviceTensor>> sq, sk, sv, so;
+    std::vector<longattn_tensor> tq, tk, tv, to;
+    for (int32_t r = 0; r < N; ++r) {
+      int64_t first[2], count[2];
+      CHECK_LA(ctx, longattn_ring_shard(LONGATTN_RING_LAYOUT_ZIGZAG, n, N, r, first, count));
+      const int64_t rows = count[0] + count[1];
+      sq.push_back(std::make_unique<DeviceTensor>(1, rows, kHq, kD));
+      sk.push_back(std::make_unique<DeviceTensor>(1, rows, kHkv, kD));
+      sv.push_back(std::make_unique<DeviceTensor>(1, rows, kHkv, kD));
+      so.push_back(std::make_unique<DeviceTensor>(1, rows, kHq, kD));
+      int64_t row = 0;
+      for (int i = 0; i < 2; ++i) {
+        if (count[i] == 0) continue;
+        segs[size_t(r)].push_back({first[i], count[i]});
+        auto cut = [&](DeviceTensor& dst, const DeviceTensor& src, size_t rb) {
+          CHECK_CUDA(cudaMemcpy(static_cast<char*>(dst.ptr) + size_t(row) * rb,
+                                static_cast<const char*>(src.ptr) + size_t(first[i]) * rb, size_t(count[i]) * rb,
+                                cudaMemcpyDeviceToDevice));
+        };
+        cut(*sq.back(), q, row_bytes);
+        cut(*sk.back(), k, kv_row_bytes);
+        cut(*sv.back(), v, kv_row_bytes);
+        row += count[i];
+      }
+      tq.push_back(sq.back()->t), tk.push_back(sk.back()->t), tv.push_back(sv.back()->t), to.push_back(so.back()->t);
+    }
+    CHECK_CUDA(cudaDeviceSynchronize());
+    longattn_sharded_args a = LONGATTN_SHARDED_ARGS_INIT;
+    a.n_shards = N;
+    a.layout = LONGATTN_RING_LAYOUT_ZIGZAG;
+    a.queries = LONGATTN_SHARD_QUERIES_LOCAL;
+    a.q = tq.data(), a.k = tk.data(), a.v = tv.data(), a.out = to.data();
+    std::vector<double> ms;
+    for (int r = 0; r <= kReps; ++r) {
+      CHECK_CUDA(cudaDeviceSynchronize());
+      const double t0 = wall_ms();
+      CHECK_LA(ctx, longattn_attention_forward_sharded(ctx, attn, &a));
+      if (r > 0) ms.push_back(wall_ms() - t0);
+    }
+    const double t = median(ms);
+    size_t rank_scratch = 0;
+    for (int32_t r = 0; r < N; ++r) rank_scratch = std::max(rank_scratch, longattn_context_rank_scratch_bytes(ctx, r));
+    // gather the shards back into sequence order and compare with single-device FLASH
+    for (int32_t r = 0; r < N; ++r) {
+      int64_t row = 0;
+      for (auto [f, c] : segs[size_t(r)]) {
+        CHECK_CUDA(cudaMemcpy(static_cast<char*>(out.ptr) + size_t(f) * row_bytes,
+                              static_cast<const char*>(so[size_t(r)]->ptr) + size_t(row) * row_bytes,
+                              size_t(c) * row_bytes, cudaMemcpyDeviceToDevice));
+        row += c;
+      }
+    }
+    double rel = 0, max_abs = 0;
+    compare(out.download_bf16(), want, rel, max_abs);
+    char name[64];
+    std::snprintf(name, sizeof name, "ring %d virtual ranks zigzag (device)", N);
+    std::printf("%-34s n=%-7lld h=%d/%d d=%d causal %10.3f ms %8.1f TFLOP/s  %.3fx single  rank scratch %.1f MiB"
+                "  vs flash: rel %.2e max %.2e\n",
+                name, (long long)n, kHq, kHkv, kD, t, tflops(t), t / single_ms, double(rank_scratch) / (1 << 20), rel,
+                max_abs);
+    std::fflush(stdout);
+    longattn_attention_destroy(attn);
+    longattn_context_destroy(ctx);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   bool quick = false;
   std::string only;
+  int64_t ring_tokens = 65536;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+    if (!std::strcmp(argv[i], "--ring-tokens") && i + 1 < argc) ring_tokens = std::atoll(argv[++i]);
   }
   if (!longattn_backend_available(LONGATTN_BACKEND_CUDA)) {
     std::printf("no CUDA device\n");
@@ -220,6 +363,12 @@ int main(int argc, char** argv) {
   auto want = [&](const char* n) { return only.empty() || only == n; };
   std::map<std::string, double> ms;
 
+  if (only == "ring") {
+    bench_ring(ring_tokens, stream);
+    cudaStreamDestroy(stream);
+    longattn_context_destroy(ctx);
+    return 0;
+  }
   const double copy_gbs = copy_bandwidth_gbs(stream);
   std::printf("device-to-device copy: %.1f GB/s (read + write)\n", copy_gbs);
 

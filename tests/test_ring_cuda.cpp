@@ -1,0 +1,596 @@
+// Ring mode on the CUDA backend with N virtual ranks on device 0 (LONGATTN_CONTEXT_RING_VIRTUAL):
+// every rank has its own compute and copy stream, sends are device-to-device copies on the copy
+// stream, and cross-rank order comes from events, exactly as on several GPUs. Checked against the
+// float64 reference and against the single-device CUDA context: N ∈ {1, 2, 4}, contiguous and
+// zigzag, causal or not, GQA, bf16/f16 (tensor cores) and f32/mixed (generic kernel), lengths not
+// divisible by 2N and shorter than N, SPARSE windows + globals, decode (merged partials), per-rank
+// shard tensors in device memory, and repeated calls on larger shapes that must agree bit for bit
+// (a missing wait between streams shows up as a changed or NaN result).
+// Every case skips (passes with a message) when no CUDA device is present.
+#include <algorithm>
+#include <memory>
+
+#include "common.hpp"
+
+using namespace test;
+
+#if LONGATTN_HAVE_CUDA
+
+#include <cuda_runtime_api.h>
+
+namespace {
+
+bool cuda_present() { return longattn_backend_available(LONGATTN_BACKEND_CUDA) != 0; }
+
+#define SKIP_WITHOUT_CUDA()                                    \
+  do {                                                         \
+    if (!cuda_present()) {                                     \
+      MESSAGE("no usable CUDA device: CUDA ring case skipped"); \
+      return;                                                  \
+    }                                                          \
+  } while (0)
+
+const int32_t kRanks[] = {1, 2, 4};
+constexpr double kLseTolerance = 1e-3;
+
+// The loosest precision among the tensors decides the tolerance (the tensor-core path rounds P
+// to 16 bits, as FlashAttention does).
+double tol_of(std::initializer_list<longattn_dtype> ts) {
+  double t = tolerance(LONGATTN_DTYPE_F32);
+  for (longattn_dtype x : ts) t = std::max(t, tolerance(x));
+  return t;
+}
+
+// A CUDA context on device 0: plain (ranks = 0) or a ring of `ranks` virtual ranks.
+struct CudaContext {
+  longattn_context* ctx = nullptr;
+  explicit CudaContext(int32_t ranks = 0, int32_t layout = LONGATTN_RING_LAYOUT_AUTO) {
+    longattn_context_options o = LONGATTN_CONTEXT_OPTIONS_INIT;
+    o.backend = LONGATTN_BACKEND_CUDA;
+    o.device_index = 0;
+    if (ranks > 0) {
+      o.ring_devices = ranks;
+      o.ring_layout = layout;
+      o.flags |= LONGATTN_CONTEXT_RING_VIRTUAL;
+    }
+    REQUIRE_MESSAGE(longattn_context_create(&o, &ctx) == LONGATTN_OK, longattn_last_create_error());
+  }
+  ~CudaContext() { longattn_context_destroy(ctx); }
+  CudaContext(const CudaContext&) = delete;
+  CudaContext& operator=(const CudaContext&) = delete;
+};
+
+struct Case {
+  int64_t batch = 1, n_q = 0, n_k = 0;
+  int32_t hq = 8, hkv = 2, d = 64, dv = 64;
+  bool causal = false;
+  longattn_algorithm algo = LONGATTN_ALGORITHM_FLASH;
+  int32_t wl = -1, wr = -1, g = 0;
+  longattn_dtype qt = LONGATTN_DTYPE_BF16, kvt = LONGATTN_DTYPE_BF16, ot = LONGATTN_DTYPE_BF16;
+  int64_t pad = 0;
+  int64_t q_pos0 = LONGATTN_Q_POS_BOTTOM_RIGHT;
+};
+
+std::string describe(const Case& c) {
+  return "b=" + std::to_string(c.batch) + " nq=" + std::to_string(c.n_q) + " nk=" + std::to_string(c.n_k) +
+         " h=" + std::to_string(c.hq) + "/" + std::to_string(c.hkv) + " d=" + std::to_string(c.d) +
+         " causal=" + std::to_string(c.causal) + " algo=" + std::to_string(c.algo) +
+         " window=" + std::to_string(c.wl) + ":" + std::to_string(c.wr) + " global=" + std::to_string(c.g) +
+         " dt=" + std::to_string(c.qt) + std::to_string(c.kvt) + std::to_string(c.ot) +
+         " pad=" + std::to_string(c.pad) + " pos0=" +
+         (c.q_pos0 == LONGATTN_Q_POS_BOTTOM_RIGHT ? std::string("br") : std::to_string(c.q_pos0));
+}
+
+longattn_attention_desc desc_of(const Case& c) {
+  longattn_attention_desc d = LONGATTN_ATTENTION_DESC_INIT;
+  d.algorithm = c.algo;
+  d.n_q_heads = c.hq;
+  d.n_kv_heads = c.hkv;
+  d.head_dim = c.d;
+  d.head_dim_v = c.dv;
+  d.causal = c.causal;
+  d.window_left = c.wl;
+  d.window_right = c.wr;
+  d.n_global = c.g;
+  return d;
+}
+
+struct Inputs {
+  HostTensor q, k, v;
+  Inputs(const Case& c, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    q = random_tensor(rng, c.qt, c.batch, c.n_q, c.hq, c.d, c.pad);
+    k = random_tensor(rng, c.kvt, c.batch, c.n_k, c.hkv, c.d, c.pad);
+    v = random_tensor(rng, c.kvt, c.batch, c.n_k, c.hkv, c.dv, c.pad);
+  }
+};
+
+struct Outputs {
+  HostTensor out, lse;
+  longattn_status status = LONGATTN_OK;
+  std::string error;
+};
+
+// One forward call on host tensors; out and lse are poisoned first (NaN stays where nothing wrote).
+Outputs forward(longattn_context* ctx, const Case& c, const Inputs& in) {
+  Outputs r;
+  r.out = HostTensor(c.ot, c.batch, c.n_q, c.hq, c.dv, c.pad);
+  r.lse = HostTensor(LONGATTN_DTYPE_F32, c.batch, c.n_q, c.hq, 1, c.pad);
+  r.out.poison();
+  r.lse.poison();
+  const longattn_attention_desc d = desc_of(c);
+  longattn_attention* attn = nullptr;
+  REQUIRE_MESSAGE(longattn_attention_create(ctx, &d, &attn) == LONGATTN_OK, longattn_context_last_error(ctx));
+  longattn_forward_args a = LONGATTN_FORWARD_ARGS_INIT;
+  a.q = &in.q.t; a.k = &in.k.t; a.v = &in.v.t; a.out = &r.out.t; a.lse = &r.lse.t;
+  a.q_pos0 = c.q_pos0;
+  r.status = longattn_attention_forward(ctx, attn, &a);
+  r.error = longattn_context_last_error(ctx);
+  longattn_attention_destroy(attn);
+  return r;
+}
+
+// ‖a − b‖/‖b‖ over O, NaN where the other is not, and the largest LSE difference.
+struct Diff {
+  double rel = 0, lse = 0;
+  int64_t nan_mismatch = 0, lse_mismatch = 0;
+};
+Diff diff(const Outputs& a, const Outputs& b) {
+  Diff d;
+  double num = 0, den = 0;
+  HostTensor& ao = const_cast<HostTensor&>(a.out);
+  ao.each([&](int64_t bb, int64_t n, int64_t h, int64_t e) {
+    const double x = a.out.get(bb, n, h, e), y = b.out.get(bb, n, h, e);
+    if (std::isnan(x) || std::isnan(y)) {
+      d.nan_mismatch += 1;
+      return;
+    }
+    num += (x - y) * (x - y);
+    den += y * y;
+  });
+  d.rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  HostTensor& al = const_cast<HostTensor&>(a.lse);
+  al.each([&](int64_t bb, int64_t n, int64_t h, int64_t) {
+    const float x = a.lse.get(bb, n, h, 0), y = b.lse.get(bb, n, h, 0);
+    if (std::isinf(x) || std::isinf(y) || std::isnan(x) || std::isnan(y)) {
+      d.lse_mismatch += !(x == y);
+    } else {
+      d.lse = std::max(d.lse, double(std::fabs(x - y)));
+    }
+  });
+  return d;
+}
+
+// The ring result against the float64 reference and against the plain CUDA context.
+void check_ring(const Case& c, int32_t ranks, int32_t layout, uint64_t seed) {
+  INFO(describe(c), " ranks=", ranks, " layout=", layout, " seed=", seed);
+  const Inputs in(c, seed);
+  const double tol = tol_of({c.qt, c.kvt, c.ot});
+  CudaContext ring(ranks, layout);
+  const Outputs got = forward(ring.ctx, c, in);
+  REQUIRE_MESSAGE(got.status == LONGATTN_OK, got.error);
+  std::vector<double> ref, ref_lse;
+  const int64_t pos0 = c.q_pos0 == LONGATTN_Q_POS_BOTTOM_RIGHT ? c.n_k - c.n_q : c.q_pos0;
+  longattn::reference_attention(config_of(desc_of(c)), in.q.view(), in.k.view(), in.v.view(), pos0, ref, ref_lse);
+  const Errors e = compare(got.out, ref, &got.lse, &ref_lse);
+  CHECK(e.nan_count == 0);
+  CHECK(e.lse_mismatch == 0);
+  CHECK(e.rel < tol);
+  CHECK(e.lse_max_abs < kLseTolerance);
+  CudaContext plain;
+  const Outputs want = forward(plain.ctx, c, in);
+  REQUIRE_MESSAGE(want.status == LONGATTN_OK, want.error);
+  const Diff d = diff(got, want);
+  CHECK(d.nan_mismatch == 0);
+  CHECK(d.lse_mismatch == 0);
+  CHECK(d.rel < 2 * tol);
+  CHECK(d.lse < kLseTolerance);
+}
+
+// Device memory for one tensor (cudaMalloc on device 0).
+struct DeviceTensor {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  longattn_tensor t{};
+  explicit DeviceTensor(const HostTensor& h) : bytes(h.bytes.size()) {
+    REQUIRE(cudaMalloc(&ptr, bytes) == cudaSuccess);
+    REQUIRE(cudaMemcpy(ptr, h.bytes.data(), bytes, cudaMemcpyHostToDevice) == cudaSuccess);
+    t = h.t;
+    t.data = static_cast<char*>(ptr) + (static_cast<const char*>(h.t.data) - reinterpret_cast<const char*>(h.bytes.data()));
+    t.memory = LONGATTN_MEMORY_DEVICE;
+  }
+  ~DeviceTensor() { cudaFree(ptr); }
+  DeviceTensor(const DeviceTensor&) = delete;
+  DeviceTensor& operator=(const DeviceTensor&) = delete;
+  void to_host(HostTensor& h) const {
+    REQUIRE(cudaMemcpy(h.bytes.data(), ptr, bytes, cudaMemcpyDeviceToHost) == cudaSuccess);
+  }
+};
+
+}  // namespace
+
+// ---- whole host tensors ------------------------------------------------------------------------
+
+TEST_CASE("cuda ring: FLASH over N virtual ranks equals the reference and single-device CUDA") {
+  SKIP_WITHOUT_CUDA();
+  uint64_t seed = 1;
+  const std::pair<int32_t, int32_t> heads[] = {{8, 2}, {8, 8}, {8, 1}};  // GQA 4, 1, 8
+  for (int32_t N : kRanks)
+    for (int64_t n : {37, 301})  // not divisible by 2N
+      for (bool causal : {false, true})
+        for (int32_t layout : {LONGATTN_RING_LAYOUT_CONTIGUOUS, LONGATTN_RING_LAYOUT_ZIGZAG}) {
+          Case c;
+          c.n_q = c.n_k = n;
+          c.causal = causal;
+          c.hq = heads[seed % 3].first;
+          c.hkv = heads[seed % 3].second;
+          c.d = c.dv = seed % 2 ? 128 : 64;
+          c.qt = c.kvt = c.ot = seed % 2 ? LONGATTN_DTYPE_BF16 : LONGATTN_DTYPE_F16;
+          if (seed % 7 == 3) c.ot = LONGATTN_DTYPE_F32;
+          check_ring(c, N, layout, seed++);
+        }
+  // generic kernel: f32 and mixed inputs, a head dim the tensor cores do not take
+  for (int32_t N : {2, 4})
+    for (int32_t layout : {LONGATTN_RING_LAYOUT_CONTIGUOUS, LONGATTN_RING_LAYOUT_ZIGZAG}) {
+      Case c;
+      c.n_q = c.n_k = 83;
+      c.causal = true;
+      c.d = c.dv = 40;
+      c.qt = LONGATTN_DTYPE_F32;
+      c.kvt = seed % 2 ? LONGATTN_DTYPE_BF16 : LONGATTN_DTYPE_F32;
+      c.ot = LONGATTN_DTYPE_F32;
+      check_ring(c, N, layout, seed++);
+    }
+  // fewer tokens than ranks (some shards empty), batches, padded host strides
+  for (int32_t layout : {LONGATTN_RING_LAYOUT_CONTIGUOUS, LONGATTN_RING_LAYOUT_ZIGZAG}) {
+    Case c;
+    c.n_q = c.n_k = 3;
+    c.causal = true;
+    check_ring(c, 4, layout, seed++);
+    c.n_q = c.n_k = 130;
+    c.batch = 2;
+    c.pad = 8;
+    c.qt = c.kvt = c.ot = LONGATTN_DTYPE_F16;
+    check_ring(c, 4, layout, seed++);
+  }
+}
+
+TEST_CASE("cuda ring: SPARSE windows and globals (halo exchange, global prefix)") {
+  SKIP_WITHOUT_CUDA();
+  uint64_t seed = 100;
+  struct W {
+    bool causal;
+    int32_t wl, wr, g;
+  };
+  const W windows[] = {{true, 15, -1, 0}, {true, 40, -1, 4}, {false, 8, 8, 0}, {false, 6, 30, 5}, {true, 0, -1, 1}};
+  for (int32_t N : {2, 4})
+    for (const W& w : windows)
+      for (int32_t layout : {LONGATTN_RING_LAYOUT_CONTIGUOUS, LONGATTN_RING_LAYOUT_ZIGZAG}) {
+        Case c;
+        c.algo = LONGATTN_ALGORITHM_SPARSE;
+        c.n_q = c.n_k = 203 + int64_t(seed % 5) * 13;
+        c.causal = w.causal;
+        c.wl = w.wl;
+        c.wr = w.wr;
+        c.g = w.g;
+        c.hq = 8;
+        c.hkv = seed % 2 ? 1 : 2;
+        c.batch = seed % 3 == 0 ? 2 : 1;
+        c.qt = c.kvt = c.ot = seed % 2 ? LONGATTN_DTYPE_BF16 : LONGATTN_DTYPE_F16;
+        check_ring(c, N, layout, seed++);
+      }
+}
+
+TEST_CASE("cuda ring: queries other than the keys (offsets, rows with nothing allowed)") {
+  SKIP_WITHOUT_CUDA();
+  uint64_t seed = 300;
+  for (int32_t N : {2, 4})
+    for (int64_t q_pos0 : {int64_t(LONGATTN_Q_POS_BOTTOM_RIGHT), int64_t(0), int64_t(-20), int64_t(300)}) {
+      Case c;
+      c.n_q = 100;
+      c.n_k = 230;
+      c.causal = true;
+      c.q_pos0 = q_pos0;
+      check_ring(c, N, LONGATTN_RING_LAYOUT_AUTO, seed++);
+      c.algo = LONGATTN_ALGORITHM_SPARSE;
+      c.wl = 12;
+      c.g = 3;
+      check_ring(c, N, LONGATTN_RING_LAYOUT_AUTO, seed++);
+    }
+}
+
+TEST_CASE("cuda ring: decode merges per-rank partials") {
+  SKIP_WITHOUT_CUDA();
+  uint64_t seed = 400;
+  for (int32_t N : kRanks)
+    for (int64_t n_q : {1, 4}) {
+      Case c;
+      c.n_q = n_q;
+      c.n_k = 1000 + int64_t(N);
+      c.causal = true;
+      c.hq = 32;
+      c.hkv = 8;
+      c.d = c.dv = 128;
+      check_ring(c, N, LONGATTN_RING_LAYOUT_AUTO, seed++);
+      c.algo = LONGATTN_ALGORITHM_SPARSE;
+      c.wl = 300;
+      c.g = 4;
+      c.qt = c.kvt = LONGATTN_DTYPE_F16;
+      c.ot = LONGATTN_DTYPE_F32;
+      check_ring(c, N, LONGATTN_RING_LAYOUT_AUTO, seed++);
+    }
+}
+
+// ---- per-rank shard tensors in device memory -----------------------------------------------------
+
+TEST_CASE("cuda ring: per-rank shard tensors in device memory (local queries and replicated decode)") {
+  SKIP_WITHOUT_CUDA();
+  uint64_t seed = 600;
+  for (int32_t N : {1, 2, 4})
+    for (int32_t layout : {LONGATTN_RING_LAYOUT_CONTIGUOUS, LONGATTN_RING_LAYOUT_ZIGZAG})
+      for (bool replicated : {false, true}) {
+        Case c;
+        c.n_k = 517;
+        c.n_q = replicated ? 3 : c.n_k;
+        c.causal = true;
+        c.hq = 8;
+        c.hkv = 2;
+        c.algo = seed % 2 ? LONGATTN_ALGORITHM_SPARSE : LONGATTN_ALGORITHM_FLASH;
+        if (c.algo == LONGATTN_ALGORITHM_SPARSE) c.wl = 90, c.g = 2;
+        INFO(describe(c), " N=", N, " layout=", layout, " replicated=", replicated);
+        const Inputs in(c, seed++);
+        // key rows of every rank: the layout's (contiguous: deliberately uneven lengths)
+        std::vector<std::vector<std::pair<int64_t, int64_t>>> segs(static_cast<size_t>(N));
+        int64_t start = 0;
+        for (int32_t r = 0; r < N; ++r) {
+          if (layout == LONGATTN_RING_LAYOUT_CONTIGUOUS) {
+            const int64_t len = r == N - 1 ? c.n_k - start : std::min<int64_t>(c.n_k - start, 50 + 71 * r);
+            segs[size_t(r)].push_back({start, len});
+            start += len;
+          } else {
+            int64_t f[2], n[2];
+            REQUIRE(longattn_ring_shard(layout, c.n_k, N, r, f, n) == LONGATTN_OK);
+            for (int i = 0; i < 2; ++i)
+              if (n[i] > 0) segs[size_t(r)].push_back({f[i], n[i]});
+          }
+        }
+        std::vector<HostTensor> q, k, v, out, lse;
+        for (int32_t r = 0; r < N; ++r) {
+          int64_t rows = 0;
+          for (auto [f, n] : segs[size_t(r)]) rows += n;
+          REQUIRE(rows > 0);
+          const int64_t qrows = replicated ? c.n_q : rows;
+          q.emplace_back(c.qt, 1, qrows, c.hq, c.d);
+          k.emplace_back(c.kvt, 1, rows, c.hkv, c.d);
+          v.emplace_back(c.kvt, 1, rows, c.hkv, c.dv);
+          out.emplace_back(c.ot, 1, qrows, c.hq, c.dv);
+          lse.emplace_back(LONGATTN_DTYPE_F32, 1, qrows, c.hq, 1);
+          int64_t row = 0;
+          for (auto [f, n] : segs[size_t(r)])
+            for (int64_t i = 0; i < n; ++i, ++row) {
+              for (int64_t h = 0; h < c.hkv; ++h)
+                for (int64_t e = 0; e < c.d; ++e) {
+                  k.back().set(0, row, h, e, in.k.get(0, f + i, h, e));
+                  v.back().set(0, row, h, e, in.v.get(0, f + i, h, e));
+                }
+              if (!replicated)
+                for (int64_t h = 0; h < c.hq; ++h)
+                  for (int64_t e = 0; e < c.d; ++e) q.back().set(0, row, h, e, in.q.get(0, f + i, h, e));
+            }
+          if (replicated)
+            q.back().each([&](int64_t b, int64_t i, int64_t h, int64_t e) { q.back().set(b, i, h, e, in.q.get(b, i, h, e)); });
+          out.back().poison();
+          lse.back().poison();
+        }
+        std::vector<std::unique_ptr<DeviceTensor>> dq, dk, dv, dout, dlse;
+        std::vector<longattn_tensor> tq, tk, tv, to, tl;
+        for (int32_t r = 0; r < N; ++r) {
+          dq.push_back(std::make_unique<DeviceTensor>(q[size_t(r)]));
+          dk.push_back(std::make_unique<DeviceTensor>(k[size_t(r)]));
+          dv.push_back(std::make_unique<DeviceTensor>(v[size_t(r)]));
+          dout.push_back(std::make_unique<DeviceTensor>(out[size_t(r)]));
+          dlse.push_back(std::make_unique<DeviceTensor>(lse[size_t(r)]));
+          tq.push_back(dq.back()->t);
+          tk.push_back(dk.back()->t);
+          tv.push_back(dv.back()->t);
+          to.push_back(dout.back()->t);
+          tl.push_back(dlse.back()->t);
+        }
+        CudaContext ring(N);
+        const longattn_attention_desc d = desc_of(c);
+        longattn_attention* attn = nullptr;
+        REQUIRE(longattn_attention_create(ring.ctx, &d, &attn) == LONGATTN_OK);
+        longattn_sharded_args a = LONGATTN_SHARDED_ARGS_INIT;
+        a.n_shards = N;
+        a.layout = layout;
+        a.queries = replicated ? LONGATTN_SHARD_QUERIES_REPLICATED : LONGATTN_SHARD_QUERIES_LOCAL;
+        a.q = tq.data(); a.k = tk.data(); a.v = tv.data(); a.out = to.data(); a.lse = tl.data();
+        const longattn_status st = longattn_attention_forward_sharded(ring.ctx, attn, &a);
+        REQUIRE_MESSAGE(st == LONGATTN_OK, longattn_context_last_error(ring.ctx));
+        // host shard tensors are refused on a GPU ring
+        std::vector<longattn_tensor> host_q;
+        for (const HostTensor& h : q) host_q.push_back(h.t);
+        a.q = host_q.data();
+        CHECK(longattn_attention_forward_sharded(ring.ctx, attn, &a) == LONGATTN_ERROR_UNSUPPORTED);
+        longattn_attention_destroy(attn);
+        for (int32_t r = 0; r < N; ++r) {
+          dout[size_t(r)]->to_host(out[size_t(r)]);
+          dlse[size_t(r)]->to_host(lse[size_t(r)]);
+        }
+        std::vector<double> ref, ref_lse;
+        longattn::reference_attention(config_of(d), in.q.view(), in.k.view(), in.v.view(), c.n_k - c.n_q, ref, ref_lse);
+        double num = 0, den = 0, lse_err = 0;
+        int64_t bad = 0;
+        for (int32_t r = 0; r < N; ++r) {
+          std::vector<int64_t> rows;  // whole-sequence query row of each shard row
+          if (replicated) {
+            for (int64_t i = 0; i < c.n_q; ++i) rows.push_back(i);
+          } else {
+            for (auto [f, n] : segs[size_t(r)])
+              for (int64_t i = 0; i < n; ++i) rows.push_back(f + i);
+          }
+          for (size_t i = 0; i < rows.size(); ++i)
+            for (int64_t h = 0; h < c.hq; ++h) {
+              for (int64_t e = 0; e < c.dv; ++e) {
+                const double x = out[size_t(r)].get(0, int64_t(i), h, e);
+                const double y = ref[size_t((rows[i] * c.hq + h) * c.dv + e)];
+                bad += std::isnan(x);
+                num += (x - y) * (x - y);
+                den += y * y;
+              }
+              const double l = lse[size_t(r)].get(0, int64_t(i), h, 0), rl = ref_lse[size_t(rows[i] * c.hq + h)];
+              if (std::isinf(rl)) bad += !(std::isinf(l) && l < 0);
+              else lse_err = std::max(lse_err, std::fabs(l - rl));
+            }
+        }
+        CHECK(bad == 0);
+        CHECK(std::sqrt(num / den) < tol_of({c.qt, c.kvt, c.ot}));
+        CHECK(lse_err < kLseTolerance);
+      }
+}
+
+// ---- larger shapes: copies overlapping compute, repeated calls ---------------------------------
+
+TEST_CASE("cuda ring: larger shapes agree with single-device CUDA and repeat bit for bit") {
+  SKIP_WITHOUT_CUDA();
+  struct Big {
+    Case c;
+    int32_t ranks, layout;
+  };
+  std::vector<Big> cases;
+  {
+    Case c;  // causal zigzag: every block travels the whole ring
+    c.n_q = c.n_k = 8191;
+    c.causal = true;
+    c.hq = 16;
+    c.hkv = 4;
+    c.d = c.dv = 128;
+    cases.push_back({c, 4, LONGATTN_RING_LAYOUT_ZIGZAG});
+    c.causal = false;  // full attention, contiguous
+    c.n_q = c.n_k = 6000;
+    c.qt = c.kvt = c.ot = LONGATTN_DTYPE_F16;
+    cases.push_back({c, 2, LONGATTN_RING_LAYOUT_CONTIGUOUS});
+    c = Case{};  // sliding window + sinks: halo exchange plus the global prefix
+    c.algo = LONGATTN_ALGORITHM_SPARSE;
+    c.n_q = c.n_k = 12000;
+    c.causal = true;
+    c.wl = 1000;
+    c.g = 16;
+    c.hq = 16;
+    c.hkv = 4;
+    c.d = c.dv = 128;
+    cases.push_back({c, 4, LONGATTN_RING_LAYOUT_CONTIGUOUS});
+    c = Case{};  // decode over a long sharded cache
+    c.n_q = 4;
+    c.n_k = 65536 + 3;
+    c.causal = true;
+    c.hq = 32;
+    c.hkv = 8;
+    c.d = c.dv = 128;
+    cases.push_back({c, 4, LONGATTN_RING_LAYOUT_AUTO});
+  }
+  uint64_t seed = 700;
+  for (const Big& b : cases) {
+    INFO(describe(b.c), " ranks=", b.ranks, " layout=", b.layout);
+    const Inputs in(b.c, seed++);
+    CudaContext ring(b.ranks, b.layout), plain;
+    const Outputs first = forward(ring.ctx, b.c, in);
+    REQUIRE_MESSAGE(first.status == LONGATTN_OK, first.error);
+    const Outputs want = forward(plain.ctx, b.c, in);
+    REQUIRE_MESSAGE(want.status == LONGATTN_OK, want.error);
+    const Diff d = diff(first, want);
+    CHECK(d.nan_mismatch == 0);
+    CHECK(d.lse_mismatch == 0);
+    CHECK(d.rel < 2 * tol_of({b.c.qt, b.c.kvt, b.c.ot}));
+    CHECK(d.lse < kLseTolerance);
+    for (int rep = 0; rep < 3; ++rep) {
+      const Outputs again = forward(ring.ctx, b.c, in);
+      REQUIRE_MESSAGE(again.status == LONGATTN_OK, again.error);
+      CHECK(again.out.bytes == first.out.bytes);
+      CHECK(again.lse.bytes == first.lse.bytes);
+    }
+  }
+}
+
+TEST_CASE("cuda ring: per-rank device memory is O(tokens per rank); HYPER and device tensors refused") {
+  SKIP_WITHOUT_CUDA();
+  Case big;
+  big.n_q = big.n_k = 4096;
+  big.causal = true;
+  const Inputs in(big, 9);
+  CudaContext one(1, LONGATTN_RING_LAYOUT_ZIGZAG), four(4, LONGATTN_RING_LAYOUT_ZIGZAG);
+  CHECK(longattn_context_ring_devices(four.ctx) == 4);
+  REQUIRE(forward(one.ctx, big, in).status == LONGATTN_OK);
+  REQUIRE(forward(four.ctx, big, in).status == LONGATTN_OK);
+  const size_t b1 = longattn_context_rank_scratch_bytes(one.ctx, 0);
+  size_t b4 = 0;
+  for (int32_t r = 0; r < 4; ++r) b4 = std::max(b4, longattn_context_rank_scratch_bytes(four.ctx, r));
+  INFO("one rank: ", b1, " bytes; largest of four ranks: ", b4, " bytes");
+  CHECK(b4 > 0);
+  CHECK(double(b4) < 0.5 * double(b1));
+
+  Case c;
+  c.n_q = c.n_k = 64;
+  longattn_attention_desc d = desc_of(c);
+  d.algorithm = LONGATTN_ALGORITHM_HYPER;
+  longattn_attention* attn = nullptr;
+  const Inputs small(c, 10);
+  HostTensor out(c.ot, 1, c.n_q, c.hq, c.dv);
+  longattn_forward_args a = LONGATTN_FORWARD_ARGS_INIT;
+  a.q = &small.q.t; a.k = &small.k.t; a.v = &small.v.t; a.out = &out.t;
+  if (longattn_attention_create(four.ctx, &d, &attn) == LONGATTN_OK) {
+    CHECK(longattn_attention_forward(four.ctx, attn, &a) == LONGATTN_ERROR_UNSUPPORTED);
+    CHECK(std::string(longattn_context_last_error(four.ctx)).find("HYPER") != std::string::npos);
+    longattn_attention_destroy(attn);
+  }
+  // whole-tensor calls on a GPU ring take host tensors only
+  d.algorithm = LONGATTN_ALGORITHM_FLASH;
+  REQUIRE(longattn_attention_create(four.ctx, &d, &attn) == LONGATTN_OK);
+  DeviceTensor dq(small.q);
+  a.q = &dq.t;
+  CHECK(longattn_attention_forward(four.ctx, attn, &a) == LONGATTN_ERROR_UNSUPPORTED);
+  longattn_attention_destroy(attn);
+}
+
+// A handful of small cases touching every kernel and transfer the ring uses, for
+// compute-sanitizer (memcheck, racecheck), which slows kernels down 10–1000×.
+TEST_CASE("cuda ring: small mixed set (sanitizer runs)") {
+  SKIP_WITHOUT_CUDA();
+  uint64_t seed = 900;
+  Case c;
+  c.n_q = c.n_k = 150;
+  c.causal = true;
+  check_ring(c, 4, LONGATTN_RING_LAYOUT_ZIGZAG, seed++);  // tensor cores, d = 64, state carried
+  c.d = c.dv = 128;
+  c.causal = false;
+  c.qt = c.kvt = c.ot = LONGATTN_DTYPE_F16;
+  check_ring(c, 2, LONGATTN_RING_LAYOUT_CONTIGUOUS, seed++);  // d = 128
+  c = Case{};
+  c.n_q = c.n_k = 70;
+  c.d = c.dv = 24;
+  c.qt = LONGATTN_DTYPE_F32;
+  c.ot = LONGATTN_DTYPE_F32;
+  c.causal = true;
+  check_ring(c, 4, LONGATTN_RING_LAYOUT_ZIGZAG, seed++);  // generic kernel
+  c = Case{};
+  c.algo = LONGATTN_ALGORITHM_SPARSE;
+  c.n_q = c.n_k = 180;
+  c.causal = true;
+  c.wl = 20;
+  c.g = 3;
+  check_ring(c, 4, LONGATTN_RING_LAYOUT_CONTIGUOUS, seed++);  // halo + globals
+  c = Case{};
+  c.n_q = 2;
+  c.n_k = 400;
+  c.causal = true;
+  check_ring(c, 4, LONGATTN_RING_LAYOUT_AUTO, seed++);  // decode: partials gathered and merged
+}
+
+#else  // !LONGATTN_HAVE_CUDA
+
+TEST_CASE("cuda ring: backend not compiled in") {
+  CHECK(longattn_backend_available(LONGATTN_BACKEND_CUDA) == 0);
+  MESSAGE("library built without the CUDA backend: CUDA ring cases skipped");
+}
+
+#endif
