@@ -32,7 +32,8 @@ constexpr int kMaxRowsPerItem = 128;  // most query rows per work item, all head
 constexpr int kMinRowsPerItem = 16;
 constexpr int kMaxHeadsPerUnit = 8;
 constexpr int64_t kTargetUnits = 64;  // work units a call is cut into at least, when keys allow
-constexpr int64_t kPrefetchRows = 8;  // tokens ahead to prefetch when packing K/V rows  // KV heads streamed together in decode-like calls
+constexpr int64_t kPrefetchRows = 16;  // tokens ahead to prefetch when packing K/V rows
+constexpr int64_t kCacheLine = 64;  // KV heads streamed together in decode-like calls
 constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
@@ -61,6 +62,9 @@ struct Plan {
   int64_t q_elem_stride, k_elem_stride, v_elem_stride;  // head-dim strides in elements
   int heads_per_unit;    // KV heads one work unit streams together
   int key_tile;          // keys per tile (<= kKeyTile)
+  bool dot_mode;         // few rows per item: QK with lanes over the head dimension (qk_dot)
+  bool k_half, v_half;   // dot mode reads f16/bf16 K / V rows in place, converting in registers
+  int64_t k_row_bytes, v_row_bytes;  // bytes of one K / V row (head dim), for prefetching
   float q_scale;         // scale applied while packing Q
   int64_t n_seg;
   int64_t n_splits;
@@ -262,16 +266,16 @@ void pack_row(const Plan& P, const Unit& u, HeadWork& w, int c) {
   const int d = a.head_dim, dv = a.head_dim_v, dvpad = P.dvpad;
   const char* krow = a.k.at<char>(u.b, s.kphys[c], w.hk);
   const char* vrow = a.v.at<char>(u.b, s.kphys[c], w.hk);
-  // streaming through a long cache (decode): ask for the rows kPrefetchRows tokens ahead
-  __builtin_prefetch(krow + kPrefetchRows * a.k.strides[1]);
-  __builtin_prefetch(vrow + kPrefetchRows * a.v.strides[1]);
-  if (P.k_direct) {
+  // streaming through a long cache (decode): ask for every line of the rows kPrefetchRows tokens ahead
+  for (int64_t off = 0; off < P.k_row_bytes; off += kCacheLine) __builtin_prefetch(krow + kPrefetchRows * a.k.strides[1] + off);
+  for (int64_t off = 0; off < P.v_row_bytes; off += kCacheLine) __builtin_prefetch(vrow + kPrefetchRows * a.v.strides[1] + off);
+  if (P.k_direct || P.k_half) {  // f32 rows, or 16-bit rows the dot-mode kernels read as they are
     s.krows[c] = reinterpret_cast<const float*>(krow);
   } else {
     K.to_f32(krow, a.k.dtype, d, P.k_elem_stride, s.kbuf + size_t(c) * d);
     s.krows[c] = s.kbuf + size_t(c) * d;
   }
-  if (P.v_direct) {
+  if (P.v_direct || P.v_half) {
     s.vrows[c] = reinterpret_cast<const float*>(vrow);
   } else {
     float* dst = s.vbuf + size_t(c) * dvpad;
@@ -312,8 +316,10 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
   Scratch& s = w.s;
   const int d = a.head_dim, dvpad = P.dvpad, rpad = w.rpad, rows = w.rows;
   if (a.add_mask.data && !mask_tile(P, u, w, nc)) return;  // every pair masked: skip the tile
-  if (2 * rows <= K.width)
-    K.qk_dot(s.qr, rows, d, s.krows, nc, s.st, rpad);  // few rows: lanes over the head dimension
+  if (P.k_half)  // few rows, 16-bit K: lanes over the head dimension, conversion in registers
+    K.qk_dot16(s.qr, rows, d, reinterpret_cast<const void* const*>(s.krows), a.k.dtype, nc, s.st, rpad);
+  else if (P.dot_mode)  // few rows: lanes over the head dimension
+    K.qk_dot(s.qr, rows, d, s.krows, nc, s.st, rpad);
   else
     K.qk(s.qt, rpad, d, s.krows, nc, s.st);
   if (a.softcap > 0) K.softcap(s.st, int64_t(nc) * rpad, a.softcap, a.softcap * kLog2e);
@@ -352,7 +358,10 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
     }
   }
   K.softmax(s.st, nc, rpad, s.m, s.l, s.alpha);
-  K.pv(s.st, nc, rpad, rows, s.vrows, dvpad, s.alpha, s.o);
+  if (P.v_half)
+    K.pv16(s.st, nc, rpad, rows, reinterpret_cast<const void* const*>(s.vrows), a.v.dtype, dvpad, s.alpha, s.o);
+  else
+    K.pv(s.st, nc, rpad, rows, s.vrows, dvpad, s.alpha, s.o);
 }
 
 // Key tiles of a unit: kKeyTile chunks of each key range (ranges from the first head; every head
@@ -487,6 +496,12 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
   const int64_t n_tiles = int64_t(P.tile_q0.size());
   if (n_tiles == 0) return;
   const int64_t max_tile_rows = std::min<int64_t>(P.rows_per_tile, a.n_q);
+  auto is16 = [](longattn_dtype t) { return t == LONGATTN_DTYPE_F16 || t == LONGATTN_DTYPE_BF16; };
+  P.dot_mode = 2 * P.group * max_tile_rows <= W;
+  P.k_row_bytes = is_block_dtype(a.k.dtype) ? a.head_dim / kQuantBlock * a.k.strides[3] : a.head_dim * a.k.strides[3];
+  P.v_row_bytes = is_block_dtype(a.v.dtype) ? a.head_dim_v / kQuantBlock * a.v.strides[3] : a.head_dim_v * a.v.strides[3];
+  P.k_half = P.dot_mode && is16(a.k.dtype) && a.k.strides[3] == 2 && a.head_dim % W == 0;
+  P.v_half = P.dot_mode && is16(a.v.dtype) && a.v.strides[3] == 2 && a.head_dim_v % W == 0;
 
   // Decode-like calls (a few query rows per head) stream every KV head of a key tile together:
   // K/V rows of all heads of a token are adjacent in a KV cache, so one pass reads them in order.
@@ -497,6 +512,11 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
         P.heads_per_unit = h;
         break;
       }
+  // Streaming several heads packs heads × Bc rows of K and V as fp32: keep that within half of L2.
+  if (P.heads_per_unit > 1) {
+    const int64_t per_key = int64_t(sizeof(float)) * P.heads_per_unit * (a.head_dim + P.dvpad);
+    P.key_tile = int(std::clamp<int64_t>(int64_t(store.l2_bytes / 2) / per_key / 16 * 16, 16, P.key_tile));
+  }
   const int64_t n_hgroups = a.n_kv_heads / P.heads_per_unit;
   const int64_t n_items = a.batch * n_hgroups * n_tiles;
 

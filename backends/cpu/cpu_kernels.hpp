@@ -30,6 +30,10 @@ struct CpuKernels {
   // rows, lanes run over the head dimension instead.
   void (*qk_dot)(const float* q, int rows, int d, const float* const* krows, int nc, float* st, int rpad);
 
+  // qk_dot with K rows read as f16 or bf16 (kt) and converted in registers; d a multiple of width.
+  void (*qk_dot16)(const float* q, int rows, int d, const void* const* krows, longattn_dtype kt, int nc, float* st,
+                   int rpad);
+
   // st[c][r] = cap_log2 · tanh(st[c][r] / cap)   (softcap applied to scale-only logits; cap_log2 =
   // cap · log2e so the result is in log2 units)
   void (*softcap)(float* st, int64_t n, float cap, float cap_log2);
@@ -42,6 +46,10 @@ struct CpuKernels {
   // o[r][:] = alpha[r]·o[r][:] + Σ_c st[c][r] · vrows[c][:]   for r < rows, over dvpad columns
   void (*pv)(const float* st, int nc, int rpad, int rows, const float* const* vrows, int dvpad,
              const float* alpha, float* o);
+
+  // pv with V rows read as f16 or bf16 (vt) and converted in registers; dv a multiple of width.
+  void (*pv16)(const float* st, int nc, int rpad, int rows, const void* const* vrows, longattn_dtype vt, int dv,
+               const float* alpha, float* o);
 };
 
 const CpuKernels& cpu_kernels_scalar();

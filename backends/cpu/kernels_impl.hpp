@@ -15,6 +15,13 @@ namespace longattn::cpu {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
+// 16-bit elements read straight from K/V rows by the decode kernels (converted in registers).
+struct F16 { uint16_t bits; };
+struct BF16 { uint16_t bits; };
+inline float to_float(float x) { return x; }
+inline float to_float(F16 x) { return f16_to_float(x.bits); }
+inline float to_float(BF16 x) { return bf16_to_float(x.bits); }
+
 // Register blocking: the QK kernel keeps qk_keys<NV>() keys × NV row-vectors of Sᵀ in registers,
 // the PV kernel kPvRows rows × kPvVecs column-vectors of O: 6 × 4 = 24 accumulators on 32-register
 // ISAs (AVX-512, NEON), 6 × 2 = 12 on 16-register ones (AVX2), leaving room for the operands.
@@ -72,11 +79,11 @@ struct Kernels {
   // Few query rows (decode): lanes over the head dimension instead of over rows, so no lane is
   // idle. st[c][r] = Σ_k q[r][k] · krows[c][k], q row-major [rows][d]. Two accumulators per row
   // keep 2·NR independent FMA chains in flight.
-  template <int NR>
-  static void qk_dot_rows(const float* q, int d, const float* const* kr, int nc, float* st, int rpad, int r0) {
+  template <int NR, class E>
+  static void qk_dot_rows(const float* q, int d, const E* const* kr, int nc, float* st, int rpad, int r0) {
     const int dv = d / W * W;
     for (int c = 0; c < nc; ++c) {
-      const float* k = kr[c];
+      const E* k = kr[c];
       V acc0[NR], acc1[NR];
       for (int r = 0; r < NR; ++r) acc0[r] = acc1[r] = Ops::zero();
       int i = 0;
@@ -93,18 +100,30 @@ struct Kernels {
       }
       for (int r = 0; r < NR; ++r) {
         float sum = Ops::hsum(Ops::add(acc0[r], acc1[r]));
-        for (int t = dv; t < d; ++t) sum += q[size_t(r0 + r) * d + t] * k[t];
+        for (int t = dv; t < d; ++t) sum += q[size_t(r0 + r) * d + t] * to_float(k[t]);
         st[size_t(c) * rpad + r0 + r] = sum;
       }
     }
   }
 
-  static void qk_dot(const float* q, int rows, int d, const float* const* kr, int nc, float* st, int rpad) {
+  template <class E>
+  static void qk_dot_t(const float* q, int rows, int d, const E* const* kr, int nc, float* st, int rpad) {
     int r = 0;
-    for (; r + 4 <= rows; r += 4) qk_dot_rows<4>(q, d, kr, nc, st, rpad, r);
-    for (; r < rows; ++r) qk_dot_rows<1>(q, d, kr, nc, st, rpad, r);
+    for (; r + 4 <= rows; r += 4) qk_dot_rows<4, E>(q, d, kr, nc, st, rpad, r);
+    for (; r < rows; ++r) qk_dot_rows<1, E>(q, d, kr, nc, st, rpad, r);
     for (int c = 0; c < nc; ++c)  // idle lanes of Sᵀ: zero (their rows do not exist)
       for (int p = rows; p < rpad; ++p) st[size_t(c) * rpad + p] = 0.0f;
+  }
+
+  static void qk_dot(const float* q, int rows, int d, const float* const* kr, int nc, float* st, int rpad) {
+    qk_dot_t<float>(q, rows, d, kr, nc, st, rpad);
+  }
+  static void qk_dot16(const float* q, int rows, int d, const void* const* kr, longattn_dtype kt, int nc, float* st,
+                       int rpad) {
+    if (kt == LONGATTN_DTYPE_F16)
+      qk_dot_t<F16>(q, rows, d, reinterpret_cast<const F16* const*>(kr), nc, st, rpad);
+    else
+      qk_dot_t<BF16>(q, rows, d, reinterpret_cast<const BF16* const*>(kr), nc, st, rpad);
   }
 
   static void softcap(float* st, int64_t n, float cap, float cap_log2) {
@@ -138,8 +157,8 @@ struct Kernels {
   }
 
   // O block: NR rows × NV column-vectors starting at column j0.
-  template <int NR, int NV>
-  static void pv_block(const float* st, int nc, int rpad, int r0, const float* const* vr, int dvpad,
+  template <int NR, int NV, class E>
+  static void pv_block(const float* st, int nc, int rpad, int r0, const E* const* vr, int dvpad,
                        int j0, const float* alpha, float* o) {
     V acc[NR][NV];
     for (int r = 0; r < NR; ++r) {
@@ -160,23 +179,35 @@ struct Kernels {
       for (int v = 0; v < NV; ++v) Ops::store(o + size_t(r0 + r) * dvpad + j0 + v * W, acc[r][v]);
   }
 
-  template <int NR>
-  static void pv_rows(const float* st, int nc, int rpad, int r0, const float* const* vr, int dvpad,
+  template <int NR, class E>
+  static void pv_rows(const float* st, int nc, int rpad, int r0, const E* const* vr, int dvpad,
                       const float* alpha, float* o) {
     const int nvec = dvpad / W;
     int v = 0;
     for (; v + kPvVecs <= nvec; v += kPvVecs)
-      pv_block<NR, kPvVecs>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o);
-    for (; v < nvec; ++v) pv_block<NR, 1>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o);
+      pv_block<NR, kPvVecs, E>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o);
+    for (; v < nvec; ++v) pv_block<NR, 1, E>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o);
   }
 
+  template <class E>
+  static void pv_t(const float* st, int nc, int rpad, int rows, const E* const* vr, int dvpad,
+                   const float* alpha, float* o) {
+    int r = 0;
+    for (; r + kPvRows <= rows; r += kPvRows) pv_rows<kPvRows, E>(st, nc, rpad, r, vr, dvpad, alpha, o);
+    for (; r + 4 <= rows; r += 4) pv_rows<4, E>(st, nc, rpad, r, vr, dvpad, alpha, o);
+    for (; r + 2 <= rows; r += 2) pv_rows<2, E>(st, nc, rpad, r, vr, dvpad, alpha, o);
+    for (; r < rows; ++r) pv_rows<1, E>(st, nc, rpad, r, vr, dvpad, alpha, o);
+  }
   static void pv(const float* st, int nc, int rpad, int rows, const float* const* vr, int dvpad,
                  const float* alpha, float* o) {
-    int r = 0;
-    for (; r + kPvRows <= rows; r += kPvRows) pv_rows<kPvRows>(st, nc, rpad, r, vr, dvpad, alpha, o);
-    for (; r + 4 <= rows; r += 4) pv_rows<4>(st, nc, rpad, r, vr, dvpad, alpha, o);
-    for (; r + 2 <= rows; r += 2) pv_rows<2>(st, nc, rpad, r, vr, dvpad, alpha, o);
-    for (; r < rows; ++r) pv_rows<1>(st, nc, rpad, r, vr, dvpad, alpha, o);
+    pv_t<float>(st, nc, rpad, rows, vr, dvpad, alpha, o);
+  }
+  static void pv16(const float* st, int nc, int rpad, int rows, const void* const* vr, longattn_dtype vt, int dv,
+                   const float* alpha, float* o) {
+    if (vt == LONGATTN_DTYPE_F16)
+      pv_t<F16>(st, nc, rpad, rows, reinterpret_cast<const F16* const*>(vr), dv, alpha, o);
+    else
+      pv_t<BF16>(st, nc, rpad, rows, reinterpret_cast<const BF16* const*>(vr), dv, alpha, o);
   }
 };
 
@@ -212,9 +243,11 @@ const CpuKernels& make_table(const char* isa,
                                    to_f32,
                                    &Kernels<Ops>::qk,
                                    &Kernels<Ops>::qk_dot,
+                                   &Kernels<Ops>::qk_dot16,
                                    &Kernels<Ops>::softcap,
                                    &Kernels<Ops>::softmax,
-                                   &Kernels<Ops>::pv};
+                                   &Kernels<Ops>::pv,
+                                   &Kernels<Ops>::pv16};
   return table;
 }
 

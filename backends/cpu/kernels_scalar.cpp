@@ -13,6 +13,8 @@ struct ScalarOps {
   static V zero() { return 0.0f; }
   static V set1(float x) { return x; }
   static V load(const float* p) { return *p; }
+  static V load(const F16* p) { return to_float(*p); }
+  static V load(const BF16* p) { return to_float(*p); }
   static void store(float* p, V v) { *p = v; }
   static V add(V a, V b) { return a + b; }
   static V sub(V a, V b) { return a - b; }

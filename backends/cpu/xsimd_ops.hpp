@@ -1,7 +1,14 @@
 // Vector operations the micro-kernels need, over xsimd::batch<float, Arch> (xsimd 8.1).
 #pragma once
 
+#include <type_traits>
+
 #include <xsimd/xsimd.hpp>
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+
+#include "kernels_impl.hpp"
 
 namespace longattn::cpu {
 
@@ -18,6 +25,31 @@ struct XsimdOps {
   static V zero() { return V(0.0f); }
   static V set1(float x) { return V(x); }
   static V load(const float* p) { return V::load_unaligned(p); }
+  // W consecutive f16 / bf16 values as floats (F16C / AVX-512 conversions; a scalar loop elsewhere)
+  static V load(const F16* p) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if constexpr (std::is_same_v<Arch, xsimd::avx512bw>)
+      return V(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+    if constexpr (std::is_same_v<Arch, xsimd::fma3<xsimd::avx2>>)
+      return V(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+#endif
+    alignas(64) float t[W];
+    for (int i = 0; i < W; ++i) t[i] = to_float(p[i]);
+    return V::load_aligned(t);
+  }
+  static V load(const BF16* p) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if constexpr (std::is_same_v<Arch, xsimd::avx512bw>)
+      return V(_mm512_castsi512_ps(
+          _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16)));
+    if constexpr (std::is_same_v<Arch, xsimd::fma3<xsimd::avx2>>)
+      return V(_mm256_castsi256_ps(
+          _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16)));
+#endif
+    alignas(64) float t[W];
+    for (int i = 0; i < W; ++i) t[i] = to_float(p[i]);
+    return V::load_aligned(t);
+  }
   static void store(float* p, V v) { v.store_unaligned(p); }
   static V add(V a, V b) { return a + b; }
   static V sub(V a, V b) { return a - b; }
