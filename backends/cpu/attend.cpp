@@ -27,7 +27,8 @@ namespace {
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
-constexpr int kKeyTile = 64;          // most keys per tile (Bc); scratch is sized for it
+constexpr int kKeyTile = 128;         // most keys per tile (Bc); scratch is sized for it
+constexpr int kPackedKeyTile = 64;    // most keys per tile when K/V rows are packed as fp32
 constexpr int kMaxRowsPerItem = 128;  // most query rows per work item, all heads of a group
 constexpr int kMinRowsPerItem = 16;
 constexpr int kMaxHeadsPerUnit = 8;
@@ -119,12 +120,12 @@ KeyRanges key_ranges(const AttendArgs& a, int64_t q_lo, int64_t q_hi, int64_t kb
 }
 
 // Tile sizes from the caches (read at run time by the backend):
-// keys per tile: the fp32 K tile (Bc × d) fits in L1, 16 ≤ Bc ≤ 64;
+// keys per tile: the fp32 K tile (Bc × d) fits in L1, 16 ≤ Bc ≤ 64 (kKeyTile only for rows read in place);
 // rows per item: what stays hot in L2 across the key loop — Qᵀ twice (d × R each), O (R × dvpad),
 // Sᵀ and the mask tile (2 × Bc × R) and the K/V tiles (Bc × (d + dvpad)) — fits in half of L2.
 int key_tile_for(int d, size_t l1_bytes) {
   const int64_t fit = int64_t(l1_bytes / (sizeof(float) * size_t(d))) / 16 * 16;
-  return int(std::clamp<int64_t>(fit, 16, kKeyTile));
+  return int(std::clamp<int64_t>(fit, 16, kPackedKeyTile));
 }
 
 int rows_per_item_for(int d, int dvpad, int bc, size_t l2_bytes) {
@@ -513,7 +514,10 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
         break;
       }
   // Streaming several heads packs heads × Bc rows of K and V as fp32: keep that within half of L2.
-  if (P.heads_per_unit > 1) {
+  // (Rows read in place — 16-bit K and V in dot mode — need no room: longer tiles amortise more.)
+  if (P.k_half && P.v_half) {
+    P.key_tile = kKeyTile;
+  } else if (P.heads_per_unit > 1) {
     const int64_t per_key = int64_t(sizeof(float)) * P.heads_per_unit * (a.head_dim + P.dvpad);
     P.key_tile = int(std::clamp<int64_t>(int64_t(store.l2_bytes / 2) / per_key / 16 * 16, 16, P.key_tile));
   }
