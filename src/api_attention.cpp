@@ -81,7 +81,8 @@ longattn_status longattn_attention_forward(longattn_context* ctx, const longattn
       mask = view_from_tensor(a.mask, "mask");
       LONGATTN_RETURN_IF(mask.dtype == LONGATTN_DTYPE_BF16, LONGATTN_ERROR_INVALID_ARGUMENT,
                          "mask.dtype must be LONGATTN_DTYPE_F16 or LONGATTN_DTYPE_F32");
-      expect_shape(mask, "mask", mask.shape[0] == 1 ? 1 : B, nq, mask.shape[2] == 1 ? 1 : cfg.n_q_heads, nk);
+      static const char* const kMaskAxes[4] = {"batch", "query tokens", "heads", "key tokens"};
+      expect_shape(mask, "mask", mask.shape[0] == 1 ? 1 : B, nq, mask.shape[2] == 1 ? 1 : cfg.n_q_heads, nk, kMaskAxes);
       expect_disjoint(o, "out", mask, "mask");
     }
     const float* slopes = a.alibi_slopes ? a.alibi_slopes

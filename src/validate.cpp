@@ -148,9 +148,11 @@ View view_from_tensor(const longattn_tensor* t, const char* name, bool allow_blo
   return v;
 }
 
-void expect_shape(const View& v, const char* name, int64_t b, int64_t n, int64_t h, int64_t d) {
+void expect_shape(const View& v, const char* name, int64_t b, int64_t n, int64_t h, int64_t d,
+                  const char* const* axes) {
   const int64_t want[4] = {b, n, h, d};
-  static const char* axis[4] = {"batch", "tokens", "heads", "head_dim"};
+  static const char* const kDefaultAxes[4] = {"batch", "tokens", "heads", "head_dim"};
+  const char* const* axis = axes ? axes : kDefaultAxes;
   for (int i = 0; i < 4; ++i)
     LONGATTN_RETURN_IF(v.shape[i] != want[i], LONGATTN_ERROR_SHAPE_MISMATCH,
                        std::string(name) + ".shape[" + str(i) + "]=" + str(v.shape[i]) + " (" + axis[i] +

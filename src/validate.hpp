@@ -20,8 +20,10 @@ AttentionConfig config_from_desc(const longattn_attention_desc& desc);
 // Block formats (Q8_0, Q4_0) are accepted only when allow_blocks is set (K and V).
 View view_from_tensor(const longattn_tensor* t, const char* name, bool allow_blocks = false);
 
-// Checks that shape equals {b, n, h, d}; `what` explains the expectation in the message.
-void expect_shape(const View& v, const char* name, int64_t b, int64_t n, int64_t h, int64_t d);
+// Checks that shape equals {b, n, h, d}; the message names the axis (axes: 4 names, or the
+// default {batch, tokens, heads, head_dim}).
+void expect_shape(const View& v, const char* name, int64_t b, int64_t n, int64_t h, int64_t d,
+                  const char* const* axes = nullptr);
 
 // Throws when the byte ranges of the two views intersect.
 void expect_disjoint(const View& a, const char* an, const View& b, const char* bn);

@@ -260,7 +260,7 @@ TEST_CASE("bad extras are refused") {
   a.q = &q.t; a.k = &k.t; a.v = &v.t; a.out = &out.t;
   a.mask = &wrong_mask.t;
   CHECK(longattn_attention_forward(ctx.ctx, attn.attn, &a) == LONGATTN_ERROR_SHAPE_MISMATCH);
-  CHECK(std::string(ctx.error()).find("mask.shape[3]=8") != std::string::npos);
+  CHECK(std::string(ctx.error()).find("mask.shape[3]=8 (key tokens) should be 9") != std::string::npos);
   a.mask = &bf16_mask.t;
   CHECK(longattn_attention_forward(ctx.ctx, attn.attn, &a) == LONGATTN_ERROR_INVALID_ARGUMENT);
   a.mask = nullptr;
