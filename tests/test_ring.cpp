@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "common.hpp"
+#include "ring_test_util.hpp"
 #include "ring.hpp"
 #include "ring_layout.hpp"
 #include "ring_plan.hpp"
@@ -121,72 +122,7 @@ struct RingContext {
   RingContext& operator=(const RingContext&) = delete;
 };
 
-struct Case {
-  int64_t batch = 1, n_q = 0, n_k = 0;
-  int32_t hq = 8, hkv = 8, d = 16, dv = 16;
-  bool causal = false;
-  longattn_algorithm algo = LONGATTN_ALGORITHM_FLASH;
-  int32_t wl = -1, wr = -1, g = 0;
-  longattn_dtype qt = LONGATTN_DTYPE_F32, kvt = LONGATTN_DTYPE_F32, ot = LONGATTN_DTYPE_F32;
-  int64_t pad = 0;
-  int64_t q_pos0 = LONGATTN_Q_POS_BOTTOM_RIGHT;
-};
-
-std::string describe(const Case& c) {
-  return "b=" + std::to_string(c.batch) + " nq=" + std::to_string(c.n_q) + " nk=" + std::to_string(c.n_k) +
-         " h=" + std::to_string(c.hq) + "/" + std::to_string(c.hkv) + " causal=" + std::to_string(c.causal) +
-         " algo=" + std::to_string(c.algo) + " window=" + std::to_string(c.wl) + ":" + std::to_string(c.wr) +
-         " global=" + std::to_string(c.g) + " dt=" + std::to_string(c.qt) + std::to_string(c.kvt) +
-         std::to_string(c.ot) + " pad=" + std::to_string(c.pad);
-}
-
-longattn_attention_desc desc_of(const Case& c) {
-  longattn_attention_desc d = LONGATTN_ATTENTION_DESC_INIT;
-  d.algorithm = c.algo;
-  d.n_q_heads = c.hq;
-  d.n_kv_heads = c.hkv;
-  d.head_dim = c.d;
-  d.head_dim_v = c.dv;
-  d.causal = c.causal;
-  d.window_left = c.wl;
-  d.window_right = c.wr;
-  d.n_global = c.g;
-  return d;
-}
-
-struct Inputs {
-  HostTensor q, k, v;
-  Inputs(const Case& c, uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    q = random_tensor(rng, c.qt, c.batch, c.n_q, c.hq, c.d, c.pad);
-    k = random_tensor(rng, c.kvt, c.batch, c.n_k, c.hkv, c.d, c.pad);
-    v = random_tensor(rng, c.kvt, c.batch, c.n_k, c.hkv, c.dv, c.pad);
-  }
-};
-
-struct Outputs {
-  HostTensor out, lse;
-  longattn_status status = LONGATTN_OK;
-  std::string error;
-};
-
-Outputs forward(longattn_context* ctx, const Case& c, const Inputs& in) {
-  Outputs r;
-  r.out = HostTensor(c.ot, c.batch, c.n_q, c.hq, c.dv, c.pad);
-  r.lse = HostTensor(LONGATTN_DTYPE_F32, c.batch, c.n_q, c.hq, 1, c.pad);
-  r.out.poison();
-  r.lse.poison();
-  const longattn_attention_desc d = desc_of(c);
-  longattn_attention* attn = nullptr;
-  REQUIRE(longattn_attention_create(ctx, &d, &attn) == LONGATTN_OK);
-  longattn_forward_args a = LONGATTN_FORWARD_ARGS_INIT;
-  a.q = &in.q.t; a.k = &in.k.t; a.v = &in.v.t; a.out = &r.out.t; a.lse = &r.lse.t;
-  a.q_pos0 = c.q_pos0;
-  r.status = longattn_attention_forward(ctx, attn, &a);
-  r.error = longattn_context_last_error(ctx);
-  longattn_attention_destroy(attn);
-  return r;
-}
+using Case = RingCase;
 
 // Largest |a − b| over O, and over finite LSE (both must be −inf together).
 struct Diff {

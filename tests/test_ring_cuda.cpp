@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "common.hpp"
+#include "ring_test_util.hpp"
 
 using namespace test;
 
@@ -60,75 +61,14 @@ struct CudaContext {
   CudaContext& operator=(const CudaContext&) = delete;
 };
 
-struct Case {
-  int64_t batch = 1, n_q = 0, n_k = 0;
-  int32_t hq = 8, hkv = 2, d = 64, dv = 64;
-  bool causal = false;
-  longattn_algorithm algo = LONGATTN_ALGORITHM_FLASH;
-  int32_t wl = -1, wr = -1, g = 0;
-  longattn_dtype qt = LONGATTN_DTYPE_BF16, kvt = LONGATTN_DTYPE_BF16, ot = LONGATTN_DTYPE_BF16;
-  int64_t pad = 0;
-  int64_t q_pos0 = LONGATTN_Q_POS_BOTTOM_RIGHT;
-};
-
-std::string describe(const Case& c) {
-  return "b=" + std::to_string(c.batch) + " nq=" + std::to_string(c.n_q) + " nk=" + std::to_string(c.n_k) +
-         " h=" + std::to_string(c.hq) + "/" + std::to_string(c.hkv) + " d=" + std::to_string(c.d) +
-         " causal=" + std::to_string(c.causal) + " algo=" + std::to_string(c.algo) +
-         " window=" + std::to_string(c.wl) + ":" + std::to_string(c.wr) + " global=" + std::to_string(c.g) +
-         " dt=" + std::to_string(c.qt) + std::to_string(c.kvt) + std::to_string(c.ot) +
-         " pad=" + std::to_string(c.pad) + " pos0=" +
-         (c.q_pos0 == LONGATTN_Q_POS_BOTTOM_RIGHT ? std::string("br") : std::to_string(c.q_pos0));
-}
-
-longattn_attention_desc desc_of(const Case& c) {
-  longattn_attention_desc d = LONGATTN_ATTENTION_DESC_INIT;
-  d.algorithm = c.algo;
-  d.n_q_heads = c.hq;
-  d.n_kv_heads = c.hkv;
-  d.head_dim = c.d;
-  d.head_dim_v = c.dv;
-  d.causal = c.causal;
-  d.window_left = c.wl;
-  d.window_right = c.wr;
-  d.n_global = c.g;
-  return d;
-}
-
-struct Inputs {
-  HostTensor q, k, v;
-  Inputs(const Case& c, uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    q = random_tensor(rng, c.qt, c.batch, c.n_q, c.hq, c.d, c.pad);
-    k = random_tensor(rng, c.kvt, c.batch, c.n_k, c.hkv, c.d, c.pad);
-    v = random_tensor(rng, c.kvt, c.batch, c.n_k, c.hkv, c.dv, c.pad);
+// Tensor-core shapes and dtypes by default.
+struct Case : RingCase {
+  Case() {
+    hkv = 2;
+    d = dv = 64;
+    qt = kvt = ot = LONGATTN_DTYPE_BF16;
   }
 };
-
-struct Outputs {
-  HostTensor out, lse;
-  longattn_status status = LONGATTN_OK;
-  std::string error;
-};
-
-// One forward call on host tensors; out and lse are poisoned first (NaN stays where nothing wrote).
-Outputs forward(longattn_context* ctx, const Case& c, const Inputs& in) {
-  Outputs r;
-  r.out = HostTensor(c.ot, c.batch, c.n_q, c.hq, c.dv, c.pad);
-  r.lse = HostTensor(LONGATTN_DTYPE_F32, c.batch, c.n_q, c.hq, 1, c.pad);
-  r.out.poison();
-  r.lse.poison();
-  const longattn_attention_desc d = desc_of(c);
-  longattn_attention* attn = nullptr;
-  REQUIRE_MESSAGE(longattn_attention_create(ctx, &d, &attn) == LONGATTN_OK, longattn_context_last_error(ctx));
-  longattn_forward_args a = LONGATTN_FORWARD_ARGS_INIT;
-  a.q = &in.q.t; a.k = &in.k.t; a.v = &in.v.t; a.out = &r.out.t; a.lse = &r.lse.t;
-  a.q_pos0 = c.q_pos0;
-  r.status = longattn_attention_forward(ctx, attn, &a);
-  r.error = longattn_context_last_error(ctx);
-  longattn_attention_destroy(attn);
-  return r;
-}
 
 // ‖a − b‖/‖b‖ over O, NaN where the other is not, and the largest LSE difference.
 struct Diff {
