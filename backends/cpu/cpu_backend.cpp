@@ -19,7 +19,6 @@ namespace longattn {
 namespace {
 
 constexpr float kLn2 = 0.6931471805599453f;
-constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 class CpuBackend final : public Backend {
@@ -105,7 +104,6 @@ class CpuBackend final : public Backend {
       }
       *lse_out.at<float>(bb, i, h) = L;
     }
-    (void)kLog2e;
   }
 
   void lsh_codes(const View& x, const float* G, int32_t r, const float* center, uint16_t* codes,
