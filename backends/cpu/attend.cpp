@@ -66,6 +66,7 @@ struct Plan {
   bool dot_mode;         // few rows per item: QK with lanes over the head dimension (qk_dot)
   bool k_half, v_half;   // dot mode reads f16/bf16 K / V rows in place, converting in registers
   int64_t k_row_bytes, v_row_bytes;  // bytes of one K / V row (head dim), for prefetching
+  int64_t k_prefetch, v_prefetch;    // in-kernel prefetch distance (bytes) for rows read in place, or 0
   float q_scale;         // scale applied while packing Q
   int64_t n_seg;
   int64_t n_splits;
@@ -267,9 +268,12 @@ void pack_row(const Plan& P, const Unit& u, HeadWork& w, int c) {
   const int d = a.head_dim, dv = a.head_dim_v, dvpad = P.dvpad;
   const char* krow = a.k.at<char>(u.b, s.kphys[c], w.hk);
   const char* vrow = a.v.at<char>(u.b, s.kphys[c], w.hk);
-  // streaming through a long cache (decode): ask for every line of the rows kPrefetchRows tokens ahead
-  for (int64_t off = 0; off < P.k_row_bytes; off += kCacheLine) __builtin_prefetch(krow + kPrefetchRows * a.k.strides[1] + off);
-  for (int64_t off = 0; off < P.v_row_bytes; off += kCacheLine) __builtin_prefetch(vrow + kPrefetchRows * a.v.strides[1] + off);
+  // streaming through a long cache (decode): ask for every line of the rows kPrefetchRows tokens
+  // ahead (the kernels do it themselves for rows they read in place)
+  if (!P.k_prefetch)
+    for (int64_t off = 0; off < P.k_row_bytes; off += kCacheLine) __builtin_prefetch(krow + kPrefetchRows * a.k.strides[1] + off);
+  if (!P.v_prefetch)
+    for (int64_t off = 0; off < P.v_row_bytes; off += kCacheLine) __builtin_prefetch(vrow + kPrefetchRows * a.v.strides[1] + off);
   if (P.k_direct || P.k_half) {  // f32 rows, or 16-bit rows the dot-mode kernels read as they are
     s.krows[c] = reinterpret_cast<const float*>(krow);
   } else {
@@ -318,7 +322,7 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
   const int d = a.head_dim, dvpad = P.dvpad, rpad = w.rpad, rows = w.rows;
   if (a.add_mask.data && !mask_tile(P, u, w, nc)) return;  // every pair masked: skip the tile
   if (P.k_half)  // few rows, 16-bit K: lanes over the head dimension, conversion in registers
-    K.qk_dot16(s.qr, rows, d, reinterpret_cast<const void* const*>(s.krows), a.k.dtype, nc, s.st, rpad);
+    K.qk_dot16(s.qr, rows, d, reinterpret_cast<const void* const*>(s.krows), a.k.dtype, nc, s.st, rpad, P.k_prefetch);
   else if (P.dot_mode)  // few rows: lanes over the head dimension
     K.qk_dot(s.qr, rows, d, s.krows, nc, s.st, rpad);
   else
@@ -360,7 +364,8 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
   }
   K.softmax(s.st, nc, rpad, s.m, s.l, s.alpha);
   if (P.v_half)
-    K.pv16(s.st, nc, rpad, rows, reinterpret_cast<const void* const*>(s.vrows), a.v.dtype, dvpad, s.alpha, s.o);
+    K.pv16(s.st, nc, rpad, rows, reinterpret_cast<const void* const*>(s.vrows), a.v.dtype, dvpad, s.alpha, s.o,
+           P.v_prefetch);
   else
     K.pv(s.st, nc, rpad, rows, s.vrows, dvpad, s.alpha, s.o);
 }
@@ -503,6 +508,9 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
   P.v_row_bytes = is_block_dtype(a.v.dtype) ? a.head_dim_v / kQuantBlock * a.v.strides[3] : a.head_dim_v * a.v.strides[3];
   P.k_half = P.dot_mode && is16(a.k.dtype) && a.k.strides[3] == 2 && a.head_dim % W == 0;
   P.v_half = P.dot_mode && is16(a.v.dtype) && a.v.strides[3] == 2 && a.head_dim_v % W == 0;
+  // rows read in place by the kernels are prefetched there, kPrefetchRows tokens ahead (ungathered keys)
+  P.k_prefetch = P.k_half && a.k_rows == nullptr ? kPrefetchRows * a.k.strides[1] : 0;
+  P.v_prefetch = P.v_half && a.k_rows == nullptr ? kPrefetchRows * a.v.strides[1] : 0;
 
   // Decode-like calls (a few query rows per head) stream every KV head of a key tile together:
   // K/V rows of all heads of a token are adjacent in a KV cache, so one pass reads them in order.

@@ -31,8 +31,9 @@ struct CpuKernels {
   void (*qk_dot)(const float* q, int rows, int d, const float* const* krows, int nc, float* st, int rpad);
 
   // qk_dot with K rows read as f16 or bf16 (kt) and converted in registers; d a multiple of width.
+  // pf != 0: while reading row c, prefetch the row pf bytes further on (the same head, tokens ahead).
   void (*qk_dot16)(const float* q, int rows, int d, const void* const* krows, longattn_dtype kt, int nc, float* st,
-                   int rpad);
+                   int rpad, int64_t pf);
 
   // st[c][r] = cap_log2 · tanh(st[c][r] / cap)   (softcap applied to scale-only logits; cap_log2 =
   // cap · log2e so the result is in log2 units)
@@ -47,9 +48,10 @@ struct CpuKernels {
   void (*pv)(const float* st, int nc, int rpad, int rows, const float* const* vrows, int dvpad,
              const float* alpha, float* o);
 
-  // pv with V rows read as f16 or bf16 (vt) and converted in registers; dv a multiple of width.
+  // pv with V rows read as f16 or bf16 (vt) and converted in registers; dv a multiple of width;
+  // pf as for qk_dot16.
   void (*pv16)(const float* st, int nc, int rpad, int rows, const void* const* vrows, longattn_dtype vt, int dv,
-               const float* alpha, float* o);
+               const float* alpha, float* o, int64_t pf);
 };
 
 const CpuKernels& cpu_kernels_scalar();

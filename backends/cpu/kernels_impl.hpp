@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "cpu_kernels.hpp"
 #include "half.hpp"
@@ -77,40 +78,51 @@ struct Kernels {
   }
 
   // Few query rows (decode): lanes over the head dimension instead of over rows, so no lane is
-  // idle. st[c][r] = Σ_k q[r][k] · krows[c][k], q row-major [rows][d]. Two accumulators per row
-  // keep 2·NR independent FMA chains in flight.
+  // idle. st[c][r] = Σ_k q[r][k] · krows[c][k], q row-major [rows][d]. A block is KB = W / NR keys ×
+  // NR rows: W accumulators (W independent FMA chains), each q vector loaded once per block and
+  // used KB times; one parallel horizontal sum (hsum_lanes) then yields the W dot products, lane
+  // kb·NR + r. Keys past nc repeat the last key (their lanes are dropped). pf: prefetch distance.
   template <int NR, class E>
-  static void qk_dot_rows(const float* q, int d, const E* const* kr, int nc, float* st, int rpad, int r0) {
+  static void qk_dot_rows(const float* q, int d, const E* const* kr, int nc, float* st, int rpad, int r0,
+                          int64_t pf) {
+    static_assert(W % NR == 0, "NR divides the vector width");
+    constexpr int KB = W / NR;
     const int dv = d / W * W;
-    for (int c = 0; c < nc; ++c) {
-      const E* k = kr[c];
-      V acc0[NR], acc1[NR];
-      for (int r = 0; r < NR; ++r) acc0[r] = acc1[r] = Ops::zero();
-      int i = 0;
-      for (; i + 2 * W <= dv; i += 2 * W) {
-        const V k0 = Ops::load(k + i), k1 = Ops::load(k + i + W);
-        for (int r = 0; r < NR; ++r) {
-          acc0[r] = Ops::fma(Ops::load(q + size_t(r0 + r) * d + i), k0, acc0[r]);
-          acc1[r] = Ops::fma(Ops::load(q + size_t(r0 + r) * d + i + W), k1, acc1[r]);
+    alignas(64) float sums[W];
+    for (int c = 0; c < nc; c += KB) {
+      const E* k[KB];
+      for (int kb = 0; kb < KB; ++kb) k[kb] = kr[std::min(c + kb, nc - 1)];
+      V acc[W];
+      for (int j = 0; j < W; ++j) acc[j] = Ops::zero();
+      for (int i = 0; i < dv; i += W) {
+        V qv[NR];
+        for (int r = 0; r < NR; ++r) qv[r] = Ops::load(q + size_t(r0 + r) * d + i);
+        for (int kb = 0; kb < KB; ++kb) {
+          if constexpr (!std::is_same_v<E, float>)  // 16-bit rows read in place: the decode paths
+            if (i % (64 / int(sizeof(E))) == 0) __builtin_prefetch(reinterpret_cast<const char*>(k[kb] + i) + pf);
+          const V kv = Ops::load(k[kb] + i);
+          for (int r = 0; r < NR; ++r) acc[kb * NR + r] = Ops::fma(qv[r], kv, acc[kb * NR + r]);
         }
       }
-      for (; i < dv; i += W) {
-        const V k0 = Ops::load(k + i);
-        for (int r = 0; r < NR; ++r) acc0[r] = Ops::fma(Ops::load(q + size_t(r0 + r) * d + i), k0, acc0[r]);
-      }
-      for (int r = 0; r < NR; ++r) {
-        float sum = Ops::hsum(Ops::add(acc0[r], acc1[r]));
-        for (int t = dv; t < d; ++t) sum += q[size_t(r0 + r) * d + t] * to_float(k[t]);
-        st[size_t(c) * rpad + r0 + r] = sum;
-      }
+      Ops::store(sums, Ops::hsum_lanes(acc));
+      for (int kb = 0; kb < KB && c + kb < nc; ++kb)
+        for (int r = 0; r < NR; ++r) {
+          float sum = sums[kb * NR + r];
+          for (int t = dv; t < d; ++t) sum += q[size_t(r0 + r) * d + t] * to_float(k[kb][t]);
+          st[size_t(c + kb) * rpad + r0 + r] = sum;
+        }
     }
   }
 
   template <class E>
-  static void qk_dot_t(const float* q, int rows, int d, const E* const* kr, int nc, float* st, int rpad) {
+  static void qk_dot_t(const float* q, int rows, int d, const E* const* kr, int nc, float* st, int rpad,
+                       int64_t pf = 0) {
     int r = 0;
-    for (; r + 4 <= rows; r += 4) qk_dot_rows<4, E>(q, d, kr, nc, st, rpad, r);
-    for (; r < rows; ++r) qk_dot_rows<1, E>(q, d, kr, nc, st, rpad, r);
+    if constexpr (W >= 4)
+      for (; r + 4 <= rows; r += 4, pf = 0) qk_dot_rows<4, E>(q, d, kr, nc, st, rpad, r, pf);
+    if constexpr (W >= 2)
+      for (; r + 2 <= rows; r += 2, pf = 0) qk_dot_rows<2, E>(q, d, kr, nc, st, rpad, r, pf);
+    for (; r < rows; ++r, pf = 0) qk_dot_rows<1, E>(q, d, kr, nc, st, rpad, r, pf);
     for (int c = 0; c < nc; ++c)  // idle lanes of Sᵀ: zero (their rows do not exist)
       for (int p = rows; p < rpad; ++p) st[size_t(c) * rpad + p] = 0.0f;
   }
@@ -119,11 +131,11 @@ struct Kernels {
     qk_dot_t<float>(q, rows, d, kr, nc, st, rpad);
   }
   static void qk_dot16(const float* q, int rows, int d, const void* const* kr, longattn_dtype kt, int nc, float* st,
-                       int rpad) {
+                       int rpad, int64_t pf) {
     if (kt == LONGATTN_DTYPE_F16)
-      qk_dot_t<F16>(q, rows, d, reinterpret_cast<const F16* const*>(kr), nc, st, rpad);
+      qk_dot_t<F16>(q, rows, d, reinterpret_cast<const F16* const*>(kr), nc, st, rpad, pf);
     else
-      qk_dot_t<BF16>(q, rows, d, reinterpret_cast<const BF16* const*>(kr), nc, st, rpad);
+      qk_dot_t<BF16>(q, rows, d, reinterpret_cast<const BF16* const*>(kr), nc, st, rpad, pf);
   }
 
   static void softcap(float* st, int64_t n, float cap, float cap_log2) {
@@ -159,7 +171,7 @@ struct Kernels {
   // O block: NR rows × NV column-vectors starting at column j0.
   template <int NR, int NV, class E>
   static void pv_block(const float* st, int nc, int rpad, int r0, const E* const* vr, int dvpad,
-                       int j0, const float* alpha, float* o) {
+                       int j0, const float* alpha, float* o, int64_t pf = 0) {
     V acc[NR][NV];
     for (int r = 0; r < NR; ++r) {
       const V a = Ops::set1(alpha[r0 + r]);
@@ -167,6 +179,8 @@ struct Kernels {
         acc[r][v] = Ops::mul(Ops::load(o + size_t(r0 + r) * dvpad + j0 + v * W), a);
     }
     for (int c = 0; c < nc; ++c) {
+      if constexpr (!std::is_same_v<E, float>)  // (16-bit rows read in place: the decode paths)
+        __builtin_prefetch(reinterpret_cast<const char*>(vr[c] + j0) + pf);
       V vv[NV];
       for (int v = 0; v < NV; ++v) vv[v] = Ops::load(vr[c] + j0 + v * W);
       const float* p = st + size_t(c) * rpad + r0;
@@ -179,35 +193,37 @@ struct Kernels {
       for (int v = 0; v < NV; ++v) Ops::store(o + size_t(r0 + r) * dvpad + j0 + v * W, acc[r][v]);
   }
 
+  // (pf: prefetch distance in bytes for the V rows: each block touches the line pf bytes past its
+  // columns, so that the first pass over the rows brings in the rows pf bytes on)
   template <int NR, class E>
   static void pv_rows(const float* st, int nc, int rpad, int r0, const E* const* vr, int dvpad,
-                      const float* alpha, float* o) {
+                      const float* alpha, float* o, int64_t pf = 0) {
     const int nvec = dvpad / W;
     int v = 0;
     for (; v + kPvVecs <= nvec; v += kPvVecs)
-      pv_block<NR, kPvVecs, E>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o);
-    for (; v < nvec; ++v) pv_block<NR, 1, E>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o);
+      pv_block<NR, kPvVecs, E>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o, pf);
+    for (; v < nvec; ++v) pv_block<NR, 1, E>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o, pf);
   }
 
   template <class E>
   static void pv_t(const float* st, int nc, int rpad, int rows, const E* const* vr, int dvpad,
-                   const float* alpha, float* o) {
+                   const float* alpha, float* o, int64_t pf = 0) {
     int r = 0;
-    for (; r + kPvRows <= rows; r += kPvRows) pv_rows<kPvRows, E>(st, nc, rpad, r, vr, dvpad, alpha, o);
-    for (; r + 4 <= rows; r += 4) pv_rows<4, E>(st, nc, rpad, r, vr, dvpad, alpha, o);
-    for (; r + 2 <= rows; r += 2) pv_rows<2, E>(st, nc, rpad, r, vr, dvpad, alpha, o);
-    for (; r < rows; ++r) pv_rows<1, E>(st, nc, rpad, r, vr, dvpad, alpha, o);
+    for (; r + kPvRows <= rows; r += kPvRows, pf = 0) pv_rows<kPvRows, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pf);
+    for (; r + 4 <= rows; r += 4, pf = 0) pv_rows<4, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pf);
+    for (; r + 2 <= rows; r += 2, pf = 0) pv_rows<2, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pf);
+    for (; r < rows; ++r, pf = 0) pv_rows<1, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pf);
   }
   static void pv(const float* st, int nc, int rpad, int rows, const float* const* vr, int dvpad,
                  const float* alpha, float* o) {
     pv_t<float>(st, nc, rpad, rows, vr, dvpad, alpha, o);
   }
   static void pv16(const float* st, int nc, int rpad, int rows, const void* const* vr, longattn_dtype vt, int dv,
-                   const float* alpha, float* o) {
+                   const float* alpha, float* o, int64_t pf) {
     if (vt == LONGATTN_DTYPE_F16)
-      pv_t<F16>(st, nc, rpad, rows, reinterpret_cast<const F16* const*>(vr), dv, alpha, o);
+      pv_t<F16>(st, nc, rpad, rows, reinterpret_cast<const F16* const*>(vr), dv, alpha, o, pf);
     else
-      pv_t<BF16>(st, nc, rpad, rows, reinterpret_cast<const BF16* const*>(vr), dv, alpha, o);
+      pv_t<BF16>(st, nc, rpad, rows, reinterpret_cast<const BF16* const*>(vr), dv, alpha, o, pf);
   }
 };
 

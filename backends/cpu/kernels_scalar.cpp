@@ -22,6 +22,7 @@ struct ScalarOps {
   static V fma(V a, V b, V c) { return std::fma(a, b, c); }
   static V max(V a, V b) { return a > b ? a : b; }  // keeps b when a is NaN, like maxps
   static float hsum(V a) { return a; }
+  static V hsum_lanes(const V* a) { return a[0]; }
   static V exp2(V x) { return std::exp2(x); }
   static V tanh(V x) { return std::tanh(x); }
   static V select_neginf(V x, V r) { return x == -std::numeric_limits<float>::infinity() ? r : x; }

@@ -57,6 +57,8 @@ struct XsimdOps {
   static V fma(V a, V b, V c) { return xsimd::fma(a, b, c); }
   static V max(V a, V b) { return xsimd::max(a, b); }
   static float hsum(V a) { return xsimd::hadd(a); }  // xsimd 8.1's name for the horizontal sum
+  // lane j = the horizontal sum of a[j], for W vectors a[0..W)
+  static V hsum_lanes(const V* a) { return xsimd::haddp(a); }
   // 2^x for the softmax (x <= 0 in practice): x = n + f, |f| <= 1/2, 2^f by its degree-6 Taylor
   // polynomial in f·ln2 (relative error ~1.5e-7), 2^n by building the exponent bits. x < −126
   // (−inf included) gives exactly 0; NaN stays NaN. About half the instructions of xsimd::exp2,
