@@ -64,7 +64,7 @@ struct Plan {
   int heads_per_unit;    // KV heads one work unit streams together
   int key_tile;          // keys per tile (<= kKeyTile)
   bool dot_mode;         // few rows per item: QK with lanes over the head dimension (qk_dot)
-  bool k_half, v_half;   // dot mode reads f16/bf16 K / V rows in place, converting in registers
+  bool k_stored, v_stored;  // dot mode reads K / V rows as stored (f16, bf16, Q8_0, Q4_0), converting in registers
   int64_t k_row_bytes, v_row_bytes;  // bytes of one K / V row (head dim), for prefetching
   int64_t k_prefetch, v_prefetch;    // in-kernel prefetch distance (bytes) for rows read in place, or 0
   float q_scale;         // scale applied while packing Q
@@ -274,13 +274,13 @@ void pack_row(const Plan& P, const Unit& u, HeadWork& w, int c) {
     for (int64_t off = 0; off < P.k_row_bytes; off += kCacheLine) __builtin_prefetch(krow + kPrefetchRows * a.k.strides[1] + off);
   if (!P.v_prefetch)
     for (int64_t off = 0; off < P.v_row_bytes; off += kCacheLine) __builtin_prefetch(vrow + kPrefetchRows * a.v.strides[1] + off);
-  if (P.k_direct || P.k_half) {  // f32 rows, or 16-bit rows the dot-mode kernels read as they are
+  if (P.k_direct || P.k_stored) {  // f32 rows, or rows the dot-mode kernels read as stored
     s.krows[c] = reinterpret_cast<const float*>(krow);
   } else {
     K.to_f32(krow, a.k.dtype, d, P.k_elem_stride, s.kbuf + size_t(c) * d);
     s.krows[c] = s.kbuf + size_t(c) * d;
   }
-  if (P.v_direct || P.v_half) {
+  if (P.v_direct || P.v_stored) {
     s.vrows[c] = reinterpret_cast<const float*>(vrow);
   } else {
     float* dst = s.vbuf + size_t(c) * dvpad;
@@ -321,8 +321,8 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
   Scratch& s = w.s;
   const int d = a.head_dim, dvpad = P.dvpad, rpad = w.rpad, rows = w.rows;
   if (a.add_mask.data && !mask_tile(P, u, w, nc)) return;  // every pair masked: skip the tile
-  if (P.k_half)  // few rows, 16-bit K: lanes over the head dimension, conversion in registers
-    K.qk_dot16(s.qr, rows, d, reinterpret_cast<const void* const*>(s.krows), a.k.dtype, nc, s.st, rpad, P.k_prefetch);
+  if (P.k_stored)  // few rows, K as stored: lanes over the head dimension, conversion in registers
+    K.qk_dot_stored(s.qr, rows, d, reinterpret_cast<const void* const*>(s.krows), a.k.dtype, nc, s.st, rpad, P.k_prefetch);
   else if (P.dot_mode)  // few rows: lanes over the head dimension
     K.qk_dot(s.qr, rows, d, s.krows, nc, s.st, rpad);
   else
@@ -363,8 +363,8 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
     }
   }
   K.softmax(s.st, nc, rpad, s.m, s.l, s.alpha);
-  if (P.v_half)
-    K.pv16(s.st, nc, rpad, rows, reinterpret_cast<const void* const*>(s.vrows), a.v.dtype, dvpad, s.alpha, s.o,
+  if (P.v_stored)
+    K.pv_stored(s.st, nc, rpad, rows, reinterpret_cast<const void* const*>(s.vrows), a.v.dtype, dvpad, s.alpha, s.o,
            P.v_prefetch);
   else
     K.pv(s.st, nc, rpad, rows, s.vrows, dvpad, s.alpha, s.o);
@@ -506,11 +506,16 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
   P.dot_mode = 2 * P.group * max_tile_rows <= W;
   P.k_row_bytes = is_block_dtype(a.k.dtype) ? a.head_dim / kQuantBlock * a.k.strides[3] : a.head_dim * a.k.strides[3];
   P.v_row_bytes = is_block_dtype(a.v.dtype) ? a.head_dim_v / kQuantBlock * a.v.strides[3] : a.head_dim_v * a.v.strides[3];
-  P.k_half = P.dot_mode && is16(a.k.dtype) && a.k.strides[3] == 2 && a.head_dim % W == 0;
-  P.v_half = P.dot_mode && is16(a.v.dtype) && a.v.strides[3] == 2 && a.head_dim_v % W == 0;
+  // rows the kernels can read as stored: 16-bit values or blocks back to back
+  auto packed = [&](const View& t) {
+    return (is16(t.dtype) && t.strides[3] == 2) || (t.dtype == LONGATTN_DTYPE_Q8_0 && t.strides[3] == kQ8_0BlockBytes) ||
+           (t.dtype == LONGATTN_DTYPE_Q4_0 && t.strides[3] == kQ4_0BlockBytes);
+  };
+  P.k_stored = P.dot_mode && packed(a.k) && a.head_dim % W == 0;
+  P.v_stored = P.dot_mode && packed(a.v) && a.head_dim_v % W == 0;
   // rows read in place by the kernels are prefetched there, kPrefetchRows tokens ahead (ungathered keys)
-  P.k_prefetch = P.k_half && a.k_rows == nullptr ? kPrefetchRows * a.k.strides[1] : 0;
-  P.v_prefetch = P.v_half && a.k_rows == nullptr ? kPrefetchRows * a.v.strides[1] : 0;
+  P.k_prefetch = P.k_stored && a.k_rows == nullptr ? kPrefetchRows * a.k.strides[1] : 0;
+  P.v_prefetch = P.v_stored && a.k_rows == nullptr ? kPrefetchRows * a.v.strides[1] : 0;
 
   // Decode-like calls (a few query rows per head) stream every KV head of a key tile together:
   // K/V rows of all heads of a token are adjacent in a KV cache, so one pass reads them in order.
@@ -522,8 +527,8 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
         break;
       }
   // Streaming several heads packs heads × Bc rows of K and V as fp32: keep that within half of L2.
-  // (Rows read in place — 16-bit K and V in dot mode — need no room: longer tiles amortise more.)
-  if (P.k_half && P.v_half) {
+  // (Rows read as stored — K and V in dot mode — need no room: longer tiles amortise more.)
+  if (P.k_stored && P.v_stored) {
     P.key_tile = kKeyTile;
   } else if (P.heads_per_unit > 1) {
     const int64_t per_key = int64_t(sizeof(float)) * P.heads_per_unit * (a.head_dim + P.dvpad);

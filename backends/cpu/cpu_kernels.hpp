@@ -30,9 +30,10 @@ struct CpuKernels {
   // rows, lanes run over the head dimension instead.
   void (*qk_dot)(const float* q, int rows, int d, const float* const* krows, int nc, float* st, int rpad);
 
-  // qk_dot with K rows read as f16 or bf16 (kt) and converted in registers; d a multiple of width.
-  // pf != 0: while reading row c, prefetch the row pf bytes further on (the same head, tokens ahead).
-  void (*qk_dot16)(const float* q, int rows, int d, const void* const* krows, longattn_dtype kt, int nc, float* st,
+  // qk_dot with K rows read as stored (kt: f16, bf16, or Q8_0 / Q4_0 blocks packed back to back)
+  // and converted in registers; d a multiple of width. pf != 0: while reading row c, prefetch the
+  // row pf bytes further on (the same head, tokens ahead).
+  void (*qk_dot_stored)(const float* q, int rows, int d, const void* const* krows, longattn_dtype kt, int nc, float* st,
                    int rpad, int64_t pf);
 
   // st[c][r] = cap_log2 · tanh(st[c][r] / cap)   (softcap applied to scale-only logits; cap_log2 =
@@ -48,9 +49,9 @@ struct CpuKernels {
   void (*pv)(const float* st, int nc, int rpad, int rows, const float* const* vrows, int dvpad,
              const float* alpha, float* o);
 
-  // pv with V rows read as f16 or bf16 (vt) and converted in registers; dv a multiple of width;
-  // pf as for qk_dot16.
-  void (*pv16)(const float* st, int nc, int rpad, int rows, const void* const* vrows, longattn_dtype vt, int dv,
+  // pv with V rows read as stored (vt as for qk_dot_stored) and converted in registers; dv a
+  // multiple of width; pf as for qk_dot_stored.
+  void (*pv_stored)(const float* st, int nc, int rpad, int rows, const void* const* vrows, longattn_dtype vt, int dv,
                const float* alpha, float* o, int64_t pf);
 };
 

@@ -16,12 +16,36 @@ namespace longattn::cpu {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// 16-bit elements read straight from K/V rows by the decode kernels (converted in registers).
+// Elements the decode kernels read straight from K/V rows as stored, converting in registers:
+// 16-bit floats, and ggml's 32-value blocks (fp16 scale d; value i = d·q_i, Q4_0: q_i = nibble − 8
+// with values 0..15 in the low nibbles of bytes 0..15 and 16..31 in the high ones).
 struct F16 { uint16_t bits; };
 struct BF16 { uint16_t bits; };
+struct __attribute__((packed)) Q8_0Block { uint16_t d; int8_t qs[kQuantBlock]; };
+struct __attribute__((packed)) Q4_0Block { uint16_t d; uint8_t qs[kQuantBlock / 2]; };
+static_assert(sizeof(Q8_0Block) == kQ8_0BlockBytes && sizeof(Q4_0Block) == kQ4_0BlockBytes, "ggml block sizes");
 inline float to_float(float x) { return x; }
 inline float to_float(F16 x) { return f16_to_float(x.bits); }
 inline float to_float(BF16 x) { return bf16_to_float(x.bits); }
+
+template <class E>
+constexpr bool is_block_v = std::is_same_v<E, Q8_0Block> || std::is_same_v<E, Q4_0Block>;
+
+// Value i of a row of E.
+template <class E>
+inline float row_value(const E* row, int i) {
+  if constexpr (is_block_v<E>)
+    return dequant_block_value(reinterpret_cast<const uint8_t*>(row + i / kQuantBlock),
+                               std::is_same_v<E, Q8_0Block> ? LONGATTN_DTYPE_Q8_0 : LONGATTN_DTYPE_Q4_0, i % kQuantBlock);
+  else
+    return to_float(row[i]);
+}
+
+// Byte offset of value i in a row of E.
+template <class E>
+constexpr int64_t row_byte(int i) {
+  return is_block_v<E> ? int64_t(i / kQuantBlock) * int64_t(sizeof(E)) : int64_t(i) * int64_t(sizeof(E));
+}
 
 // Register blocking: the QK kernel keeps qk_keys<NV>() keys × NV row-vectors of Sᵀ in registers,
 // the PV kernel kPvRows rows × kPvVecs column-vectors of O: 6 × 4 = 24 accumulators on 32-register
@@ -30,6 +54,30 @@ template <class Ops>
 struct Kernels {
   using V = typename Ops::V;
   static constexpr int W = Ops::W;
+  static_assert(kQuantBlock % W == 0, "a vector of values never straddles a block");
+
+  // W values of a row from value i on (i a multiple of W), as floats.
+  template <class E>
+  static V load_row(const E* row, int i) {
+    if constexpr (is_block_v<E>)
+      return Ops::load_block(row[i / kQuantBlock], i % kQuantBlock);
+    else
+      return Ops::load(row + i);
+  }
+
+  // Prefetches, pf bytes further on, the line holding value i of `row` (for the block formats,
+  // both lines the block of value i may straddle). Branch-free, so register allocation of the
+  // calling loop is undisturbed.
+  template <class E>
+  static void prefetch_row(const E* row, int i, int64_t pf) {
+    const char* p = reinterpret_cast<const char*>(row) + row_byte<E>(i) + pf;
+    __builtin_prefetch(p);
+    if constexpr (is_block_v<E>) __builtin_prefetch(p + sizeof(E) - 1);
+  }
+  // values per prefetch: a cache line, or a block
+  template <class E>
+  static constexpr int prefetch_values() { return is_block_v<E> ? kQuantBlock : 64 / int(sizeof(E)); }
+
   static constexpr int kQkVecs = Ops::kRegs >= 32 ? 4 : 2;
   // keys per QK block for NV row-vectors: NK·NV accumulators + NV operands fit the register file,
   // and at least ~8 independent FMA chains hide the FMA latency when NV is small (decode)
@@ -94,21 +142,25 @@ struct Kernels {
       for (int kb = 0; kb < KB; ++kb) k[kb] = kr[std::min(c + kb, nc - 1)];
       V acc[W];
       for (int j = 0; j < W; ++j) acc[j] = Ops::zero();
-      for (int i = 0; i < dv; i += W) {
-        V qv[NR];
-        for (int r = 0; r < NR; ++r) qv[r] = Ops::load(q + size_t(r0 + r) * d + i);
-        for (int kb = 0; kb < KB; ++kb) {
-          if constexpr (!std::is_same_v<E, float>)  // 16-bit rows read in place: the decode paths
-            if (i % (64 / int(sizeof(E))) == 0) __builtin_prefetch(reinterpret_cast<const char*>(k[kb] + i) + pf);
-          const V kv = Ops::load(k[kb] + i);
-          for (int r = 0; r < NR; ++r) acc[kb * NR + r] = Ops::fma(qv[r], kv, acc[kb * NR + r]);
+      constexpr int L = std::is_same_v<E, float> ? W : std::max(W, prefetch_values<E>());
+      for (int i0 = 0; i0 < dv; i0 += L) {
+        if constexpr (!std::is_same_v<E, float>)  // rows read as stored: prefetch tokens ahead
+          for (int kb = 0; kb < KB; ++kb) prefetch_row(k[kb], i0, pf);
+        const int i1 = std::min(i0 + L, dv);
+        for (int i = i0; i < i1; i += W) {
+          V qv[NR];
+          for (int r = 0; r < NR; ++r) qv[r] = Ops::load(q + size_t(r0 + r) * d + i);
+          for (int kb = 0; kb < KB; ++kb) {
+            const V kv = load_row(k[kb], i);
+            for (int r = 0; r < NR; ++r) acc[kb * NR + r] = Ops::fma(qv[r], kv, acc[kb * NR + r]);
+          }
         }
       }
       Ops::store(sums, Ops::hsum_lanes(acc));
       for (int kb = 0; kb < KB && c + kb < nc; ++kb)
         for (int r = 0; r < NR; ++r) {
           float sum = sums[kb * NR + r];
-          for (int t = dv; t < d; ++t) sum += q[size_t(r0 + r) * d + t] * to_float(k[kb][t]);
+          for (int t = dv; t < d; ++t) sum += q[size_t(r0 + r) * d + t] * row_value(k[kb], t);
           st[size_t(c + kb) * rpad + r0 + r] = sum;
         }
     }
@@ -130,12 +182,18 @@ struct Kernels {
   static void qk_dot(const float* q, int rows, int d, const float* const* kr, int nc, float* st, int rpad) {
     qk_dot_t<float>(q, rows, d, kr, nc, st, rpad);
   }
-  static void qk_dot16(const float* q, int rows, int d, const void* const* kr, longattn_dtype kt, int nc, float* st,
-                       int rpad, int64_t pf) {
-    if (kt == LONGATTN_DTYPE_F16)
-      qk_dot_t<F16>(q, rows, d, reinterpret_cast<const F16* const*>(kr), nc, st, rpad, pf);
-    else
-      qk_dot_t<BF16>(q, rows, d, reinterpret_cast<const BF16* const*>(kr), nc, st, rpad, pf);
+  template <class E>
+  static const E* const* rows_as(const void* const* r) { return reinterpret_cast<const E* const*>(r); }
+
+  static void qk_dot_stored(const float* q, int rows, int d, const void* const* kr, longattn_dtype kt, int nc,
+                            float* st, int rpad, int64_t pf) {
+    switch (kt) {
+      case LONGATTN_DTYPE_F16: return qk_dot_t(q, rows, d, rows_as<F16>(kr), nc, st, rpad, pf);
+      case LONGATTN_DTYPE_BF16: return qk_dot_t(q, rows, d, rows_as<BF16>(kr), nc, st, rpad, pf);
+      case LONGATTN_DTYPE_Q8_0: return qk_dot_t(q, rows, d, rows_as<Q8_0Block>(kr), nc, st, rpad, pf);
+      case LONGATTN_DTYPE_Q4_0: return qk_dot_t(q, rows, d, rows_as<Q4_0Block>(kr), nc, st, rpad, pf);
+      default: return qk_dot_t(q, rows, d, rows_as<float>(kr), nc, st, rpad, pf);
+    }
   }
 
   static void softcap(float* st, int64_t n, float cap, float cap_log2) {
@@ -179,10 +237,9 @@ struct Kernels {
         acc[r][v] = Ops::mul(Ops::load(o + size_t(r0 + r) * dvpad + j0 + v * W), a);
     }
     for (int c = 0; c < nc; ++c) {
-      if constexpr (!std::is_same_v<E, float>)  // (16-bit rows read in place: the decode paths)
-        __builtin_prefetch(reinterpret_cast<const char*>(vr[c] + j0) + pf);
+      if constexpr (!std::is_same_v<E, float>) prefetch_row(vr[c], j0, pf);  // rows read as stored
       V vv[NV];
-      for (int v = 0; v < NV; ++v) vv[v] = Ops::load(vr[c] + j0 + v * W);
+      for (int v = 0; v < NV; ++v) vv[v] = load_row(vr[c], j0 + v * W);
       const float* p = st + size_t(c) * rpad + r0;
       for (int r = 0; r < NR; ++r) {
         const V pb = Ops::set1(p[r]);
@@ -218,12 +275,15 @@ struct Kernels {
                  const float* alpha, float* o) {
     pv_t<float>(st, nc, rpad, rows, vr, dvpad, alpha, o);
   }
-  static void pv16(const float* st, int nc, int rpad, int rows, const void* const* vr, longattn_dtype vt, int dv,
-                   const float* alpha, float* o, int64_t pf) {
-    if (vt == LONGATTN_DTYPE_F16)
-      pv_t<F16>(st, nc, rpad, rows, reinterpret_cast<const F16* const*>(vr), dv, alpha, o, pf);
-    else
-      pv_t<BF16>(st, nc, rpad, rows, reinterpret_cast<const BF16* const*>(vr), dv, alpha, o, pf);
+  static void pv_stored(const float* st, int nc, int rpad, int rows, const void* const* vr, longattn_dtype vt,
+                        int dv, const float* alpha, float* o, int64_t pf) {
+    switch (vt) {
+      case LONGATTN_DTYPE_F16: return pv_t(st, nc, rpad, rows, rows_as<F16>(vr), dv, alpha, o, pf);
+      case LONGATTN_DTYPE_BF16: return pv_t(st, nc, rpad, rows, rows_as<BF16>(vr), dv, alpha, o, pf);
+      case LONGATTN_DTYPE_Q8_0: return pv_t(st, nc, rpad, rows, rows_as<Q8_0Block>(vr), dv, alpha, o, pf);
+      case LONGATTN_DTYPE_Q4_0: return pv_t(st, nc, rpad, rows, rows_as<Q4_0Block>(vr), dv, alpha, o, pf);
+      default: return pv_t(st, nc, rpad, rows, rows_as<float>(vr), dv, alpha, o, pf);
+    }
   }
 };
 
@@ -259,11 +319,11 @@ const CpuKernels& make_table(const char* isa,
                                    to_f32,
                                    &Kernels<Ops>::qk,
                                    &Kernels<Ops>::qk_dot,
-                                   &Kernels<Ops>::qk_dot16,
+                                   &Kernels<Ops>::qk_dot_stored,
                                    &Kernels<Ops>::softcap,
                                    &Kernels<Ops>::softmax,
                                    &Kernels<Ops>::pv,
-                                   &Kernels<Ops>::pv16};
+                                   &Kernels<Ops>::pv_stored};
   return table;
 }
 

@@ -15,6 +15,8 @@ struct ScalarOps {
   static V load(const float* p) { return *p; }
   static V load(const F16* p) { return to_float(*p); }
   static V load(const BF16* p) { return to_float(*p); }
+  template <class B>
+  static V load_block(const B& b, int i) { return row_value(&b, i); }
   static void store(float* p, V v) { *p = v; }
   static V add(V a, V b) { return a + b; }
   static V sub(V a, V b) { return a - b; }
