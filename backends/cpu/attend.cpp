@@ -322,7 +322,8 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
   const int d = a.head_dim, dvpad = P.dvpad, rpad = w.rpad, rows = w.rows;
   if (a.add_mask.data && !mask_tile(P, u, w, nc)) return;  // every pair masked: skip the tile
   if (P.k_stored)  // few rows, K as stored: lanes over the head dimension, conversion in registers
-    K.qk_dot_stored(s.qr, rows, d, reinterpret_cast<const void* const*>(s.krows), a.k.dtype, nc, s.st, rpad, P.k_prefetch);
+    K.qk_dot_stored(s.qr, rows, d, reinterpret_cast<const void* const*>(s.krows), a.k.dtype, nc, s.st, rpad,
+                    P.k_prefetch);
   else if (P.dot_mode)  // few rows: lanes over the head dimension
     K.qk_dot(s.qr, rows, d, s.krows, nc, s.st, rpad);
   else
