@@ -11,8 +11,9 @@
 #
 # Build the binaries on a machine with nvcc (Release, the GPU's architecture), e.g.
 #   cmake -S . -B build-cuda -G Ninja -DCMAKE_CUDA_ARCHITECTURES=90 -DLONGATTN_VULKAN=OFF
-#   cmake --build build-cuda --target test_cuda cuda_bench
-#   mkdir -p build-cuda-gpu && cp build-cuda/tests/test_cuda build-cuda/examples/cuda_bench/cuda_bench build-cuda-gpu/
+#   cmake --build build-cuda --target test_cuda test_cuda_extras cuda_bench
+#   mkdir -p build-cuda-gpu && cp build-cuda/tests/test_cuda build-cuda/tests/test_cuda_extras \
+#     build-cuda/examples/cuda_bench/cuda_bench build-cuda-gpu/
 set -u
 BIN=${BIN:-build-cuda-gpu}
 OUT=${OUT:-/tmp/gpu_cuda}
@@ -44,10 +45,19 @@ for step in "${steps[@]}"; do
       run_step test "$BIN/test_cuda"
       tail -4 "$OUT/test.log"
       grep -B3 -A12 "ERROR\|FATAL" "$OUT/test.log" | head -60
+      if [ -x "$BIN/test_cuda_extras" ]; then  # mask, ALiBi, sinks, Q8_0/Q4_0 K/V
+        run_step test_extras "$BIN/test_cuda_extras"
+        tail -4 "$OUT/test_extras.log"
+        grep -B3 -A12 "ERROR\|FATAL" "$OUT/test_extras.log" | head -60
+      fi
       ;;
     memcheck)
       run_step memcheck compute-sanitizer --tool memcheck --error-exitcode 9 "$BIN/test_cuda" -tc="$SANITIZE_CASES"
       grep -E "ERROR SUMMARY|Invalid|test cases" "$OUT/memcheck.log" | head -10
+      if [ -x "$BIN/test_cuda_extras" ]; then
+        run_step memcheck_extras compute-sanitizer --tool memcheck --error-exitcode 9 "$BIN/test_cuda_extras"
+        grep -E "ERROR SUMMARY|Invalid|test cases" "$OUT/memcheck_extras.log" | head -10
+      fi
       ;;
     racecheck)
       run_step racecheck compute-sanitizer --tool racecheck --racecheck-report hazard --error-exitcode 9 \

@@ -98,7 +98,23 @@ struct XsimdOps {
   static V max(V a, V b) { return xsimd::max(a, b); }
   static float hsum(V a) { return xsimd::hadd(a); }  // xsimd 8.1's name for the horizontal sum
   // lane j = the horizontal sum of a[j], for W vectors a[0..W)
-  static V hsum_lanes(const V* a) { return xsimd::haddp(a); }
+  static V hsum_lanes(const V* a) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if constexpr (std::is_same_v<Arch, xsimd::avx512bw>) {
+      // fold each 16-lane vector to 8 lanes, then the 8-wide parallel sum on each half (xsimd
+      // 8.1's 16-wide haddp does not return the sums in lane order)
+      using H = xsimd::batch<float, xsimd::avx2>;
+      H lo[8], hi[8];
+      for (int j = 0; j < 8; ++j) {
+        lo[j] = H(_mm256_add_ps(_mm512_castps512_ps256(a[j]), _mm512_extractf32x8_ps(a[j], 1)));
+        hi[j] = H(_mm256_add_ps(_mm512_castps512_ps256(a[8 + j]), _mm512_extractf32x8_ps(a[8 + j], 1)));
+      }
+      const __m256 l = xsimd::haddp(lo), h = xsimd::haddp(hi);
+      return V(_mm512_insertf32x8(_mm512_castps256_ps512(l), h, 1));
+    }
+#endif
+    return xsimd::haddp(a);
+  }
   // 2^x for the softmax (x <= 0 in practice): x = n + f, |f| <= 1/2, 2^f by its degree-6 Taylor
   // polynomial in f·ln2 (relative error ~1.5e-7), 2^n by building the exponent bits. x < −126
   // (−inf included) gives exactly 0; NaN stays NaN. About half the instructions of xsimd::exp2,

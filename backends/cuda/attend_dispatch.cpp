@@ -1,6 +1,7 @@
 // CUDA `attend`: picks the kernel (tensor-core FLASH or generic fp32), fills the launch
 // parameters, splits segment tables that exceed one launch, and decides split-KV (many blocks
-// over the keys of few query tiles, then a combine kernel).
+// over the keys of few query tiles, then a combine kernel). Calls with ggml-style extras (an
+// additive mask, ALiBi, sinks, Q8_0 / Q4_0 K/V) always take the generic kernel.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "cuda_check.hpp"
 #include "cuda_internal.hpp"
 #include "flash_traits.hpp"
+#include "quant.hpp"
 
 namespace longattn::cuda {
 namespace {
@@ -16,6 +18,7 @@ namespace {
 constexpr float kLog2eHost = 1.4426950408889634f;
 constexpr int kMaxSplits = 256;
 constexpr int kMinTilesPerSplit = 4;
+constexpr int64_t kGenericMinKeysPerSplit = 256;  // generic split-KV: keys each split walks at least
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
@@ -99,6 +102,24 @@ void launch_flash_dim(const AttendParams& p, FlashVariant variant, bool bf16, cu
   }
 }
 
+// The extras of a call in kernel form: device pointers, the additive mask's broadcast axes as
+// stride 0.
+ExtrasParams extras_params(const AttendArgs& a) {
+  ExtrasParams x;
+  if (a.add_mask.data) {
+    const View& mk = a.add_mask;
+    x.mask = static_cast<const char*>(mk.data);
+    x.mask_dtype = mk.dtype;
+    x.mask_stride[0] = mk.shape[0] == 1 ? 0 : mk.strides[0];
+    x.mask_stride[1] = mk.strides[1];
+    x.mask_stride[2] = mk.shape[2] == 1 ? 0 : mk.strides[2];
+    x.mask_stride[3] = mk.strides[3];
+  }
+  x.alibi_slopes = a.alibi_slopes;
+  x.sinks = a.sinks;
+  return x;
+}
+
 int flash_blocks_per_sm_dim(int head_dim, FlashVariant variant, bool bf16) {
   switch (head_dim) {
     case 64: return flash_blocks_per_sm<64>(variant, bf16);
@@ -115,6 +136,8 @@ int flash_blocks_per_sm_dim(int head_dim, FlashVariant variant, bool bf16) {
 void attend(const AttendArgs& a, const DeviceProps& dev, ScratchPool& scratch, cudaStream_t stream) {
   if (a.batch == 0 || a.n_q == 0 || a.n_q_heads == 0) return;
   AttendParams p = base_params(a);
+  const ExtrasParams extras = extras_params(a);
+  const bool has_extras = extras.any() || is_block_dtype(a.k.dtype) || is_block_dtype(a.v.dtype);
 
   // segments (host memory): n + 1 offsets each
   std::vector<int64_t> q_seg, k_seg;
@@ -136,8 +159,9 @@ void attend(const AttendArgs& a, const DeviceProps& dev, ScratchPool& scratch, c
   constexpr int64_t kMaxGridY = 65535;  // the FLASH grid's y axis is batch · hkv
   const bool indices_32bit = a.n_k < (int64_t(1) << 31) && a.n_q * p.group < (int64_t(1) << 31) &&
                              a.batch * a.n_kv_heads <= kMaxGridY;
-  const bool flash_ok = half_inputs && a.head_dim == a.head_dim_v && flash_head_dim_supported(a.head_dim) &&
-                        flash_input_ok(a.q, dt) && flash_input_ok(a.k, dt) && flash_input_ok(a.v, dt) &&
+  const bool flash_ok = !has_extras && half_inputs && a.head_dim == a.head_dim_v &&
+                        flash_head_dim_supported(a.head_dim) && flash_input_ok(a.q, dt) && flash_input_ok(a.k, dt) &&
+                        flash_input_ok(a.v, dt) &&
                         (a.state || flash_output_ok(a.out)) && indices_32bit;
   const bool general = !p.affine || a.key_logw || (a.q_group && a.k_group) || a.softcap > 0.0f ||
                        !(a.scale > 0.0f);
@@ -158,7 +182,8 @@ void attend(const AttendArgs& a, const DeviceProps& dev, ScratchPool& scratch, c
 
   // split-KV: few query tiles over many keys (decode, short chunks against a long cache). The
   // splits fill exactly one wave of resident blocks, so no multiprocessor idles in a tail.
-  if (flash && n_seg == 1 && q_seg[0] == 0 && q_seg[1] == a.n_q && !a.state) {
+  const bool one_whole_segment = n_seg == 1 && q_seg[0] == 0 && q_seg[1] == a.n_q;
+  if (flash && one_whole_segment && !a.state) {
     const int64_t tiles = (max_seg_rows * p.group + tile.block_m - 1) / tile.block_m;
     const int64_t blocks = tiles * a.batch * a.n_kv_heads;
     const int64_t key_tiles = (a.n_k + tile.block_n - 1) / tile.block_n;
@@ -166,6 +191,16 @@ void attend(const AttendArgs& a, const DeviceProps& dev, ScratchPool& scratch, c
       const int64_t wave = int64_t(dev.sm_count) * flash_blocks_per_sm_dim(a.head_dim, variant, dt == LONGATTN_DTYPE_BF16);
       int64_t splits = std::max<int64_t>(wave / blocks, 1);
       splits = std::min<int64_t>({splits, key_tiles / kMinTilesPerSplit, kMaxSplits});
+      p.n_splits = int32_t(std::max<int64_t>(splits, 1));
+    }
+  }
+  // generic split-KV: fewer row warps than fill the device, each over many keys; the splits fill
+  // about one wave of resident warps
+  if (!flash && one_whole_segment && !a.state && indices_32bit) {
+    const int64_t warps = a.n_q * a.batch * a.n_q_heads;
+    const int64_t wave = int64_t(dev.sm_count) * generic_warps_per_sm();
+    if (2 * warps <= wave && a.n_k >= 2 * kGenericMinKeysPerSplit) {
+      const int64_t splits = std::min<int64_t>({wave / warps, a.n_k / kGenericMinKeysPerSplit, kMaxSplits});
       p.n_splits = int32_t(std::max<int64_t>(splits, 1));
     }
   }
@@ -193,9 +228,9 @@ void attend(const AttendArgs& a, const DeviceProps& dev, ScratchPool& scratch, c
     if (flash)
       launch_flash_dim(p, variant, dt == LONGATTN_DTYPE_BF16, stream);
     else
-      launch_generic_attend(p, stream);
+      launch_generic_attend(p, extras, stream);
   }
-  if (p.n_splits > 1) launch_flash_combine(p, stream);
+  if (p.n_splits > 1) launch_flash_combine(p, extras.sinks, stream);
 }
 
 }  // namespace longattn::cuda

@@ -5,11 +5,17 @@
 #include <cuda_runtime_api.h>
 
 #include "attend_params.hpp"
+#include "extras_params.hpp"
 
 namespace longattn::cuda {
 
-// Generic fp32 kernel: every feature, one warp per logical query row of p.seg's segments.
-void launch_generic_attend(const AttendParams& p, cudaStream_t stream);
+// Generic fp32 kernel: every feature and the extras x, one warp per logical query row of p.seg's
+// segments; with p.n_splits > 1 (one segment, no running state) it writes split-KV partials for
+// launch_flash_combine instead of out / lse.
+void launch_generic_attend(const AttendParams& p, const ExtrasParams& x, cudaStream_t stream);
+
+// Warps of the generic kernel resident per multiprocessor on the current device (split-KV sizing).
+int generic_warps_per_sm();
 
 // Tensor-core FLASH kernel variants (flash_kernel.cuh):
 //   prefill_plain    FLASH / SPARSE: affine positions, no gathers, log-weights, groups, softcap
@@ -38,7 +44,8 @@ extern template int flash_blocks_per_sm<96>(FlashVariant, bool);
 extern template int flash_blocks_per_sm<128>(FlashVariant, bool);
 extern template int flash_blocks_per_sm<256>(FlashVariant, bool);
 
-// Split-KV combine: merges p.n_splits partials (p.part_o, p.part_lse) into out / lse.
-void launch_flash_combine(const AttendParams& p, cudaStream_t stream);
+// Split-KV combine: merges p.n_splits partials (p.part_o, p.part_lse) of the FLASH or the generic
+// kernel into out / lse, adding the per-query-head sinks (nullptr: none) to the denominator.
+void launch_flash_combine(const AttendParams& p, const float* sinks, cudaStream_t stream);
 
 }  // namespace longattn::cuda

@@ -130,6 +130,8 @@ class CudaBackend final : public Backend {
     check(cudaStreamSynchronize(pick(stream)), "cudaStreamSynchronize");
   }
 
+  // Additive mask, ALiBi, sinks and Q8_0 / Q4_0 K/V: the generic kernel (attend_generic.cu).
+  bool supports_extras() const override { return true; }
   size_t scratch_bytes() const override { return scratch_.bytes_held(); }
 
   // ---- ring transport: real streams and events; peer copies through cudaMemcpyPeerAsync ----

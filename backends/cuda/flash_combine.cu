@@ -3,8 +3,12 @@
 //   part_lse [split][b][hkv][packed row]        log2 units, −inf for an empty partial
 //   part_o   [split][b][hkv][packed row][dv]    normalised partial outputs (fp32)
 //   M = max_s lse_s;  w_s = 2^(lse_s − M);  o = Σ w_s·o_s / Σ w_s;  lse = (M + log2 Σ w_s)·ln 2
-// A row whose partials are all empty gets o = 0, lse = −inf. One warp per packed row, lanes over
-// the output columns; the row is written at its physical position (q_rows gather) in out / lse.
+// A sink σ_h (natural log, per query head) is one more partial with lse = σ·log2e and o = 0: it
+// enters M and Σ w_s but no output column, so a row with nothing but the sink gets o = 0, lse = σ.
+// This is the only place a split call applies its sinks (the splits themselves never do).
+// A row whose partials are all empty (and no sink) gets o = 0, lse = −inf. One warp per packed
+// row, lanes over the output columns; the row is written at its physical position (q_rows
+// gather) in out / lse.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -19,7 +23,7 @@ namespace {
 constexpr int kWarpsPerBlock = 4;
 
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    flash_combine_kernel(const __grid_constant__ AttendParams p) {
+    flash_combine_kernel(const __grid_constant__ AttendParams p, const float* __restrict__ sinks) {
   const int lane = threadIdx.x & 31;
   const int64_t unit = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
   const int64_t rows_total = int64_t(p.batch) * p.hkv * p.packed_rows;
@@ -29,15 +33,17 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   const int32_t b = int32_t(bh / p.hkv), hk = int32_t(bh % p.hkv);
   const int64_t split_stride = rows_total;
 
-  float mx = -INFINITY;
+  const int64_t i = r / p.group;
+  const int32_t h = hk * p.group + int32_t(r % p.group);
+  const float sink = sinks ? sinks[h] * kLog2e : -INFINITY;
+
+  float mx = sink;
   for (int s = 0; s < p.n_splits; ++s) mx = fmaxf(mx, p.part_lse[s * split_stride + unit]);
   const float m_use = mx == -INFINITY ? 0.0f : mx;
-  float wsum = 0.0f;
+  float wsum = exp2f(sink - m_use);  // 0 without a sink
   for (int s = 0; s < p.n_splits; ++s) wsum += exp2f(p.part_lse[s * split_stride + unit] - m_use);
   const float inv = wsum > 0.0f ? 1.0f / wsum : 0.0f;
 
-  const int64_t i = r / p.group;
-  const int32_t h = hk * p.group + int32_t(r % p.group);
   const int64_t phys = p.q_rows ? p.q_rows[(int64_t(b) * p.hq + h) * p.n_q + i] : i;
   char* o_row = p.out + b * p.o_stride[0] + phys * p.o_stride[1] + h * p.o_stride[2];
   for (int c = lane; c < p.dv; c += 32) {
@@ -55,11 +61,11 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 
 }  // namespace
 
-void launch_flash_combine(const AttendParams& p, cudaStream_t stream) {
+void launch_flash_combine(const AttendParams& p, const float* sinks, cudaStream_t stream) {
   const int64_t units = int64_t(p.batch) * p.hkv * p.packed_rows;
   if (units == 0) return;
   const int64_t blocks = (units + kWarpsPerBlock - 1) / kWarpsPerBlock;
-  flash_combine_kernel<<<dim3(unsigned(blocks)), dim3(kWarpsPerBlock * 32), 0, stream>>>(p);
+  flash_combine_kernel<<<dim3(unsigned(blocks)), dim3(kWarpsPerBlock * 32), 0, stream>>>(p, sinks);
   check_launch("flash_combine_kernel");
 }
 
