@@ -18,17 +18,9 @@ using namespace test;
 
 #include <cuda_runtime_api.h>
 
+#include "cuda_test_util.hpp"
+
 namespace {
-
-bool cuda_present() { return longattn_backend_available(LONGATTN_BACKEND_CUDA) != 0; }
-
-#define SKIP_WITHOUT_CUDA()                                         \
-  do {                                                              \
-    if (!cuda_present()) {                                          \
-      MESSAGE("no usable CUDA device: CUDA case skipped");          \
-      return;                                                       \
-    }                                                               \
-  } while (0)
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr double kLseTol = 2e-4;

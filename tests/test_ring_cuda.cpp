@@ -19,17 +19,9 @@ using namespace test;
 
 #include <cuda_runtime_api.h>
 
+#include "cuda_test_util.hpp"
+
 namespace {
-
-bool cuda_present() { return longattn_backend_available(LONGATTN_BACKEND_CUDA) != 0; }
-
-#define SKIP_WITHOUT_CUDA()                                    \
-  do {                                                         \
-    if (!cuda_present()) {                                     \
-      MESSAGE("no usable CUDA device: CUDA ring case skipped"); \
-      return;                                                  \
-    }                                                          \
-  } while (0)
 
 const int32_t kRanks[] = {1, 2, 4};
 constexpr double kLseTolerance = 1e-3;
