@@ -15,9 +15,9 @@ cd "$(dirname "$0")/.."
 prepare() {
   set -e
   cmake -S . -B build-vk -G Ninja -DLONGATTN_CUDA=OFF -DLONGATTN_VULKAN=ON -DLONGATTN_BUILD_EXAMPLES=OFF
-  cmake --build build-vk -j2 --target test_vulkan test_vulkan_bench
+  cmake --build build-vk -j2 --target test_vulkan test_vulkan_extras test_vulkan_bench
   mkdir -p build-vkbin .gl
-  cp build-vk/tests/test_vulkan build-vk/tests/test_vulkan_bench build-vkbin/
+  cp build-vk/tests/test_vulkan build-vk/tests/test_vulkan_extras build-vk/tests/test_vulkan_bench build-vkbin/
   if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then (cd .gl && apt-get download libvulkan1); fi
 }
 
@@ -41,6 +41,9 @@ run() {
   timeout 120 build-vkbin/test_vulkan 2>&1 | tee "$out/test_auto.txt" | tail -25
   echo "== tests, cooperative-matrix kernel wherever eligible"
   LONGATTN_VULKAN_COOPMAT=force timeout 120 build-vkbin/test_vulkan 2>&1 | tee "$out/test_coopmat.txt" | tail -25
+  echo "== ggml-style extras (mask, ALiBi, sinks, Q8_0/Q4_0), automatic and cooperative-matrix"
+  timeout 120 build-vkbin/test_vulkan_extras 2>&1 | tee "$out/test_extras_auto.txt" | tail -6
+  LONGATTN_VULKAN_COOPMAT=force timeout 120 build-vkbin/test_vulkan_extras 2>&1 | tee "$out/test_extras_coopmat.txt" | tail -6
 
   echo "== benchmark"
   LONGATTN_VULKAN_BENCH=1 timeout 150 build-vkbin/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_auto.jsonl"

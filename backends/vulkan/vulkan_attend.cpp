@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "error.hpp"
+#include "quant.hpp"
 #include "vulkan_backend.hpp"
 
 namespace longattn::vk {
@@ -29,7 +30,9 @@ struct AttendGpuArgs {
   float qscale, softcap;
   int32_t causal, hq, hkv, group, hg, tr, n_head_blocks;
   int32_t n_splits;
-  int32_t pad;
+  int32_t pad0;
+  uint64_t add_mask, alibi_slopes, sinks;
+  int64_t mask_stride[4];
 };
 
 // Split-KV phases (PHASE in attend.comp).
@@ -60,9 +63,10 @@ struct TileShape {
 // Shared memory of attend.comp for a tile shape (keep in step with its `shared` declarations).
 size_t shared_bytes(int32_t bq, int32_t bk, int32_t d, int32_t dv) {
   const size_t floats = size_t(bq) * d + size_t(bk) * (d + 1) + size_t(bk) * dv + size_t(bq) * (bk + 1) +
-                        3 * size_t(bq) + size_t(bk);
+                        4 * size_t(bq) + size_t(bk);  // ... m, l, α, bias scale per row; log-weights
   const size_t int64s = 2 * size_t(bq) + 2 * size_t(bk) + 4;
-  const size_t ints = 2 * size_t(bq) + size_t(bk) + size_t(bq);  // groups, heads, group ids, valid flags
+  const size_t ints = 2 * size_t(bq) + size_t(bk) + size_t(bq) + 2;  // groups, heads, group ids, valid flags,
+                                                                      // mask flags
   return 4 * floats + 8 * int64s + 4 * ints;
 }
 
@@ -111,9 +115,10 @@ void copy_strides(int64_t dst[4], const View& v) {
   for (int i = 0; i < 4; ++i) dst[i] = v.strides[i];
 }
 
-// Rows of the view can be read as 16-byte vectors: contiguous innermost axis, every row start
-// 16-byte aligned and the row length a whole number of vectors.
+// Rows of the view can be read as 16-byte vectors: a float dtype, contiguous innermost axis, every
+// row start 16-byte aligned and the row length a whole number of vectors.
 bool rows_vectorizable(const View& v, int32_t dim) {
+  if (is_block_dtype(v.dtype)) return false;
   const uint64_t es = longattn_dtype_size(v.dtype);
   if (uint64_t(v.strides[3]) != es || (uint64_t(dim) * es) % kVectorBytes != 0) return false;
   if (addr(v.data) % kVectorBytes != 0) return false;
@@ -204,13 +209,29 @@ Block common_block(const AttendArgs& a) {
   g.qscale = a.softcap > 0.0f ? a.scale : a.scale * kLog2e;
   g.table_offset = int64_t(sizeof(AttendGpuArgs) + 7) / 8 * 8;
   g.n_splits = 1;
+  if (a.add_mask.data) {
+    g.add_mask = addr(a.add_mask.data);
+    copy_strides(g.mask_stride, a.add_mask);
+    // a size-1 batch or head axis broadcasts: stride 0 reads its one entry for every b / h
+    if (a.add_mask.shape[0] == 1) g.mask_stride[0] = 0;
+    if (a.add_mask.shape[2] == 1) g.mask_stride[2] = 0;
+  }
+  g.alibi_slopes = addr(a.alibi_slopes);
+  g.sinks = addr(a.sinks);
   return blk;
+}
+
+// The call uses a ggml-style extra (additive mask, ALiBi, sinks, block-format K/V): only the
+// portable kernel implements them.
+bool uses_extras(const AttendArgs& a) {
+  return a.add_mask.data || a.alibi_slopes || a.sinks || is_block_dtype(a.k.dtype) || is_block_dtype(a.v.dtype);
 }
 
 // Keys per tile of the cooperative-matrix kernel, or 0 when the call cannot use it.
 int32_t coopmat_tile(const VulkanBackend& backend, const AttendArgs& a) {
   const PhysicalDeviceInfo& info = const_cast<VulkanBackend&>(backend).device().info();
   if (backend.coopmat_mode() == CoopmatMode::off || !info.cooperative_matrix_nv) return 0;
+  if (uses_extras(a)) return 0;
   if (info.subgroup_size != uint32_t(kCoopmatLanes)) return 0;
   if (a.q.dtype != LONGATTN_DTYPE_F16 || a.k.dtype != LONGATTN_DTYPE_F16 || a.v.dtype != LONGATTN_DTYPE_F16) return 0;
   if (a.head_dim % kCoopmatFragment || a.head_dim_v % kCoopmatFragment) return 0;
@@ -263,10 +284,12 @@ void record_attend(VulkanBackend& backend, const AttendArgs& a) {
     splits = std::min({(busy + items - 1) / items, key_tiles / kMinTilesPerSplit, kMaxSplits});
   g.n_splits = int32_t(splits);
 
-  const bool vec_kv = rows_vectorizable(a.k, a.head_dim) && rows_vectorizable(a.v, a.head_dim_v);
+  const bool vec_k = rows_vectorizable(a.k, a.head_dim), vec_v = rows_vectorizable(a.v, a.head_dim_v);
+  const int32_t mask_dtype = a.add_mask.data ? a.add_mask.dtype : LONGATTN_DTYPE_F32;
   auto pipeline = [&](int32_t phase) {
     return dev.pipeline("attend", {t.threads, t.bq, t.bk, a.head_dim, a.head_dim_v, t.nc, a.q.dtype, a.k.dtype,
-                                   out_dtype, a.state ? 1 : 0, phase, vec_kv ? 1 : 0});
+                                   a.v.dtype, out_dtype, a.state ? 1 : 0, phase, vec_k ? 1 : 0, vec_v ? 1 : 0,
+                                   mask_dtype});
   };
   if (splits == 1) {
     const std::vector<uint8_t> bytes = blk.bytes();

@@ -22,6 +22,12 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Arg
   int hg, tr;             // heads and rows per item (hg·tr ≤ rows of a workgroup)
   int n_head_blocks;      // group / hg
   int n_splits;           // key splits per item (PHASE 1 and 2)
+  int pad0;
+  // ggml-style extras (0 = absent), read by the portable kernel only
+  uint64_t add_mask;      // additive mask, f32/f16 (MASK_DT), element (b, phys q, h, phys k)
+  uint64_t alibi_slopes;  // f32 [hq]
+  uint64_t sinks;         // f32 [hq], natural-log logits
+  int64_t mask_stride[4]; // bytes; 0 on a broadcast axis (batch or heads of size 1)
 };
 // Segment table at args + table_offset: seg_q[n_seg + 1], seg_k[n_seg + 1], tile_start[n_seg + 1].
 
