@@ -34,7 +34,7 @@ constexpr int kMinRowsPerItem = 16;
 constexpr int kMaxHeadsPerUnit = 8;
 constexpr int64_t kTargetUnits = 64;  // work units a call is cut into at least, when keys allow
 constexpr int64_t kPrefetchRows = 16;  // tokens ahead to prefetch when packing K/V rows
-constexpr int64_t kCacheLine = 64;  // KV heads streamed together in decode-like calls
+constexpr int64_t kCacheLine = 64;  // bytes per prefetch
 constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }

@@ -23,7 +23,6 @@ struct ScalarOps {
   static V mul(V a, V b) { return a * b; }
   static V fma(V a, V b, V c) { return std::fma(a, b, c); }
   static V max(V a, V b) { return a > b ? a : b; }  // keeps b when a is NaN, like maxps
-  static float hsum(V a) { return a; }
   static V hsum_lanes(const V* a) { return a[0]; }
   static V exp2(V x) { return std::exp2(x); }
   static V tanh(V x) { return std::tanh(x); }

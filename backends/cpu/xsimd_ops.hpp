@@ -96,7 +96,6 @@ struct XsimdOps {
   static V mul(V a, V b) { return a * b; }
   static V fma(V a, V b, V c) { return xsimd::fma(a, b, c); }
   static V max(V a, V b) { return xsimd::max(a, b); }
-  static float hsum(V a) { return xsimd::hadd(a); }  // xsimd 8.1's name for the horizontal sum
   // lane j = the horizontal sum of a[j], for W vectors a[0..W)
   static V hsum_lanes(const V* a) {
 #if defined(__x86_64__) || defined(_M_X64)
