@@ -16,12 +16,15 @@ constexpr int kQ4_0Offset = 8;         // nibble value 8 means 0
 
 inline bool is_block_dtype(longattn_dtype t) { return t == LONGATTN_DTYPE_Q8_0 || t == LONGATTN_DTYPE_Q4_0; }
 
-// Value i (0..31) of one block.
-inline float dequant_block_value(const uint8_t* block, longattn_dtype t, int i) {
-  const float scale = f16_to_float(uint16_t(block[0] | (block[1] << 8)));
-  if (t == LONGATTN_DTYPE_Q8_0) return scale * float(int8_t(block[2 + i]));
+// The integer of value i (0..31) of one block (value = scale · integer), and the value itself.
+inline int dequant_block_int(const uint8_t* block, longattn_dtype t, int i) {
+  if (t == LONGATTN_DTYPE_Q8_0) return int8_t(block[2 + i]);
   const uint8_t byte = block[2 + (i & 15)];
-  return scale * float(int((i < 16) ? (byte & 15) : (byte >> 4)) - kQ4_0Offset);
+  return int((i < 16) ? (byte & 15) : (byte >> 4)) - kQ4_0Offset;
+}
+inline float dequant_block_scale(const uint8_t* block) { return f16_to_float(uint16_t(block[0] | (block[1] << 8))); }
+inline float dequant_block_value(const uint8_t* block, longattn_dtype t, int i) {
+  return dequant_block_scale(block) * float(dequant_block_int(block, t, i));
 }
 
 // n values (n a multiple of 32) of a row whose blocks are `block_stride` bytes apart.

@@ -28,6 +28,7 @@ namespace {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 constexpr int kKeyTile = 128;         // most keys per tile (Bc); scratch is sized for it
+static_assert(kKeyTile <= kMaxStoredKeys, "a tile is one call of the stored-row kernels");
 constexpr int kPackedKeyTile = 64;    // most keys per tile when K/V rows are packed as fp32
 constexpr int kMaxRowsPerItem = 128;  // most query rows per work item, all heads of a group
 constexpr int kMinRowsPerItem = 16;

@@ -15,6 +15,9 @@
 
 namespace longattn::cpu {
 
+// Most keys (nc) one call of qk_dot_stored / pv_stored takes (their scale tables live on the stack).
+constexpr int kMaxStoredKeys = 128;
+
 struct CpuKernels {
   const char* isa;  // "avx512", "avx2", "neon", "scalar"
   int width;        // fp32 lanes per vector
@@ -31,7 +34,7 @@ struct CpuKernels {
   void (*qk_dot)(const float* q, int rows, int d, const float* const* krows, int nc, float* st, int rpad);
 
   // qk_dot with K rows read as stored (kt: f16, bf16, or Q8_0 / Q4_0 blocks packed back to back)
-  // and converted in registers; d a multiple of width. pf != 0: while reading row c, prefetch the
+  // and converted in registers; d a multiple of width, nc <= kMaxStoredKeys. pf != 0: while reading row c, prefetch the
   // row pf bytes further on (the same head, tokens ahead).
   void (*qk_dot_stored)(const float* q, int rows, int d, const void* const* krows, longattn_dtype kt, int nc, float* st,
                    int rpad, int64_t pf);
@@ -50,7 +53,7 @@ struct CpuKernels {
              const float* alpha, float* o);
 
   // pv with V rows read as stored (vt as for qk_dot_stored) and converted in registers; dv a
-  // multiple of width; pf as for qk_dot_stored.
+  // multiple of width, nc <= kMaxStoredKeys; pf as for qk_dot_stored.
   void (*pv_stored)(const float* st, int nc, int rpad, int rows, const void* const* vrows, longattn_dtype vt, int dv,
                const float* alpha, float* o, int64_t pf);
 };

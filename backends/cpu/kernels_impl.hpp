@@ -41,6 +41,13 @@ inline float row_value(const E* row, int i) {
     return to_float(row[i]);
 }
 
+// The integer of value i of one block of E (value = scale · integer).
+template <class E>
+inline float block_int_value(const E* block, int i) {
+  return float(dequant_block_int(reinterpret_cast<const uint8_t*>(block),
+                                 std::is_same_v<E, Q8_0Block> ? LONGATTN_DTYPE_Q8_0 : LONGATTN_DTYPE_Q4_0, i));
+}
+
 // Byte offset of value i in a row of E.
 template <class E>
 constexpr int64_t row_byte(int i) {
@@ -149,7 +156,10 @@ struct Kernels {
         const int i1 = std::min(i0 + L, dv);
         for (int i = i0; i < i1; i += W) {
           V qv[NR];
-          for (int r = 0; r < NR; ++r) qv[r] = Ops::load(q + size_t(r0 + r) * d + i);
+          for (int r = 0; r < NR; ++r) {
+            qv[r] = Ops::load(q + size_t(r0 + r) * d + i);
+            if constexpr (KB > 1) Ops::pin(qv[r]);
+          }
           for (int kb = 0; kb < KB; ++kb) {
             const V kv = load_row(k[kb], i);
             for (int r = 0; r < NR; ++r) acc[kb * NR + r] = Ops::fma(qv[r], kv, acc[kb * NR + r]);
@@ -166,15 +176,82 @@ struct Kernels {
     }
   }
 
+  // ---- ggml blocks read as stored (Q8_0, Q4_0) ----
+  // The fp16 scales of a tile's rows are converted once, into a table [c][block], W at a time;
+  // the kernels then multiply each vector of a block's integers by its broadcast scale. (Converting
+  // the scale next to every vector of values cost three more instructions per vector.)
+  static constexpr int kMaxBlocks = 256 / kQuantBlock;  // blocks per row: head dims up to 256
+  template <class E>
+  static void block_scales(const E* const* rows, int nc, int nb, float* scales) {
+    alignas(64) F16 h[kMaxStoredKeys * kMaxBlocks + W];
+    const int n = nc * nb;
+    for (int c = 0; c < nc; ++c)
+      for (int b = 0; b < nb; ++b) h[c * nb + b] = F16{rows[c][b].d};
+    for (int i = n; i < round_up_w(n); ++i) h[i] = F16{0};
+    for (int i = 0; i < n; i += W) Ops::store(scales + i, Ops::load(h + i));
+  }
+  static int round_up_w(int n) { return (n + W - 1) / W * W; }
+
+  // qk_dot_rows for block rows: ks[c·nb + b] = scale of block b of key c.
+  template <int NR, class E>
+  static void qk_dot_blocks(const float* q, int d, const E* const* kr, const float* ks, int nc, float* st, int rpad,
+                            int r0, int64_t pf) {
+    static_assert(W % NR == 0 && kQuantBlock % W == 0, "NR divides the vector width, W divides a block");
+    constexpr int KB = W / NR, S = kQuantBlock / W;  // keys per block of lanes, vectors per quant block
+    const int nb = d / kQuantBlock;
+    const float* qr = q + size_t(r0) * d;
+    alignas(64) float sums[W];
+    for (int c = 0; c < nc; c += KB) {
+      const E* k[KB];
+      const float* sc[KB];
+      for (int kb = 0; kb < KB; ++kb) {
+        const int ck = std::min(c + kb, nc - 1);  // keys past nc repeat the last one (dropped)
+        k[kb] = kr[ck];
+        sc[kb] = ks + size_t(ck) * nb;
+      }
+      V acc[W];
+      for (int j = 0; j < W; ++j) acc[j] = Ops::zero();
+      for (int b = 0; b < nb; ++b) {
+        for (int kb = 0; kb < KB; ++kb) prefetch_row(k[kb], b * kQuantBlock, pf);
+        V scale[KB];
+        for (int kb = 0; kb < KB; ++kb) scale[kb] = Ops::set1(sc[kb][b]);
+        for (int s = 0; s < S; ++s) {
+          V qv[NR];
+          for (int r = 0; r < NR; ++r) {
+            qv[r] = Ops::load(qr + size_t(r) * d + b * kQuantBlock + s * W);
+            if constexpr (KB > 1) Ops::pin(qv[r]);
+          }
+          for (int kb = 0; kb < KB; ++kb) {
+            const V kv = Ops::mul(Ops::block_ints(k[kb][b], s * W), scale[kb]);
+            for (int r = 0; r < NR; ++r) acc[kb * NR + r] = Ops::fma(qv[r], kv, acc[kb * NR + r]);
+          }
+        }
+      }
+      Ops::store(sums, Ops::hsum_lanes(acc));
+      for (int kb = 0; kb < KB && c + kb < nc; ++kb)
+        for (int r = 0; r < NR; ++r) st[size_t(c + kb) * rpad + r0 + r] = sums[kb * NR + r];
+    }
+  }
+
   template <class E>
   static void qk_dot_t(const float* q, int rows, int d, const E* const* kr, int nc, float* st, int rpad,
                        int64_t pf = 0) {
     int r = 0;
-    if constexpr (W >= 4)
-      for (; r + 4 <= rows; r += 4, pf = 0) qk_dot_rows<4, E>(q, d, kr, nc, st, rpad, r, pf);
-    if constexpr (W >= 2)
-      for (; r + 2 <= rows; r += 2, pf = 0) qk_dot_rows<2, E>(q, d, kr, nc, st, rpad, r, pf);
-    for (; r < rows; ++r, pf = 0) qk_dot_rows<1, E>(q, d, kr, nc, st, rpad, r, pf);
+    if constexpr (is_block_v<E>) {
+      alignas(64) float ks[kMaxStoredKeys * kMaxBlocks + W];
+      block_scales(kr, nc, d / kQuantBlock, ks);
+      if constexpr (W >= 4)
+        for (; r + 4 <= rows; r += 4, pf = 0) qk_dot_blocks<4, E>(q, d, kr, ks, nc, st, rpad, r, pf);
+      if constexpr (W >= 2)
+        for (; r + 2 <= rows; r += 2, pf = 0) qk_dot_blocks<2, E>(q, d, kr, ks, nc, st, rpad, r, pf);
+      for (; r < rows; ++r, pf = 0) qk_dot_blocks<1, E>(q, d, kr, ks, nc, st, rpad, r, pf);
+    } else {
+      if constexpr (W >= 4)
+        for (; r + 4 <= rows; r += 4, pf = 0) qk_dot_rows<4, E>(q, d, kr, nc, st, rpad, r, pf);
+      if constexpr (W >= 2)
+        for (; r + 2 <= rows; r += 2, pf = 0) qk_dot_rows<2, E>(q, d, kr, nc, st, rpad, r, pf);
+      for (; r < rows; ++r, pf = 0) qk_dot_rows<1, E>(q, d, kr, nc, st, rpad, r, pf);
+    }
     for (int c = 0; c < nc; ++c)  // idle lanes of Sᵀ: zero (their rows do not exist)
       for (int p = rows; p < rpad; ++p) st[size_t(c) * rpad + p] = 0.0f;
   }
@@ -227,9 +304,10 @@ struct Kernels {
   }
 
   // O block: NR rows × NV column-vectors starting at column j0.
+  // (vs, nb: for block rows, the scale table [c·nb + block] of the tile, as for qk_dot_blocks)
   template <int NR, int NV, class E>
   static void pv_block(const float* st, int nc, int rpad, int r0, const E* const* vr, int dvpad,
-                       int j0, const float* alpha, float* o, int64_t pf = 0) {
+                       int j0, const float* alpha, float* o, int64_t pf = 0, const float* vs = nullptr, int nb = 0) {
     V acc[NR][NV];
     for (int r = 0; r < NR; ++r) {
       const V a = Ops::set1(alpha[r0 + r]);
@@ -239,7 +317,15 @@ struct Kernels {
     for (int c = 0; c < nc; ++c) {
       if constexpr (!std::is_same_v<E, float>) prefetch_row(vr[c], j0, pf);  // rows read as stored
       V vv[NV];
-      for (int v = 0; v < NV; ++v) vv[v] = load_row(vr[c], j0 + v * W);
+      if constexpr (is_block_v<E>) {
+        for (int v = 0; v < NV; ++v) {
+          const int j = j0 + v * W;
+          vv[v] = Ops::mul(Ops::block_ints(vr[c][j / kQuantBlock], j % kQuantBlock),
+                           Ops::set1(vs[size_t(c) * nb + j / kQuantBlock]));
+        }
+      } else {
+        for (int v = 0; v < NV; ++v) vv[v] = load_row(vr[c], j0 + v * W);
+      }
       const float* p = st + size_t(c) * rpad + r0;
       for (int r = 0; r < NR; ++r) {
         const V pb = Ops::set1(p[r]);
@@ -254,22 +340,30 @@ struct Kernels {
   // columns, so that the first pass over the rows brings in the rows pf bytes on)
   template <int NR, class E>
   static void pv_rows(const float* st, int nc, int rpad, int r0, const E* const* vr, int dvpad,
-                      const float* alpha, float* o, int64_t pf = 0) {
+                      const float* alpha, float* o, int64_t pf = 0, const float* vs = nullptr, int nb = 0) {
     const int nvec = dvpad / W;
     int v = 0;
     for (; v + kPvVecs <= nvec; v += kPvVecs)
-      pv_block<NR, kPvVecs, E>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o, pf);
-    for (; v < nvec; ++v) pv_block<NR, 1, E>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o, pf);
+      pv_block<NR, kPvVecs, E>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o, pf, vs, nb);
+    for (; v < nvec; ++v) pv_block<NR, 1, E>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o, pf, vs, nb);
   }
 
   template <class E>
   static void pv_t(const float* st, int nc, int rpad, int rows, const E* const* vr, int dvpad,
                    const float* alpha, float* o, int64_t pf = 0) {
+    const float* vs = nullptr;
+    int nb = 0;
+    alignas(64) float scales[is_block_v<E> ? kMaxStoredKeys * kMaxBlocks + W : 1];
+    if constexpr (is_block_v<E>) {  // dvpad = head_dim_v here: whole blocks
+      nb = dvpad / kQuantBlock;
+      block_scales(vr, nc, nb, scales);
+      vs = scales;
+    }
     int r = 0;
-    for (; r + kPvRows <= rows; r += kPvRows, pf = 0) pv_rows<kPvRows, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pf);
-    for (; r + 4 <= rows; r += 4, pf = 0) pv_rows<4, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pf);
-    for (; r + 2 <= rows; r += 2, pf = 0) pv_rows<2, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pf);
-    for (; r < rows; ++r, pf = 0) pv_rows<1, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pf);
+    for (; r + kPvRows <= rows; r += kPvRows, pf = 0) pv_rows<kPvRows, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pf, vs, nb);
+    for (; r + 4 <= rows; r += 4, pf = 0) pv_rows<4, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pf, vs, nb);
+    for (; r + 2 <= rows; r += 2, pf = 0) pv_rows<2, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pf, vs, nb);
+    for (; r < rows; ++r, pf = 0) pv_rows<1, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pf, vs, nb);
   }
   static void pv(const float* st, int nc, int rpad, int rows, const float* const* vr, int dvpad,
                  const float* alpha, float* o) {

@@ -17,7 +17,10 @@ struct ScalarOps {
   static V load(const BF16* p) { return to_float(*p); }
   template <class B>
   static V load_block(const B& b, int i) { return row_value(&b, i); }
+  template <class B>
+  static V block_ints(const B& b, int i) { return block_int_value(&b, i); }
   static void store(float* p, V v) { *p = v; }
+  static void pin(V&) {}
   static V add(V a, V b) { return a + b; }
   static V sub(V a, V b) { return a - b; }
   static V mul(V a, V b) { return a * b; }

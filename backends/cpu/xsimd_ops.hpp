@@ -50,21 +50,18 @@ struct XsimdOps {
     for (int i = 0; i < W; ++i) t[i] = to_float(p[i]);
     return V::load_aligned(t);
   }
-  // W values of a ggml block from value i on (i a multiple of W; W divides 32)
-  static V load_block(const Q8_0Block& b, int i) {
+  // W values of a ggml block from value i on (i a multiple of W; W divides 32): the block's
+  // integers as floats (block_ints, without the scale) or the values (load_block, scaled)
+  static V block_ints(const Q8_0Block& b, int i) {
 #if defined(__x86_64__) || defined(_M_X64)
-    if constexpr (std::is_same_v<Arch, xsimd::fma3<xsimd::avx2>>) {
-      const __m256i w = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.qs + i)));
-      return V(_mm256_mul_ps(_mm256_cvtepi32_ps(w), _mm256_set1_ps(_cvtsh_ss(b.d))));
-    }
-    if constexpr (std::is_same_v<Arch, xsimd::avx512bw>) {
-      const __m512i w = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + i)));
-      return V(_mm512_mul_ps(_mm512_cvtepi32_ps(w), _mm512_set1_ps(_cvtsh_ss(b.d))));
-    }
+    if constexpr (std::is_same_v<Arch, xsimd::fma3<xsimd::avx2>>)
+      return V(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.qs + i)))));
+    if constexpr (std::is_same_v<Arch, xsimd::avx512bw>)
+      return V(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + i)))));
 #endif
-    return load_block_scalar(b, i);
+    return block_ints_scalar(b, i);
   }
-  static V load_block(const Q4_0Block& b, int i) {
+  static V block_ints(const Q4_0Block& b, int i) {
 #if defined(__x86_64__) || defined(_M_X64)
     // values 0..15: low nibbles of bytes 0..15; values 16..31: high nibbles of the same bytes
     const int shift = i < kQuantBlock / 2 ? 0 : 4;
@@ -73,24 +70,37 @@ struct XsimdOps {
       const __m256i bytes = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.qs + byte0)));
       const __m256i q = _mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32(bytes, shift), _mm256_set1_epi32(15)),
                                          _mm256_set1_epi32(kQ4_0Offset));
-      return V(_mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(_cvtsh_ss(b.d))));
+      return V(_mm256_cvtepi32_ps(q));
     }
     if constexpr (std::is_same_v<Arch, xsimd::avx512bw>) {
       const __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + byte0)));
       const __m512i q = _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(bytes, unsigned(shift)), _mm512_set1_epi32(15)),
                                          _mm512_set1_epi32(kQ4_0Offset));
-      return V(_mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(_cvtsh_ss(b.d))));
+      return V(_mm512_cvtepi32_ps(q));
     }
 #endif
-    return load_block_scalar(b, i);
+    return block_ints_scalar(b, i);
   }
   template <class B>
-  static V load_block_scalar(const B& b, int i) {
+  static V load_block(const B& b, int i) {
+    return block_ints(b, i) * V(f16_to_float(b.d));
+  }
+  template <class B>
+  static V block_ints_scalar(const B& b, int i) {
     alignas(64) float t[W];
-    for (int j = 0; j < W; ++j) t[j] = row_value(&b, i + j);
+    for (int j = 0; j < W; ++j) t[j] = block_int_value(&b, i + j);
     return V::load_aligned(t);
   }
   static void store(float* p, V v) { v.store_unaligned(p); }
+  // Keeps v in a register: a loaded operand used by several FMAs is then loaded once, not folded
+  // into each FMA as a memory operand (which makes the decode kernels load-bound).
+  static void pin(V& v) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64))
+    __asm__("" : "+v"(v.data));
+#else
+    (void)v;
+#endif
+  }
   static V add(V a, V b) { return a + b; }
   static V sub(V a, V b) { return a - b; }
   static V mul(V a, V b) { return a * b; }
