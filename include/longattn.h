@@ -166,10 +166,11 @@ typedef struct longattn_context_options {
   /* Ring mode (section 8): */
   int32_t ring_devices;     /* 0 = one device (default); N >= 1: a ring of N ranks */
   int32_t ring_layout;      /* LONGATTN_RING_LAYOUT_* for whole tensors, default AUTO */
+  int32_t ring_transport;   /* LONGATTN_RING_TRANSPORT_*: how ranks exchange blocks, default AUTO */
 } longattn_context_options;
 
 #define LONGATTN_CONTEXT_OPTIONS_INIT \
-  { (uint32_t)sizeof(longattn_context_options), LONGATTN_BACKEND_AUTO, 0, 0, 0u, 0, 0 }
+  { (uint32_t)sizeof(longattn_context_options), LONGATTN_BACKEND_AUTO, 0, 0, 0u, 0, 0, 0 }
 /* The smallest struct_size accepted (through device_index); later fields take their defaults. */
 #define LONGATTN_CONTEXT_OPTIONS_MIN_SIZE offsetof(longattn_context_options, n_threads)
 
@@ -373,7 +374,8 @@ LONGATTN_API longattn_status longattn_merge(longattn_context* ctx, const longatt
  *
  * A context created with options.ring_devices = N >= 1 drives N ranks of one backend:
  *   CUDA    devices device_index … device_index + N - 1, or N virtual ranks on device_index with
- *           LONGATTN_CONTEXT_RING_VIRTUAL (device-to-device copies on one GPU);
+ *           LONGATTN_CONTEXT_RING_VIRTUAL (device-to-device copies on one GPU); blocks move by
+ *           peer copies, pinned-host staging or NCCL (options.ring_transport, below);
  *   CPU     N virtual devices: separate buffers, max(1, n_threads / N) threads each, run
  *           concurrently;
  *   Vulkan  devices (or virtual ranks) as for CUDA, with transfers staged through host memory.
@@ -398,6 +400,37 @@ LONGATTN_API longattn_status longattn_merge(longattn_context* ctx, const longatt
  * CPU, whose ranks are always virtual. */
 #define LONGATTN_CONTEXT_RING_VIRTUAL 2u
 
+/* How the ranks of a ring context exchange K/V blocks and decode partials
+ * (options.ring_transport; a value other than AUTO needs ring_devices >= 1, else
+ * LONGATTN_ERROR_INVALID_ARGUMENT). The transport is set up when the context is created and kept
+ * for its life. On CUDA every transport runs asynchronously on a copy stream per rank, ordered by
+ * events, overlapping the attention of the current step; nothing waits on the host.
+ *   AUTO         CUDA: PEER when all ranks are on one device or every pair of the ring's devices
+ *                has peer access (cudaDeviceCanAccessPeer), else HOST_STAGED for the pairs that
+ *                lack it and peer copies for the others. CPU and Vulkan: HOST_STAGED.
+ *   PEER         CUDA only: copy-engine copies, cudaMemcpyPeerAsync after
+ *                cudaDeviceEnablePeerAccess (device-to-device copies between virtual ranks);
+ *                between devices without peer access the CUDA driver stages the copy itself.
+ *   HOST_STAGED  CUDA: every send goes device -> pinned host buffer -> peer device, in chunks
+ *                through two pinned buffers per pair of ranks that exchange (up to 4 MiB each,
+ *                allocated on the pair's first send and reused; owned by the context). Also
+ *                works between virtual ranks on one GPU. CPU and Vulkan: their host transport
+ *                (the only one they have).
+ *   NCCL         CUDA only: grouped ncclSend/ncclRecv over a communicator from ncclCommInitAll
+ *                (one NCCL rank per ring rank, all driven by this process; NCCL's copies use
+ *                SMs). NCCL 2.7 or newer is loaded at run time (dlopen of "libnccl.so.2", or the
+ *                path in the environment variable LONGATTN_NCCL_LIBRARY); without it context
+ *                creation fails with LONGATTN_ERROR_BACKEND_UNAVAILABLE. NCCL refuses two ranks on
+ *                one GPU, so NCCL with LONGATTN_CONTEXT_RING_VIRTUAL and ring_devices >= 2 fails
+ *                with LONGATTN_ERROR_UNSUPPORTED (the message carries NCCL's).
+ * PEER and NCCL on a CPU or Vulkan context give LONGATTN_ERROR_UNSUPPORTED; an unknown value gives
+ * LONGATTN_ERROR_UNKNOWN_ENUM. */
+typedef int32_t longattn_ring_transport;
+#define LONGATTN_RING_TRANSPORT_AUTO 0
+#define LONGATTN_RING_TRANSPORT_PEER 1
+#define LONGATTN_RING_TRANSPORT_HOST_STAGED 2
+#define LONGATTN_RING_TRANSPORT_NCCL 3
+
 /* Which tokens of an n-token sequence rank r of N holds. Integer division throughout, so any n
  * works (shards differ by at most one token per chunk; some are empty when n < N or 2N). */
 typedef int32_t longattn_ring_layout;
@@ -415,6 +448,10 @@ LONGATTN_API longattn_status longattn_ring_shard(longattn_ring_layout layout, in
 
 /* Ranks of a ring context (0 for a context created without ring_devices). */
 LONGATTN_API int32_t longattn_context_ring_devices(const longattn_context* ctx);
+
+/* The transport a ring context uses (AUTO resolved: PEER, HOST_STAGED or NCCL); AUTO (0) for a
+ * context without ring_devices or NULL. */
+LONGATTN_API longattn_ring_transport longattn_context_ring_transport(const longattn_context* ctx);
 
 /* Bytes of scratch rank `rank` holds (its own device memory; 0 for a rank out of range). For a
  * ring context, longattn_context_scratch_bytes reports rank 0. */

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Ring mode on one GPU: N virtual ranks (LONGATTN_CONTEXT_RING_VIRTUAL) in one go: the ring tests,
-# compute-sanitizer memcheck and racecheck on small cases, and the ring-vs-single-device timings
-# (device tensors through cuda_bench, host tensors through `longattn bench`).
+# Ring mode on one GPU: N virtual ranks (LONGATTN_CONTEXT_RING_VIRTUAL) in one go: the ring tests
+# (every transport: device-to-device peer copies, pinned-host staging, NCCL as far as one GPU
+# allows), compute-sanitizer memcheck and racecheck on small cases, and the ring-vs-single-device
+# timings (device tensors through cuda_bench, host tensors through `longattn bench`).
 #
-#   scripts/gpu_ring.sh [step ...]   steps: info test bench_device bench_host memcheck racecheck
-#                                    (default: all of them, in that order)
+#   scripts/gpu_ring.sh [step ...]   steps: info test nccl nccl_virtual bench_device bench_host
+#                                    memcheck racecheck (default: all of them, in that order)
 # Environment:
-#   BIN     folder holding the prebuilt test_ring_cuda, cuda_bench and longattn (default build-ringcuda/gpu)
+#   BIN     folder holding the prebuilt test_ring_cuda, cuda_bench and longattn (default build-ringcuda/gpu);
+#           a gpu.tar.xz there is unpacked first
 #   OUT     folder for the logs (default /tmp/gpu_ring); summary.log is written last
 #   BUDGET  seconds the whole script may take (default 400); every step is cut off so that the
 #           later ones still get their turn, and a failing step never stops the others
@@ -18,6 +20,7 @@
 #   cmake --build build-ringcuda --target test_ring_cuda cuda_bench longattn_tool
 #   mkdir -p build-ringcuda/gpu && cp build-ringcuda/tests/test_ring_cuda \
 #     build-ringcuda/examples/cuda_bench/cuda_bench build-ringcuda/examples/longattn build-ringcuda/gpu/
+# (strip them, and if they are too big to carry: tar cf - -C DIR . | xz > build-ringcuda/gpu/gpu.tar.xz)
 set -u
 set -x
 BIN=${BIN:-build-ringcuda/gpu}
@@ -26,8 +29,9 @@ BUDGET=${BUDGET:-400}
 TOKENS=${TOKENS:-65536}
 export PATH="$PATH:/usr/local/cuda/bin"  # compute-sanitizer
 mkdir -p "$OUT"
+[ -f "$BIN/gpu.tar.xz" ] && tar xJf "$BIN/gpu.tar.xz" -C "$BIN"
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(info test bench_device bench_host memcheck racecheck)
+[ ${#steps[@]} -eq 0 ] && steps=(info test nccl nccl_virtual bench_device bench_host memcheck racecheck)
 t_start=$(date +%s)
 summary=()
 note() { summary+=("$1"); echo "== $1"; }
@@ -63,13 +67,23 @@ for step in "${steps[@]}"; do
     info)
       nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv >"$OUT/info.log" 2>&1
       compute-sanitizer --version >>"$OUT/info.log" 2>&1
+      { nvidia-smi topo -m; ldconfig -p | grep -i nccl; } >>"$OUT/info.log" 2>&1
       cat "$OUT/info.log"
       ;;
     test)
       # on failure, once more with every launch and copy synchronous: failures that vanish then
       # point at a missing wait between streams rather than at the arithmetic
-      run_step test 150 "$BIN/test_ring_cuda" ||
-        run_step test_blocking 90 env CUDA_LAUNCH_BLOCKING=1 "$BIN/test_ring_cuda"
+      # (the NCCL cases run in the next steps, each in its own process)
+      run_step test 170 "$BIN/test_ring_cuda" -tce="*NCCL*" ||
+        run_step test_blocking 90 env CUDA_LAUNCH_BLOCKING=1 "$BIN/test_ring_cuda" -tce="*NCCL*"
+      ;;
+    nccl)
+      # missing library (first: NCCL stays loaded once loaded), 1-rank communicator, self exchange
+      run_step nccl 45 env NCCL_DEBUG=WARN "$BIN/test_ring_cuda" -tc="*NCCL*" -tce="*virtual ranks*"
+      ;;
+    nccl_virtual)
+      # what NCCL answers to two and four ranks on one GPU
+      run_step nccl_virtual 45 env NCCL_DEBUG=WARN "$BIN/test_ring_cuda" -tc="*NCCL with virtual ranks*"
       ;;
     bench_device)
       run_step bench_device 90 "$BIN/cuda_bench" --only ring --ring-tokens "$TOKENS"
@@ -77,6 +91,8 @@ for step in "${steps[@]}"; do
     bench_host)
       run_step bench_host 60 "$BIN/longattn" "${BENCH_ARGS[@]}"
       run_step bench_host 60 "$BIN/longattn" "${BENCH_ARGS[@]}" --ring-devices 4 --ring-virtual --ring-layout zigzag
+      run_step bench_host 60 "$BIN/longattn" "${BENCH_ARGS[@]}" --ring-devices 4 --ring-virtual --ring-layout zigzag \
+        --ring-transport host
       ;;
     memcheck)
       run_step memcheck 90 compute-sanitizer --tool memcheck --error-exitcode 9 "$BIN/test_ring_cuda" -tc="$MEMCHECK_CASES"
@@ -92,9 +108,12 @@ done
 {
   echo "== summary (budget $BUDGET s, used $(( $(date +%s) - t_start )) s)"
   printf '%s\n' "${summary[@]}"
-  for f in test test_blocking memcheck racecheck; do
+  for f in test test_blocking nccl nccl_virtual memcheck racecheck; do
     [ -f "$OUT/$f.log" ] && grep -H -E "test cases:|assertions:|ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/$f.log"
   done
-  [ -f "$OUT/bench_device.log" ] && grep -E "ms" "$OUT/bench_device.log"
+  for f in nccl nccl_virtual; do
+    [ -f "$OUT/$f.log" ] && grep -H -E "NCCL (with|not)|accepted|WARN" "$OUT/$f.log" | head -8
+  done
+  [ -f "$OUT/bench_device.log" ] && grep -E "ms|skipped" "$OUT/bench_device.log"
   [ -f "$OUT/bench_host.log" ] && grep '^{' "$OUT/bench_host.log"
 } 2>&1 | tee "$OUT/summary.log"

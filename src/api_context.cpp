@@ -1,6 +1,7 @@
 // C ABI: contexts (backend choice, fallback, threads, last error).
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "api_guard.hpp"
 #include "extensible.hpp"
@@ -85,6 +86,14 @@ longattn_status longattn_context_create(const longattn_context_options* options,
     LONGATTN_RETURN_IF(o.ring_layout < LONGATTN_RING_LAYOUT_AUTO || o.ring_layout > LONGATTN_RING_LAYOUT_ZIGZAG,
                        LONGATTN_ERROR_UNKNOWN_ENUM,
                        "options.ring_layout=" + std::to_string(o.ring_layout) + " is not a known ring layout");
+    LONGATTN_RETURN_IF(o.ring_transport < LONGATTN_RING_TRANSPORT_AUTO || o.ring_transport > LONGATTN_RING_TRANSPORT_NCCL,
+                       LONGATTN_ERROR_UNKNOWN_ENUM,
+                       "options.ring_transport=" + std::to_string(o.ring_transport) +
+                           " is not a known ring transport (LONGATTN_RING_TRANSPORT_AUTO, _PEER, _HOST_STAGED, _NCCL)");
+    LONGATTN_RETURN_IF(o.ring_transport != LONGATTN_RING_TRANSPORT_AUTO && o.ring_devices == 0,
+                       LONGATTN_ERROR_INVALID_ARGUMENT,
+                       "options.ring_transport=" + std::to_string(o.ring_transport) +
+                           " applies to ring contexts only; set options.ring_devices >= 1 too");
     // devices a ring spans: device_index … device_index + N − 1, or one with virtual ranks
     const int32_t span =
         o.ring_devices > 1 && !(o.flags & LONGATTN_CONTEXT_RING_VIRTUAL) ? o.ring_devices : 1;
@@ -124,10 +133,13 @@ longattn_status longattn_context_create(const longattn_context_options* options,
     if (o.ring_devices > 0) {  // ring mode: ranks 1 … N−1 beside the context's own backend (rank 0)
       const bool virtual_ranks = ctx->kind == LONGATTN_BACKEND_CPU || (o.flags & LONGATTN_CONTEXT_RING_VIRTUAL);
       const longattn_context& c = *ctx;
+      std::vector<int32_t> devices;  // the device of every rank
+      for (int32_t r = 0; r < o.ring_devices; ++r) devices.push_back(virtual_ranks ? c.device_index : c.device_index + r);
       ctx->ring = std::make_unique<RingGroup>(
           *ctx->backend, *ctx->ws, o.ring_devices,
-          [&](int32_t r) { return make_backend(c.kind, virtual_ranks ? c.device_index : c.device_index + r, rank_threads); },
-          o.ring_layout, ctx->kind == LONGATTN_BACKEND_CPU);
+          [&](int32_t r) { return make_backend(c.kind, devices[size_t(r)], rank_threads); },
+          [&](RingGroup& g) { return make_ring_transport(g, c.kind, o.ring_transport, devices); }, o.ring_layout,
+          ctx->kind == LONGATTN_BACKEND_CPU);
     }
     *out = ctx.release();
   });

@@ -7,6 +7,9 @@
 //   forward send of step t on rank r     waits  forwarded[t−1] of rank r−1   (its source arrived)
 //                                        and    attended/forwarded[t−1] of rank r+1 (WAR: the
 //                                               destination buffer (t+1) % 2 was read at step t−1)
+// A transport whose sends land on the receiver (NCCL) completes each exchange on both copy
+// streams, so every wait becomes local: the receive of step t on rank r waits for r's own
+// attended[t−1] (WAR), and r's compute of step t + 1 waits for r's own forwarded[t].
 // Synchronous backends (CPU) need none of it: each call is complete when it returns, so running
 // the ranks of one step concurrently and the steps in order is already race-free.
 #include "ring.hpp"
@@ -21,8 +24,8 @@ namespace longattn {
 
 // ---- RingGroup -------------------------------------------------------------------------------
 
-RingGroup::RingGroup(Backend& backend0, Workspace& ws0, int32_t n, const RankBackendFactory& make, int32_t layout,
-                     bool host_parallel)
+RingGroup::RingGroup(Backend& backend0, Workspace& ws0, int32_t n, const RankBackendFactory& make,
+                     const RingTransportFactory& make_transport, int32_t layout, bool host_parallel)
     : layout_(layout), host_parallel_(host_parallel) {
   ranks_.resize(size_t(n));
   ranks_[0].backend = &backend0;
@@ -41,14 +44,18 @@ RingGroup::RingGroup(Backend& backend0, Workspace& ws0, int32_t n, const RankBac
         rk.attended[i] = rk.backend->event_create();
         rk.forwarded[i] = rk.backend->event_create();
       }
+      rk.ready = rk.backend->event_create();
     }
+    transport_ = make_transport(*this);
   } catch (...) {
+    transport_.reset();
     release_streams();
     throw;
   }
 }
 
 RingGroup::~RingGroup() {
+  transport_.reset();  // NCCL communicators, pinned buffers and their streams first
   release_streams();
   owned_ws_.clear();  // before the backends their buffers belong to
   owned_backends_.clear();
@@ -61,12 +68,13 @@ void RingGroup::release_streams() {
         rk.backend->event_destroy(rk.attended[i]);
         rk.backend->event_destroy(rk.forwarded[i]);
       }
+      rk.backend->event_destroy(rk.ready);
       rk.backend->stream_destroy(rk.compute);
       rk.backend->stream_destroy(rk.copy);
     } catch (...) {
     }
     rk.compute = rk.copy = nullptr;
-    rk.attended[0] = rk.attended[1] = rk.forwarded[0] = rk.forwarded[1] = nullptr;
+    rk.attended[0] = rk.attended[1] = rk.forwarded[0] = rk.forwarded[1] = rk.ready = nullptr;
   }
 }
 
@@ -152,7 +160,7 @@ RunningState piece_state(const RunningState& s, int64_t batch, int32_t heads, in
 
 // Forwards rows of a held block (one byte range per batch and row run) into the next rank's
 // receive buffer.
-void send_rows(RingRank& from, RingRank& to, const View& held, const View& own, void* dst,
+void send_rows(RingTransport& tr, int32_t from, int32_t to, const View& held, const View& own, void* dst,
                const std::vector<RowRange>& rows, int64_t batch) {
   const int64_t row_bytes = token_row_bytes(held);
   const int64_t dst_batch_stride = own.shape[1] * own.strides[1];
@@ -160,9 +168,32 @@ void send_rows(RingRank& from, RingRank& to, const View& held, const View& own, 
     for (int64_t b = 0; b < batch; ++b) {
       const char* src = static_cast<const char*>(held.data) + b * held.strides[0] + rr.row0 * held.strides[1];
       char* d = static_cast<char*>(dst) + b * dst_batch_stride + rr.row0 * own.strides[1];
-      from.backend->send_to(*to.backend, d, src, size_t((rr.len - 1) * held.strides[1] + row_bytes), from.copy);
+      tr.send(from, to, d, src, size_t((rr.len - 1) * held.strides[1] + row_bytes));
     }
 }
+
+// begin_exchange … end_exchange; end_exchange also runs when a send throws (an NCCL group must
+// not stay open), but then its own error is dropped in favour of the first one.
+class Exchange {
+ public:
+  explicit Exchange(RingTransport& t) : t_(t) { t_.begin_exchange(); }
+  ~Exchange() {
+    if (open_) try {
+        t_.end_exchange();
+      } catch (...) {
+      }
+  }
+  void end() {
+    open_ = false;
+    t_.end_exchange();
+  }
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+
+ private:
+  RingTransport& t_;
+  bool open_ = true;
+};
 
 }  // namespace
 
@@ -217,9 +248,15 @@ void run_ring(RingGroup& g, const RingJob& job) {
     }
   }
 
-  // ---- fresh states ----
+  RingTransport& tr = g.transport();
+  const bool on_receiver = tr.lands_on_receiver();
+  auto sends = [&](int32_t t, int32_t r) { return t < plan.n_steps && !plan.steps[size_t(t)][size_t(r)].send.empty(); };
+
+  // ---- fresh states; the copy streams start after what the compute streams hold (uploads) ----
   g.for_each_rank([&](int32_t r) {
     RingRank& R = g.rank(r);
+    R.backend->event_record(R.ready, R.compute);
+    R.backend->stream_wait_event(R.copy, R.ready);
     for (const QueryPiece& p : plan.pieces[size_t(r)]) {
       RunningState st = piece_state(run[size_t(r)].state, B, H, dv, p);
       R.backend->state_init(st, B, H, p.len, dv, R.compute);
@@ -227,29 +264,58 @@ void run_ring(RingGroup& g, const RingJob& job) {
   });
 
   // ---- the ring steps ----
+  auto held = [&](int32_t t, int32_t r, View& K, View& V) {
+    const RankTensors& own = job.t[size_t(plan.steps[size_t(t)][size_t(r)].block)];
+    K = t == 0 ? job.t[size_t(r)].k : received_view(own.k, run[size_t(r)].recv_k[t % 2]);
+    V = t == 0 ? job.t[size_t(r)].v : received_view(own.v, run[size_t(r)].recv_v[t % 2]);
+  };
+  // the event that says the block rank r holds at step t has arrived
+  auto arrived = [&](int32_t t, int32_t r) {
+    return on_receiver ? g.rank(r).forwarded[(t - 1) % 2] : g.rank(prev(r)).forwarded[(t - 1) % 2];
+  };
   for (int32_t t = 0; t < plan.n_steps; ++t) {
+    // every rank's forward send of step t: one exchange
+    {
+      Exchange ex(tr);
+      g.for_each_rank([&](int32_t r) {
+        if (!sends(t, r)) return;
+        RingRank& R = g.rank(r);
+        const int32_t p = next(r);
+        RingRank& P = g.rank(p);
+        if (on_receiver) {
+          // rank r + 1 writes its buffer (t+1) % 2, which its attends read at step t − 1; its
+          // own forward send of step t − 1 read it too, earlier on the same copy stream
+          if (t > 1) P.backend->stream_wait_event(P.copy, P.attended[(t - 1) % 2]);
+        } else {
+          if (t > 0) R.backend->stream_wait_event(R.copy, arrived(t, r));
+          if (t > 1) {  // the destination buffer held the block of step t − 1 at rank r + 1
+            R.backend->stream_wait_event(R.copy, P.attended[(t - 1) % 2]);
+            R.backend->stream_wait_event(R.copy, P.forwarded[(t - 1) % 2]);
+          }
+        }
+        const RankTensors& own = job.t[size_t(plan.steps[size_t(t)][size_t(r)].block)];
+        View K, V;
+        held(t, r, K, V);
+        const int slot = (t + 1) % 2;
+        send_rows(tr, r, p, K, own.k, run[size_t(p)].recv_k[slot], plan.steps[size_t(t)][size_t(r)].send, B);
+        send_rows(tr, r, p, V, own.v, run[size_t(p)].recv_v[slot], plan.steps[size_t(t)][size_t(r)].send, B);
+      });
+      ex.end();
+    }
+    for (int32_t r = 0; r < N; ++r)
+      if (sends(t, r) || (on_receiver && sends(t, prev(r)))) {
+        RingRank& R = g.rank(r);
+        R.backend->event_record(R.forwarded[t % 2], R.copy);
+      }
+    // every rank's attends of step t
     g.for_each_rank([&](int32_t r) {
       RingRank& R = g.rank(r);
       const RankStep& rs = plan.steps[size_t(t)][size_t(r)];
-      const RankTensors& own = job.t[size_t(rs.block)];
       const RankTensors& mine = job.t[size_t(r)];
-      const View K = t == 0 ? mine.k : received_view(own.k, run[size_t(r)].recv_k[t % 2]);
-      const View V = t == 0 ? mine.v : received_view(own.v, run[size_t(r)].recv_v[t % 2]);
-      void* arrived = t > 0 ? g.rank(prev(r)).forwarded[(t - 1) % 2] : nullptr;
-      if (!rs.send.empty()) {
-        RingRank& P = g.rank(next(r));
-        if (t > 0) R.backend->stream_wait_event(R.copy, arrived);
-        if (t > 1) {  // the destination buffer held the block of step t − 1 at rank r + 1
-          R.backend->stream_wait_event(R.copy, P.attended[(t - 1) % 2]);
-          R.backend->stream_wait_event(R.copy, P.forwarded[(t - 1) % 2]);
-        }
-        const int slot = (t + 1) % 2;
-        send_rows(R, P, K, own.k, run[size_t(next(r))].recv_k[slot], rs.send, B);
-        send_rows(R, P, V, own.v, run[size_t(next(r))].recv_v[slot], rs.send, B);
-        R.backend->event_record(R.forwarded[t % 2], R.copy);
-      }
       if (rs.attends.empty()) return;
-      if (t > 0) R.backend->stream_wait_event(R.compute, arrived);
+      View K, V;
+      held(t, r, K, V);
+      if (t > 0) R.backend->stream_wait_event(R.compute, arrived(t, r));
       for (const AttendItem& it : rs.attends) {
         const QueryPiece& p = plan.pieces[size_t(r)][size_t(it.piece)];
         RunningState st = piece_state(run[size_t(r)].state, B, H, dv, p);
@@ -300,21 +366,23 @@ void run_ring(RingGroup& g, const RingJob& job) {
     const int64_t rows = job.t[0].q.shape[1];
     const size_t o_bytes = size_t(B * rows * H * dv) * sizeof(float), l_bytes = size_t(B * rows * H) * sizeof(float);
     // every rank's partial to the ranks that want the result (gather slot = sending rank)
-    g.for_each_rank([&](int32_t r) {
-      RingRank& R = g.rank(r);
-      if (rows == 0) return;
-      R.backend->stream_wait_event(R.copy, R.attended[0]);
-      for (int32_t d : job.merged_to) {
-        if (d == r) continue;
-        RingRank& D = g.rank(d);
-        const RankRun& dr = run[size_t(d)];
-        R.backend->send_to(*D.backend, static_cast<char*>(dr.gather_o.data) + size_t(r) * o_bytes,
-                           run[size_t(r)].partial_o.data, o_bytes, R.copy);
-        R.backend->send_to(*D.backend, static_cast<char*>(dr.gather_l.data) + size_t(r) * l_bytes,
-                           run[size_t(r)].partial_l.data, l_bytes, R.copy);
-      }
-      R.backend->event_record(R.forwarded[0], R.copy);
-    });
+    if (rows > 0) {
+      Exchange ex(tr);
+      g.for_each_rank([&](int32_t r) {
+        RingRank& R = g.rank(r);
+        R.backend->stream_wait_event(R.copy, R.attended[0]);
+        for (int32_t d : job.merged_to) {
+          if (d == r) continue;
+          const RankRun& dr = run[size_t(d)];
+          tr.send(r, d, static_cast<char*>(dr.gather_o.data) + size_t(r) * o_bytes, run[size_t(r)].partial_o.data,
+                  o_bytes);
+          tr.send(r, d, static_cast<char*>(dr.gather_l.data) + size_t(r) * l_bytes, run[size_t(r)].partial_l.data,
+                  l_bytes);
+        }
+      });
+      ex.end();
+      for (int32_t r = 0; r < N; ++r) g.rank(r).backend->event_record(g.rank(r).forwarded[0], g.rank(r).copy);
+    }
     // merge in rank order 0, 1, …, N−1 (the same fp32 arithmetic on every destination rank)
     g.for_each_rank([&](int32_t d) {
       bool wanted = false;
@@ -324,8 +392,12 @@ void run_ring(RingGroup& g, const RingJob& job) {
       Workspace& ws = *D.ws;
       const RankRun& dr = run[size_t(d)];
       const RankTensors& mine = job.t[size_t(d)];
-      for (int32_t r = 0; r < N; ++r)
-        if (r != d) D.backend->stream_wait_event(D.compute, g.rank(r).forwarded[0]);
+      if (on_receiver) {
+        D.backend->stream_wait_event(D.compute, D.forwarded[0]);
+      } else {
+        for (int32_t r = 0; r < N; ++r)
+          if (r != d) D.backend->stream_wait_event(D.compute, g.rank(r).forwarded[0]);
+      }
       auto partial = [&](int32_t r, View& o, View& l) {
         if (r == d) {
           o = dr.partial_o;

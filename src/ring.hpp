@@ -11,6 +11,7 @@
 #include "backend.hpp"
 #include "problem.hpp"
 #include "ring_plan.hpp"
+#include "ring_transport.hpp"
 #include "workspace.hpp"
 
 struct longattn_context;
@@ -36,17 +37,22 @@ struct RingRank {
   void* compute = nullptr;
   void* copy = nullptr;
   void* attended[2] = {nullptr, nullptr};   // the rank's attend calls of step t are done
-  void* forwarded[2] = {nullptr, nullptr};  // its forward send of step t is done (block at rank + 1)
+  void* forwarded[2] = {nullptr, nullptr};  // its exchange of step t is done: the block it sent is at
+                                            // rank + 1 (or, when the transport lands on the
+                                            // receiver, the block it received is here)
+  void* ready = nullptr;                    // the work queued on compute before a run is done
 };
 
 // Creates the backend of rank r (ranks 1 … N−1; rank 0 is the context's own backend).
 using RankBackendFactory = std::function<std::unique_ptr<Backend>(int32_t rank)>;
+// Creates the transport once every rank has its streams and events.
+using RingTransportFactory = std::function<std::unique_ptr<RingTransport>(RingGroup& g)>;
 
 class RingGroup {
  public:
   // rank 0 uses the context's backend and workspace; ranks 1 … n−1 are made by `make`.
-  RingGroup(Backend& backend0, Workspace& ws0, int32_t n, const RankBackendFactory& make, int32_t layout,
-            bool host_parallel);
+  RingGroup(Backend& backend0, Workspace& ws0, int32_t n, const RankBackendFactory& make,
+            const RingTransportFactory& make_transport, int32_t layout, bool host_parallel);
   ~RingGroup();
   RingGroup(const RingGroup&) = delete;
   RingGroup& operator=(const RingGroup&) = delete;
@@ -54,6 +60,7 @@ class RingGroup {
   int32_t size() const { return int32_t(ranks_.size()); }
   RingRank& rank(int32_t r) { return ranks_[size_t(r)]; }
   int32_t layout() const { return layout_; }  // LONGATTN_RING_LAYOUT_* from the context options
+  RingTransport& transport() { return *transport_; }
 
   // Runs f(rank) for every rank: in rank order on this thread, or on one host thread per rank
   // when the backend's calls are synchronous (CPU virtual devices work concurrently).
@@ -65,6 +72,7 @@ class RingGroup {
   std::vector<std::unique_ptr<Backend>> owned_backends_;
   std::vector<std::unique_ptr<Workspace>> owned_ws_;
   std::vector<RingRank> ranks_;
+  std::unique_ptr<RingTransport> transport_;  // destroyed before the streams and backends
   int32_t layout_;
   bool host_parallel_;
 };

@@ -78,13 +78,32 @@ void copy_rows(const View& src, int64_t src_row, const View& dst, int64_t dst_ro
       }
 }
 
-// A rank's copy of the segments of a whole host tensor, in its memory (workspace slot).
+// Whether a run of token rows of one batch of `v` is one byte range laid out as in a compact
+// shard (dense heads and dims, no gap between rows): then segments move with one copy each.
+bool dense_rows(const View& v) {
+  const int64_t es = int64_t(longattn_dtype_size(v.dtype));
+  return v.strides[3] == es && v.strides[2] == es * v.shape[3] && v.strides[1] == es * v.shape[3] * v.shape[2];
+}
+
+// A rank's copy of the segments of a whole host tensor, in its memory (workspace slot). Dense
+// tensors go straight from the caller's memory, one upload per batch and segment queued on the
+// rank's compute stream without waiting (the executor orders the copy streams after it);
+// others are packed into `host` first, which is reused for the next rank once the upload has
+// completed.
 View upload_shard(RingRank& R, size_t slot, const View& whole, const Segments& segs, int64_t rows,
                   std::vector<char>& host) {
   View dev = compact_view(nullptr, whole.dtype, whole.shape[0], rows, whole.shape[2], whole.shape[3]);
   if (rows == 0) return dev;
   const size_t bytes = view_bytes(dev);
   dev.data = R.ws->get(slot, bytes);
+  if (dense_rows(whole)) {
+    for (int64_t b = 0; b < whole.shape[0]; ++b)
+      for (const Segment& g : segs)
+        R.backend->upload(static_cast<char*>(dev.data) + b * dev.strides[0] + g.row0 * dev.strides[1],
+                          static_cast<const char*>(whole.data) + b * whole.strides[0] + g.src0 * whole.strides[1],
+                          size_t(g.len * dev.strides[1]), R.compute);
+    return dev;
+  }
   host.resize(bytes);
   const View staged = compact_view(host.data(), whole.dtype, whole.shape[0], rows, whole.shape[2], whole.shape[3]);
   for (const Segment& g : segs) copy_rows(whole, g.src0, staged, g.row0, g.len);
@@ -93,9 +112,18 @@ View upload_shard(RingRank& R, size_t slot, const View& whole, const Segments& s
   return dev;
 }
 
-// A rank's output shard back into the whole host tensor.
+// A rank's output shard back into the whole host tensor (straight into it when dense).
 void download_shard(RingRank& R, const View& dev, const View& whole, const Segments& segs, std::vector<char>& host) {
   if (dev.shape[1] == 0 || !dev.data) return;
+  if (dense_rows(whole)) {
+    for (int64_t b = 0; b < whole.shape[0]; ++b)
+      for (const Segment& g : segs)
+        R.backend->download(static_cast<char*>(whole.data) + b * whole.strides[0] + g.src0 * whole.strides[1],
+                            static_cast<const char*>(dev.data) + b * dev.strides[0] + g.row0 * dev.strides[1],
+                            size_t(g.len * dev.strides[1]), R.compute);
+    R.backend->synchronize(R.compute);
+    return;
+  }
   const size_t bytes = view_bytes(dev);
   host.resize(bytes);
   R.backend->download(host.data(), dev.data, bytes, R.compute);
@@ -195,6 +223,10 @@ longattn_status longattn_ring_shard(longattn_ring_layout layout, int64_t n_token
 
 int32_t longattn_context_ring_devices(const longattn_context* ctx) {
   return ctx && ctx->ring ? ctx->ring->size() : 0;
+}
+
+longattn_ring_transport longattn_context_ring_transport(const longattn_context* ctx) {
+  return ctx && ctx->ring ? ctx->ring->transport().kind() : LONGATTN_RING_TRANSPORT_AUTO;
 }
 
 size_t longattn_context_rank_scratch_bytes(const longattn_context* ctx, int32_t rank) {

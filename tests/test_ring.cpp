@@ -644,3 +644,46 @@ TEST_CASE("ring: options, errors and per-rank memory") {
   CHECK(double(b4) < 0.5 * double(b1));
   CHECK(longattn_context_rank_scratch_bytes(four.ctx, 4) == 0);
 }
+
+TEST_CASE("ring: transport selection on the CPU (host memory only; bad values refused with a message)") {
+  longattn_context* ctx = nullptr;
+  longattn_context_options o = LONGATTN_CONTEXT_OPTIONS_INIT;
+  o.backend = LONGATTN_BACKEND_CPU;
+  o.n_threads = 2;
+  REQUIRE(longattn_context_create(&o, &ctx) == LONGATTN_OK);
+  CHECK(longattn_context_ring_transport(ctx) == LONGATTN_RING_TRANSPORT_AUTO);  // no ring
+  longattn_context_destroy(ctx);
+  CHECK(longattn_context_ring_transport(nullptr) == LONGATTN_RING_TRANSPORT_AUTO);
+
+  o.ring_devices = 2;
+  for (int32_t t : {LONGATTN_RING_TRANSPORT_AUTO, LONGATTN_RING_TRANSPORT_HOST_STAGED}) {
+    o.ring_transport = t;
+    REQUIRE(longattn_context_create(&o, &ctx) == LONGATTN_OK);
+    CHECK(longattn_context_ring_transport(ctx) == LONGATTN_RING_TRANSPORT_HOST_STAGED);
+    longattn_context_destroy(ctx);
+  }
+  for (int32_t t : {LONGATTN_RING_TRANSPORT_PEER, LONGATTN_RING_TRANSPORT_NCCL}) {
+    o.ring_transport = t;
+    ctx = nullptr;
+    CHECK(longattn_context_create(&o, &ctx) == LONGATTN_ERROR_UNSUPPORTED);
+    CHECK(ctx == nullptr);
+    CHECK(std::string(longattn_last_create_error()).find("needs the CUDA backend") != std::string::npos);
+  }
+  o.ring_transport = 4;
+  CHECK(longattn_context_create(&o, &ctx) == LONGATTN_ERROR_UNKNOWN_ENUM);
+  CHECK(std::string(longattn_last_create_error()).find("ring_transport=4") != std::string::npos);
+  o.ring_transport = -3;
+  CHECK(longattn_context_create(&o, &ctx) == LONGATTN_ERROR_UNKNOWN_ENUM);
+  o.ring_devices = 0;  // a transport without a ring
+  o.ring_transport = LONGATTN_RING_TRANSPORT_HOST_STAGED;
+  CHECK(longattn_context_create(&o, &ctx) == LONGATTN_ERROR_INVALID_ARGUMENT);
+  CHECK(std::string(longattn_last_create_error()).find("ring_devices") != std::string::npos);
+  // an older caller's struct (through ring_layout): the transport field is not read
+  o.ring_devices = 3;
+  o.ring_transport = LONGATTN_RING_TRANSPORT_NCCL;
+  o.struct_size = uint32_t(offsetof(longattn_context_options, ring_transport));
+  REQUIRE(longattn_context_create(&o, &ctx) == LONGATTN_OK);
+  CHECK(longattn_context_ring_transport(ctx) == LONGATTN_RING_TRANSPORT_HOST_STAGED);
+  CHECK(longattn_context_ring_devices(ctx) == 3);
+  longattn_context_destroy(ctx);
+}

@@ -6,8 +6,13 @@
 // divisible by 2N and shorter than N, SPARSE windows + globals, decode (merged partials), per-rank
 // shard tensors in device memory, and repeated calls on larger shapes that must agree bit for bit
 // (a missing wait between streams shows up as a changed or NaN result).
+// The transports (LONGATTN_RING_TRANSPORT_*): the cases above run with AUTO (peer copies:
+// device-to-device on one GPU); pinned-host staging is forced on the same virtual ranks and must
+// give the same results; NCCL runs what one GPU allows (a 1-rank communicator, a self exchange
+// through ncclSend/ncclRecv) and reports what it says about two ranks on one GPU.
 // Every case skips (passes with a message) when no CUDA device is present.
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 
 #include "common.hpp"
@@ -20,6 +25,7 @@ using namespace test;
 #include <cuda_runtime_api.h>
 
 #include "cuda_test_util.hpp"
+#include "handles.hpp"
 
 namespace {
 
@@ -34,19 +40,27 @@ double tol_of(std::initializer_list<longattn_dtype> ts) {
   return t;
 }
 
-// A CUDA context on device 0: plain (ranks = 0) or a ring of `ranks` virtual ranks.
+// Options of a CUDA context on device 0: plain (ranks = 0) or a ring of `ranks` virtual ranks.
+longattn_context_options cuda_options(int32_t ranks, int32_t layout, int32_t transport) {
+  longattn_context_options o = LONGATTN_CONTEXT_OPTIONS_INIT;
+  o.backend = LONGATTN_BACKEND_CUDA;
+  o.device_index = 0;
+  if (ranks > 0) {
+    o.ring_devices = ranks;
+    o.ring_layout = layout;
+    o.ring_transport = transport;
+    o.flags |= LONGATTN_CONTEXT_RING_VIRTUAL;
+  }
+  return o;
+}
+
 struct CudaContext {
   longattn_context* ctx = nullptr;
-  explicit CudaContext(int32_t ranks = 0, int32_t layout = LONGATTN_RING_LAYOUT_AUTO) {
-    longattn_context_options o = LONGATTN_CONTEXT_OPTIONS_INIT;
-    o.backend = LONGATTN_BACKEND_CUDA;
-    o.device_index = 0;
-    if (ranks > 0) {
-      o.ring_devices = ranks;
-      o.ring_layout = layout;
-      o.flags |= LONGATTN_CONTEXT_RING_VIRTUAL;
-    }
+  explicit CudaContext(int32_t ranks = 0, int32_t layout = LONGATTN_RING_LAYOUT_AUTO,
+                       int32_t transport = LONGATTN_RING_TRANSPORT_AUTO) {
+    const longattn_context_options o = cuda_options(ranks, layout, transport);
     REQUIRE_MESSAGE(longattn_context_create(&o, &ctx) == LONGATTN_OK, longattn_last_create_error());
+    if (ranks > 0 && transport != LONGATTN_RING_TRANSPORT_AUTO) CHECK(longattn_context_ring_transport(ctx) == transport);
   }
   ~CudaContext() { longattn_context_destroy(ctx); }
   CudaContext(const CudaContext&) = delete;
@@ -94,11 +108,12 @@ Diff diff(const Outputs& a, const Outputs& b) {
 }
 
 // The ring result against the float64 reference and against the plain CUDA context.
-void check_ring(const Case& c, int32_t ranks, int32_t layout, uint64_t seed) {
-  INFO(describe(c), " ranks=", ranks, " layout=", layout, " seed=", seed);
+void check_ring(const Case& c, int32_t ranks, int32_t layout, uint64_t seed,
+                int32_t transport = LONGATTN_RING_TRANSPORT_AUTO) {
+  INFO(describe(c), " ranks=", ranks, " layout=", layout, " seed=", seed, " transport=", transport);
   const Inputs in(c, seed);
   const double tol = tol_of({c.qt, c.kvt, c.ot});
-  CudaContext ring(ranks, layout);
+  CudaContext ring(ranks, layout, transport);
   const Outputs got = forward(ring.ctx, c, in);
   REQUIRE_MESSAGE(got.status == LONGATTN_OK, got.error);
   std::vector<double> ref, ref_lse;
@@ -140,6 +155,32 @@ struct DeviceTensor {
 };
 
 }  // namespace
+
+// ---- NCCL missing (first in the file: once a case has loaded NCCL it stays loaded) ----------------
+
+TEST_CASE("cuda ring: NCCL transport without NCCL fails cleanly") {
+  SKIP_WITHOUT_CUDA();
+  const char* old = std::getenv("LONGATTN_NCCL_LIBRARY");
+  const std::string saved = old ? old : "";
+  const std::string bogus = "/nonexistent/libnccl.so.2";
+  setenv("LONGATTN_NCCL_LIBRARY", bogus.c_str(), 1);
+  longattn_context* ctx = nullptr;
+  const longattn_context_options o = cuda_options(1, LONGATTN_RING_LAYOUT_AUTO, LONGATTN_RING_TRANSPORT_NCCL);
+  const longattn_status st = longattn_context_create(&o, &ctx);
+  const std::string msg = longattn_last_create_error();
+  if (old) setenv("LONGATTN_NCCL_LIBRARY", saved.c_str(), 1);
+  else unsetenv("LONGATTN_NCCL_LIBRARY");
+  if (st == LONGATTN_OK) {
+    MESSAGE("NCCL was already loaded in this process: the missing-library path is not reachable here");
+    longattn_context_destroy(ctx);
+    return;
+  }
+  INFO(msg);
+  CHECK(st == LONGATTN_ERROR_BACKEND_UNAVAILABLE);
+  CHECK(ctx == nullptr);
+  CHECK(msg.find(bogus) != std::string::npos);
+  CHECK(msg.find("LONGATTN_NCCL_LIBRARY") != std::string::npos);
+}
 
 // ---- whole host tensors ------------------------------------------------------------------------
 
@@ -255,10 +296,13 @@ TEST_CASE("cuda ring: decode merges per-rank partials") {
 
 // ---- per-rank shard tensors in device memory -----------------------------------------------------
 
-TEST_CASE("cuda ring: per-rank shard tensors in device memory (local queries and replicated decode)") {
-  SKIP_WITHOUT_CUDA();
+namespace {
+
+// Shard tensors of N ranks in device memory (cudaMalloc on device 0), LOCAL and REPLICATED,
+// against the float64 reference.
+void check_sharded(std::initializer_list<int32_t> ranks, int32_t transport) {
   uint64_t seed = 600;
-  for (int32_t N : {1, 2, 4})
+  for (int32_t N : ranks)
     for (int32_t layout : {LONGATTN_RING_LAYOUT_CONTIGUOUS, LONGATTN_RING_LAYOUT_ZIGZAG})
       for (bool replicated : {false, true}) {
         Case c;
@@ -328,7 +372,7 @@ TEST_CASE("cuda ring: per-rank shard tensors in device memory (local queries and
           to.push_back(dout.back()->t);
           tl.push_back(dlse.back()->t);
         }
-        CudaContext ring(N);
+        CudaContext ring(N, LONGATTN_RING_LAYOUT_AUTO, transport);
         const longattn_attention_desc d = desc_of(c);
         longattn_attention* attn = nullptr;
         REQUIRE(longattn_attention_create(ring.ctx, &d, &attn) == LONGATTN_OK);
@@ -381,14 +425,51 @@ TEST_CASE("cuda ring: per-rank shard tensors in device memory (local queries and
       }
 }
 
+}  // namespace
+
+TEST_CASE("cuda ring: per-rank shard tensors in device memory (local queries and replicated decode)") {
+  SKIP_WITHOUT_CUDA();
+  check_sharded({1, 2, 4}, LONGATTN_RING_TRANSPORT_AUTO);
+}
+
 // ---- larger shapes: copies overlapping compute, repeated calls ---------------------------------
+
+namespace {
+
+struct Big {
+  Case c;
+  int32_t ranks, layout;
+};
+
+// Large shapes against the single-device context, then 3 more calls that must repeat bit for bit.
+void check_big(const std::vector<Big>& cases, int32_t transport) {
+  uint64_t seed = 700;
+  for (const Big& b : cases) {
+    INFO(describe(b.c), " ranks=", b.ranks, " layout=", b.layout, " transport=", transport);
+    const Inputs in(b.c, seed++);
+    CudaContext ring(b.ranks, b.layout, transport), plain;
+    const Outputs first = forward(ring.ctx, b.c, in);
+    REQUIRE_MESSAGE(first.status == LONGATTN_OK, first.error);
+    const Outputs want = forward(plain.ctx, b.c, in);
+    REQUIRE_MESSAGE(want.status == LONGATTN_OK, want.error);
+    const Diff d = diff(first, want);
+    CHECK(d.nan_mismatch == 0);
+    CHECK(d.lse_mismatch == 0);
+    CHECK(d.rel < 2 * tol_of({b.c.qt, b.c.kvt, b.c.ot}));
+    CHECK(d.lse < kLseTolerance);
+    for (int rep = 0; rep < 3; ++rep) {
+      const Outputs again = forward(ring.ctx, b.c, in);
+      REQUIRE_MESSAGE(again.status == LONGATTN_OK, again.error);
+      CHECK(again.out.bytes == first.out.bytes);
+      CHECK(again.lse.bytes == first.lse.bytes);
+    }
+  }
+}
+
+}  // namespace
 
 TEST_CASE("cuda ring: larger shapes agree with single-device CUDA and repeat bit for bit") {
   SKIP_WITHOUT_CUDA();
-  struct Big {
-    Case c;
-    int32_t ranks, layout;
-  };
   std::vector<Big> cases;
   {
     Case c;  // causal zigzag: every block travels the whole ring
@@ -421,27 +502,7 @@ TEST_CASE("cuda ring: larger shapes agree with single-device CUDA and repeat bit
     c.d = c.dv = 128;
     cases.push_back({c, 4, LONGATTN_RING_LAYOUT_AUTO});
   }
-  uint64_t seed = 700;
-  for (const Big& b : cases) {
-    INFO(describe(b.c), " ranks=", b.ranks, " layout=", b.layout);
-    const Inputs in(b.c, seed++);
-    CudaContext ring(b.ranks, b.layout), plain;
-    const Outputs first = forward(ring.ctx, b.c, in);
-    REQUIRE_MESSAGE(first.status == LONGATTN_OK, first.error);
-    const Outputs want = forward(plain.ctx, b.c, in);
-    REQUIRE_MESSAGE(want.status == LONGATTN_OK, want.error);
-    const Diff d = diff(first, want);
-    CHECK(d.nan_mismatch == 0);
-    CHECK(d.lse_mismatch == 0);
-    CHECK(d.rel < 2 * tol_of({b.c.qt, b.c.kvt, b.c.ot}));
-    CHECK(d.lse < kLseTolerance);
-    for (int rep = 0; rep < 3; ++rep) {
-      const Outputs again = forward(ring.ctx, b.c, in);
-      REQUIRE_MESSAGE(again.status == LONGATTN_OK, again.error);
-      CHECK(again.out.bytes == first.out.bytes);
-      CHECK(again.lse.bytes == first.lse.bytes);
-    }
-  }
+  check_big(cases, LONGATTN_RING_TRANSPORT_AUTO);
 }
 
 TEST_CASE("cuda ring: per-rank device memory is O(tokens per rank); HYPER and device tensors refused") {
@@ -485,7 +546,8 @@ TEST_CASE("cuda ring: per-rank device memory is O(tokens per rank); HYPER and de
 }
 
 // A handful of small cases touching every kernel and transfer the ring uses, for
-// compute-sanitizer (memcheck, racecheck), which slows kernels down 10–1000×.
+// compute-sanitizer (memcheck, racecheck), which slows kernels down 10–1000×; the last two go
+// through the pinned-host staging transport.
 TEST_CASE("cuda ring: small mixed set (sanitizer runs)") {
   SKIP_WITHOUT_CUDA();
   uint64_t seed = 900;
@@ -516,6 +578,203 @@ TEST_CASE("cuda ring: small mixed set (sanitizer runs)") {
   c.n_k = 400;
   c.causal = true;
   check_ring(c, 4, LONGATTN_RING_LAYOUT_AUTO, seed++);  // decode: partials gathered and merged
+  // the same through the pinned-host staging transport
+  check_ring(c, 4, LONGATTN_RING_LAYOUT_AUTO, seed++, LONGATTN_RING_TRANSPORT_HOST_STAGED);
+  c.n_q = c.n_k = 150;
+  check_ring(c, 4, LONGATTN_RING_LAYOUT_ZIGZAG, seed++, LONGATTN_RING_TRANSPORT_HOST_STAGED);
+}
+
+// ---- transports --------------------------------------------------------------------------------
+
+TEST_CASE("cuda ring: transport selection (AUTO resolved, bad values refused with a message)") {
+  SKIP_WITHOUT_CUDA();
+  {
+    CudaContext plain;
+    CHECK(longattn_context_ring_transport(plain.ctx) == LONGATTN_RING_TRANSPORT_AUTO);
+    CudaContext ring(2);  // virtual ranks on one device: device-to-device copies
+    CHECK(longattn_context_ring_transport(ring.ctx) == LONGATTN_RING_TRANSPORT_PEER);
+    CudaContext staged(3, LONGATTN_RING_LAYOUT_AUTO, LONGATTN_RING_TRANSPORT_HOST_STAGED);
+    CudaContext peer(3, LONGATTN_RING_LAYOUT_AUTO, LONGATTN_RING_TRANSPORT_PEER);
+  }
+  longattn_context* ctx = nullptr;
+  longattn_context_options o = cuda_options(2, LONGATTN_RING_LAYOUT_AUTO, 4);
+  CHECK(longattn_context_create(&o, &ctx) == LONGATTN_ERROR_UNKNOWN_ENUM);
+  CHECK(std::string(longattn_last_create_error()).find("ring_transport=4") != std::string::npos);
+  o.ring_transport = -1;
+  CHECK(longattn_context_create(&o, &ctx) == LONGATTN_ERROR_UNKNOWN_ENUM);
+  o = cuda_options(0, LONGATTN_RING_LAYOUT_AUTO, LONGATTN_RING_TRANSPORT_AUTO);
+  o.ring_transport = LONGATTN_RING_TRANSPORT_HOST_STAGED;  // without ring_devices
+  CHECK(longattn_context_create(&o, &ctx) == LONGATTN_ERROR_INVALID_ARGUMENT);
+  CHECK(std::string(longattn_last_create_error()).find("ring_devices") != std::string::npos);
+  CHECK(ctx == nullptr);
+  // an older caller's struct (through ring_layout) gets AUTO whatever lies beyond it
+  o = cuda_options(2, LONGATTN_RING_LAYOUT_AUTO, 99);
+  o.struct_size = uint32_t(offsetof(longattn_context_options, ring_transport));
+  REQUIRE(longattn_context_create(&o, &ctx) == LONGATTN_OK);
+  CHECK(longattn_context_ring_transport(ctx) == LONGATTN_RING_TRANSPORT_PEER);
+  longattn_context_destroy(ctx);
+}
+
+TEST_CASE("cuda ring: pinned-host staging transport (forced on virtual ranks)") {
+  SKIP_WITHOUT_CUDA();
+  const int32_t T = LONGATTN_RING_TRANSPORT_HOST_STAGED;
+  uint64_t seed = 1000;
+  for (int32_t N : {2, 4})
+    for (int64_t n : {37, 301})
+      for (bool causal : {false, true})
+        for (int32_t layout : {LONGATTN_RING_LAYOUT_CONTIGUOUS, LONGATTN_RING_LAYOUT_ZIGZAG}) {
+          Case c;
+          c.n_q = c.n_k = n;
+          c.causal = causal;
+          c.hkv = seed % 3 == 0 ? 1 : 2;
+          c.d = c.dv = seed % 2 ? 128 : 64;
+          c.qt = c.kvt = c.ot = seed % 2 ? LONGATTN_DTYPE_BF16 : LONGATTN_DTYPE_F16;
+          check_ring(c, N, layout, seed++, T);
+        }
+  {
+    Case c;  // generic kernel, f32, batch 2 with padded strides
+    c.n_q = c.n_k = 83;
+    c.batch = 2;
+    c.pad = 8;
+    c.causal = true;
+    c.d = c.dv = 40;
+    c.qt = c.kvt = c.ot = LONGATTN_DTYPE_F32;
+    check_ring(c, 3, LONGATTN_RING_LAYOUT_ZIGZAG, seed++, T);
+    c = Case{};  // SPARSE: halo exchange and global prefix
+    c.algo = LONGATTN_ALGORITHM_SPARSE;
+    c.n_q = c.n_k = 230;
+    c.causal = true;
+    c.wl = 30;
+    c.g = 4;
+    check_ring(c, 4, LONGATTN_RING_LAYOUT_CONTIGUOUS, seed++, T);
+    c.causal = false;
+    c.wl = c.wr = 10;
+    check_ring(c, 4, LONGATTN_RING_LAYOUT_ZIGZAG, seed++, T);
+    c = Case{};  // queries at an offset; decode (partials gathered through the staging lanes)
+    c.n_q = 100;
+    c.n_k = 230;
+    c.causal = true;
+    c.q_pos0 = -20;
+    check_ring(c, 2, LONGATTN_RING_LAYOUT_AUTO, seed++, T);
+    c.n_q = 3;
+    c.n_k = 1003;
+    c.q_pos0 = LONGATTN_Q_POS_BOTTOM_RIGHT;
+    c.hq = 32;
+    c.hkv = 8;
+    c.d = c.dv = 128;
+    check_ring(c, 4, LONGATTN_RING_LAYOUT_AUTO, seed++, T);
+  }
+  check_sharded({2, 4}, T);
+  // sends larger than one pinned buffer (4 MiB): 16384 tokens x 8 KV heads x 128 dims bf16 over
+  // 2 ranks is 16 MiB per K block, 4 chunks alternating between the two buffers
+  std::vector<Big> cases;
+  Case c;
+  c.n_q = c.n_k = 16385;
+  c.causal = true;
+  c.hq = 16;
+  c.hkv = 8;
+  c.d = c.dv = 128;
+  cases.push_back({c, 2, LONGATTN_RING_LAYOUT_ZIGZAG});
+  c.n_q = c.n_k = 8191;
+  c.hkv = 4;
+  cases.push_back({c, 4, LONGATTN_RING_LAYOUT_ZIGZAG});
+  c.n_q = 4;
+  c.n_k = 65536 + 3;
+  c.hq = 32;
+  c.hkv = 8;
+  cases.push_back({c, 4, LONGATTN_RING_LAYOUT_AUTO});
+  check_big(cases, T);
+}
+
+// NCCL allows one rank per GPU, so one GPU runs a 1-rank communicator: context, ring schedule and
+// teardown through the NCCL transport, and ncclSend/ncclRecv in one group as a self exchange.
+TEST_CASE("cuda ring: NCCL transport on one GPU (1-rank communicator, self exchange)") {
+  SKIP_WITHOUT_CUDA();
+  const int32_t T = LONGATTN_RING_TRANSPORT_NCCL;
+  longattn_context* ctx = nullptr;
+  const longattn_context_options o = cuda_options(1, LONGATTN_RING_LAYOUT_AUTO, T);
+  const longattn_status st = longattn_context_create(&o, &ctx);
+  if (st == LONGATTN_ERROR_BACKEND_UNAVAILABLE) {
+    const std::string msg = longattn_last_create_error();
+    MESSAGE("NCCL not available: ", msg);
+    CHECK(msg.find("NCCL") != std::string::npos);
+    return;
+  }
+  REQUIRE_MESSAGE(st == LONGATTN_OK, longattn_last_create_error());
+  CHECK(longattn_context_ring_transport(ctx) == T);
+  {  // the transport's send/recv pair: rank 0 to itself, two ranges in one exchange
+    longattn::RingGroup& g = *ctx->ring;
+    const size_t bytes = (size_t(3) << 20) + 7;
+    std::vector<unsigned char> host(bytes), back(bytes);
+    for (size_t i = 0; i < bytes; ++i) host[i] = static_cast<unsigned char>((i * 2654435761u) >> 13);
+    void *src = nullptr, *dst = nullptr;
+    REQUIRE(cudaMalloc(&src, bytes) == cudaSuccess);
+    REQUIRE(cudaMalloc(&dst, bytes) == cudaSuccess);
+    REQUIRE(cudaMemcpy(src, host.data(), bytes, cudaMemcpyHostToDevice) == cudaSuccess);
+    REQUIRE(cudaMemset(dst, 0xff, bytes) == cudaSuccess);
+    const size_t half = bytes / 2;
+    bool ok = true;
+    try {
+      g.transport().begin_exchange();
+      g.transport().send(0, 0, dst, src, half);
+      g.transport().send(0, 0, static_cast<char*>(dst) + half, static_cast<char*>(src) + half, bytes - half);
+      g.transport().end_exchange();
+    } catch (const std::exception& e) {
+      ok = false;
+      FAIL_CHECK("NCCL self exchange failed: ", e.what());
+    }
+    if (ok) {
+      REQUIRE(cudaStreamSynchronize(static_cast<cudaStream_t>(g.rank(0).copy)) == cudaSuccess);
+      REQUIRE(cudaMemcpy(back.data(), dst, bytes, cudaMemcpyDeviceToHost) == cudaSuccess);
+      CHECK(back == host);
+    }
+    cudaFree(src);
+    cudaFree(dst);
+  }
+  longattn_context_destroy(ctx);
+  uint64_t seed = 1200;
+  for (int32_t layout : {LONGATTN_RING_LAYOUT_CONTIGUOUS, LONGATTN_RING_LAYOUT_ZIGZAG}) {
+    Case c;
+    c.n_q = c.n_k = 301;
+    c.causal = true;
+    check_ring(c, 1, layout, seed++, T);
+    c.algo = LONGATTN_ALGORITHM_SPARSE;
+    c.wl = 20;
+    c.g = 2;
+    check_ring(c, 1, layout, seed++, T);
+  }
+  check_sharded({1}, T);
+}
+
+// What NCCL says to two or four ranks on one GPU: a clear UNSUPPORTED carrying NCCL's message
+// (its duplicate-GPU check), or, should a NCCL version accept it, correct results.
+TEST_CASE("cuda ring: NCCL with virtual ranks on one GPU") {
+  SKIP_WITHOUT_CUDA();
+  uint64_t seed = 1300;
+  for (int32_t N : {2, 4}) {
+    longattn_context* ctx = nullptr;
+    const longattn_context_options o = cuda_options(N, LONGATTN_RING_LAYOUT_AUTO, LONGATTN_RING_TRANSPORT_NCCL);
+    const longattn_status st = longattn_context_create(&o, &ctx);
+    const std::string msg = longattn_last_create_error();
+    if (st == LONGATTN_ERROR_BACKEND_UNAVAILABLE && msg.find("cannot load") != std::string::npos) {
+      MESSAGE("NCCL not available: ", msg);
+      return;
+    }
+    if (st == LONGATTN_OK) {
+      MESSAGE("NCCL accepted ", N, " ranks on one GPU");
+      longattn_context_destroy(ctx);
+      Case c;
+      c.n_q = c.n_k = 301;
+      c.causal = true;
+      check_ring(c, N, LONGATTN_RING_LAYOUT_ZIGZAG, seed++, LONGATTN_RING_TRANSPORT_NCCL);
+      continue;
+    }
+    MESSAGE("NCCL with ", N, " virtual ranks: status ", st, ": ", msg);
+    CHECK(st == LONGATTN_ERROR_UNSUPPORTED);
+    CHECK(ctx == nullptr);
+    CHECK(msg.find("NCCL") != std::string::npos);
+    CHECK(msg.find("LONGATTN_RING_TRANSPORT_PEER") != std::string::npos);
+  }
 }
 
 #else  // !LONGATTN_HAVE_CUDA

@@ -1,5 +1,6 @@
 // Turns CUDA runtime results into longattn::Error: a failed call never aborts, it throws an error
-// whose message names the call and carries the CUDA error string.
+// whose message names the call and carries the CUDA error string. Also the scope guard that makes
+// a device current.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -23,5 +24,23 @@ inline void check(cudaError_t e, const char* what) {
 
 // After a kernel launch: reports a bad launch configuration or an earlier asynchronous fault.
 inline void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
+
+// Makes `device` current for a scope, restoring the previous device at its end.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    check(cudaGetDevice(&previous_), "cudaGetDevice");
+    if (previous_ != device) check(cudaSetDevice(device), ("cudaSetDevice(" + std::to_string(device) + ")").c_str());
+  }
+  ~DeviceGuard() {
+    int now = previous_;
+    if (cudaGetDevice(&now) == cudaSuccess && now != previous_) cudaSetDevice(previous_);
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = 0;
+};
 
 }  // namespace longattn::cuda

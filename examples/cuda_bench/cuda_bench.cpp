@@ -15,6 +15,9 @@
 // FLASH on the same tokens (32/8 heads, d = 128, bf16). Both are timed on the wall clock around
 // the whole call after a device synchronize (the sharded call returns when its outputs are
 // written), median of 5 after one warm-up; the gathered ring output is compared with FLASH.
+// Transports: AUTO (device-to-device copies between virtual ranks) for N = 1, 2, 4; pinned-host
+// staging forced (LONGATTN_RING_TRANSPORT_HOST_STAGED) for N = 2, 4; NCCL for N = 1 when NCCL
+// loads (one GPU allows one NCCL rank).
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -248,7 +251,7 @@ void bench_ring(int64_t n, cudaStream_t stream) {
       if (r > 0) ms.push_back(wall_ms() - t0);  // the first call is the warm-up
     }
     single_ms = median(ms);
-    std::printf("%-34s n=%-7lld h=%d/%d d=%d causal %10.3f ms %8.1f TFLOP/s  scratch %.1f MiB\n",
+    std::printf("%-40s n=%-7lld h=%d/%d d=%d causal %10.3f ms %8.1f TFLOP/s  scratch %.1f MiB\n",
                 "single-device flash (device)", (long long)n, kHq, kHkv, kD, single_ms, tflops(single_ms),
                 double(longattn_context_scratch_bytes(ctx)) / (1 << 20));
     longattn_attention_destroy(attn);
@@ -257,13 +260,25 @@ void bench_ring(int64_t n, cudaStream_t stream) {
   const std::vector<float> want = out.download_bf16();
   const size_t row_bytes = size_t(kHq) * kD * 2, kv_row_bytes = size_t(kHkv) * kD * 2;
 
-  for (int32_t N : {1, 2, 4}) {
+  const std::pair<int32_t, longattn_ring_transport> runs[] = {
+      {1, LONGATTN_RING_TRANSPORT_AUTO},        {2, LONGATTN_RING_TRANSPORT_AUTO},
+      {4, LONGATTN_RING_TRANSPORT_AUTO},        {2, LONGATTN_RING_TRANSPORT_HOST_STAGED},
+      {4, LONGATTN_RING_TRANSPORT_HOST_STAGED}, {1, LONGATTN_RING_TRANSPORT_NCCL}};
+  for (const auto& [N, transport] : runs) {
     longattn_context* ctx = nullptr;
     longattn_context_options o = LONGATTN_CONTEXT_OPTIONS_INIT;
     o.backend = LONGATTN_BACKEND_CUDA;
     o.ring_devices = N;
+    o.ring_transport = transport;
     o.flags |= LONGATTN_CONTEXT_RING_VIRTUAL;
-    CHECK_LA(ctx, longattn_context_create(&o, &ctx));
+    if (transport == LONGATTN_RING_TRANSPORT_NCCL && longattn_context_create(&o, &ctx) != LONGATTN_OK) {
+      std::printf("ring with the NCCL transport skipped: %s\n", longattn_last_create_error());
+      continue;
+    }
+    if (!ctx) CHECK_LA(ctx, longattn_context_create(&o, &ctx));
+    const char* tname = transport == LONGATTN_RING_TRANSPORT_HOST_STAGED ? "host-staged"
+                        : transport == LONGATTN_RING_TRANSPORT_NCCL      ? "nccl"
+                                                                         : "d2d";
     longattn_attention* attn = nullptr;
     CHECK_LA(ctx, longattn_attention_create(ctx, &desc, &attn));
     // every rank's zigzag shard, cut out of the whole tensors (one copy per segment)
@@ -322,9 +337,9 @@ void bench_ring(int64_t n, cudaStream_t stream) {
     }
     double rel = 0, max_abs = 0;
     compare(out.download_bf16(), want, rel, max_abs);
-    char name[64];
-    std::snprintf(name, sizeof name, "ring %d virtual ranks zigzag (device)", N);
-    std::printf("%-34s n=%-7lld h=%d/%d d=%d causal %10.3f ms %8.1f TFLOP/s  %.3fx single  rank scratch %.1f MiB"
+    char name[80];
+    std::snprintf(name, sizeof name, "ring %d virtual ranks zigzag %s", N, tname);
+    std::printf("%-40s n=%-7lld h=%d/%d d=%d causal %10.3f ms %8.1f TFLOP/s  %.3fx single  rank scratch %.1f MiB"
                 "  vs flash: rel %.2e max %.2e\n",
                 name, (long long)n, kHq, kHkv, kD, t, tflops(t), t / single_ms, double(rank_scratch) / (1 << 20), rel,
                 max_abs);

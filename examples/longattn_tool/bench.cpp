@@ -42,6 +42,7 @@ struct Options {
   int32_t ring_devices = 0;   // --ring-devices N (0 = one device, no ring)
   bool ring_virtual = false;  // --ring-virtual: N virtual ranks on --device
   std::string ring_layout = "auto";  // --ring-layout contiguous|zigzag|auto
+  std::string ring_transport = "auto";  // --ring-transport auto|peer|host|nccl
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -68,6 +69,7 @@ void print_help() {
       "  --kv-dtype q8_0|q4_0 (ggml block formats)  --alibi MAX_BIAS  --sinks  --mask random|causal|docs\n"
       "  --ring-devices N [--ring-virtual] [--ring-layout contiguous|zigzag|auto]  (ring mode: N virtual\n"
       "    CPU devices, CUDA devices device…device+N-1, or N virtual ranks on one GPU)\n"
+      "    [--ring-transport auto|peer|host|nccl]  (peer copies, pinned-host staging, NCCL)\n"
       "  --check [--check-rows N]   --json\n"
       "Each case: median time of R runs after W warm-ups; gflops counts the exact attention FLOPs\n"
       "the mask allows (4·d per allowed pair and head), gbps the bytes of Q, K, V, O moved once.\n");
@@ -90,6 +92,12 @@ Options parse(int argc, char** argv) {
       o.ring_layout = next();
       if (o.ring_layout != "contiguous" && o.ring_layout != "zigzag" && o.ring_layout != "auto")
         throw std::invalid_argument("--ring-layout takes contiguous, zigzag or auto");
+    }
+    else if (a == "--ring-transport") {
+      o.ring_transport = next();
+      if (o.ring_transport != "auto" && o.ring_transport != "peer" && o.ring_transport != "host" &&
+          o.ring_transport != "nccl")
+        throw std::invalid_argument("--ring-transport takes auto, peer, host or nccl");
     }
     else if (a == "--algo") o.algos = split(next());
     else if (a == "--dtype") o.dtypes = split(next());
@@ -191,6 +199,15 @@ const char* ring_layout_used(const Options& o, const longattn_attention_desc& d,
   return d.causal && d.window_left < 0 ? "zigzag" : "contiguous";
 }
 
+const char* ring_transport_name(longattn_ring_transport t) {
+  switch (t) {
+    case LONGATTN_RING_TRANSPORT_PEER: return "peer";
+    case LONGATTN_RING_TRANSPORT_HOST_STAGED: return "host";
+    case LONGATTN_RING_TRANSPORT_NCCL: return "nccl";
+    default: return "none";
+  }
+}
+
 struct Case {
   longattn_algorithm algo;
   longattn_dtype dtype, kv_dtype;
@@ -206,6 +223,10 @@ int run_case(const Options& o, const Case& c) {
   co.ring_layout = o.ring_layout == "zigzag"       ? LONGATTN_RING_LAYOUT_ZIGZAG
                    : o.ring_layout == "contiguous" ? LONGATTN_RING_LAYOUT_CONTIGUOUS
                                                    : LONGATTN_RING_LAYOUT_AUTO;
+  co.ring_transport = o.ring_transport == "peer"   ? LONGATTN_RING_TRANSPORT_PEER
+                      : o.ring_transport == "host" ? LONGATTN_RING_TRANSPORT_HOST_STAGED
+                      : o.ring_transport == "nccl" ? LONGATTN_RING_TRANSPORT_NCCL
+                                                   : LONGATTN_RING_TRANSPORT_AUTO;
   if (o.ring_virtual) co.flags |= LONGATTN_CONTEXT_RING_VIRTUAL;
   longattn_context* ctx = nullptr;
   if (longattn_context_create(&co, &ctx) != LONGATTN_OK) {
@@ -300,7 +321,10 @@ int run_case(const Options& o, const Case& c) {
         (long long)c.n_q, (long long)c.n_k, o.hq, o.hkv, (long long)c.d, (long long)dv, o.causal ? "true" : "false",
         d.window_left, d.window_right, d.n_global, threads_used, ms, gflops, gbps, cpu, scratch);
     std::printf(",\"ring_devices\":%d,\"ring_layout\":\"%s\"", o.ring_devices, ring_layout);
-    if (o.ring_devices > 0) std::printf(",\"ring_virtual\":%s,\"ring_rank_scratch_bytes\":%zu", o.ring_virtual ? "true" : "false", rank_scratch);
+    if (o.ring_devices > 0)
+      std::printf(",\"ring_virtual\":%s,\"ring_transport\":\"%s\",\"ring_rank_scratch_bytes\":%zu",
+                  o.ring_virtual ? "true" : "false", ring_transport_name(longattn_context_ring_transport(ctx)),
+                  rank_scratch);
     if (!o.mask.empty()) std::printf(",\"mask\":\"%s\"", o.mask.c_str());
     if (o.alibi > 0) std::printf(",\"alibi\":%g", double(o.alibi));
     if (o.sinks) std::printf(",\"sinks\":true");
