@@ -34,6 +34,7 @@ type contextConfig struct {
 	ringDevices int
 	ringLayout  RingLayout
 	ringVirtual bool
+	transport   RingTransport
 }
 
 // Option configures NewContext.
@@ -65,6 +66,12 @@ func WithRingLayout(layout RingLayout) Option {
 	return func(c *contextConfig) { c.ringLayout = layout }
 }
 
+// WithRingTransport sets how the ranks of a ring context exchange blocks (default
+// RingTransportAuto).
+func WithRingTransport(t RingTransport) Option {
+	return func(c *contextConfig) { c.transport = t }
+}
+
 // WithRingVirtual puts every ring rank on the context's device (virtual ranks on one GPU); the
 // CPU's ranks are always virtual.
 func WithRingVirtual() Option { return func(c *contextConfig) { c.ringVirtual = true } }
@@ -82,12 +89,13 @@ func NewContext(opts ...Option) (*Context, error) {
 			Message: fmt.Sprintf("device %d / threads %d / ring devices %d out of range", cfg.device, cfg.threads, cfg.ringDevices)}
 	}
 	options := C.longattn_context_options{
-		struct_size:  C.uint32_t(C.sizeof_longattn_context_options),
-		backend:      C.longattn_backend(cfg.backend),
-		device_index: C.int32_t(cfg.device),
-		n_threads:    C.int32_t(cfg.threads),
-		ring_devices: C.int32_t(cfg.ringDevices),
-		ring_layout:  C.longattn_ring_layout(cfg.ringLayout),
+		struct_size:    C.uint32_t(C.sizeof_longattn_context_options),
+		backend:        C.longattn_backend(cfg.backend),
+		device_index:   C.int32_t(cfg.device),
+		n_threads:      C.int32_t(cfg.threads),
+		ring_devices:   C.int32_t(cfg.ringDevices),
+		ring_layout:    C.longattn_ring_layout(cfg.ringLayout),
+		ring_transport: C.int32_t(cfg.transport),
 	}
 	if cfg.fallback {
 		options.flags |= C.LONGATTN_CONTEXT_FALLBACK_CPU
@@ -167,6 +175,19 @@ func (c *Context) ScratchBytes() int {
 	n := int(C.longattn_context_scratch_bytes(c.ptr))
 	runtime.KeepAlive(c)
 	return n
+}
+
+// RingTransport returns the transport a ring context uses, auto resolved (RingTransportAuto
+// for an ordinary or closed context).
+func (c *Context) RingTransport() RingTransport {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ptr == nil {
+		return RingTransportAuto
+	}
+	t := RingTransport(C.longattn_context_ring_transport(c.ptr))
+	runtime.KeepAlive(c)
+	return t
 }
 
 // RingDevices returns the ranks of a ring context (0 for an ordinary or closed context).

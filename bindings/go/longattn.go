@@ -98,6 +98,23 @@ const (
 	Hyper  Algorithm = C.LONGATTN_ALGORITHM_HYPER  // HyperAttention: LSH blocks + sampled columns
 )
 
+// RingTransport says how the ranks of a ring context exchange K/V blocks.
+type RingTransport int32
+
+// Ring transports (WithRingTransport).
+const (
+	// RingTransportAuto: CUDA peer copies where every device pair allows them, else pinned-host
+	// staging for the pairs that do not; CPU and Vulkan: their host transport.
+	RingTransportAuto RingTransport = C.LONGATTN_RING_TRANSPORT_AUTO
+	// RingTransportPeer: CUDA only, copy-engine peer copies.
+	RingTransportPeer RingTransport = C.LONGATTN_RING_TRANSPORT_PEER
+	// RingTransportHostStaged: device -> pinned host buffer -> peer device.
+	RingTransportHostStaged RingTransport = C.LONGATTN_RING_TRANSPORT_HOST_STAGED
+	// RingTransportNCCL: CUDA only, grouped ncclSend/ncclRecv (NCCL loaded at run time; not
+	// with virtual ranks).
+	RingTransportNCCL RingTransport = C.LONGATTN_RING_TRANSPORT_NCCL
+)
+
 // RingLayout says which tokens of a sequence each rank of a ring holds.
 type RingLayout int32
 

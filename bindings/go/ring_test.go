@@ -256,3 +256,32 @@ func TestRingRefusals(t *testing.T) {
 		t.Fatalf("negative ring: %v", err)
 	}
 }
+
+func TestRingTransportChoice(t *testing.T) {
+	ring := newRingContext(t, 2, RingLayoutAuto)
+	if got := ring.RingTransport(); got != RingTransportHostStaged {
+		t.Fatalf("CPU ring transport %d, want host staged", got)
+	}
+	if got := newCPUContext(t, 1).RingTransport(); got != RingTransportAuto {
+		t.Fatalf("plain context transport %d, want auto", got)
+	}
+	staged, err := NewContext(WithBackend(BackendCPU), WithRing(2), WithRingTransport(RingTransportHostStaged))
+	if err != nil {
+		t.Fatalf("host-staged CPU ring: %v", err)
+	}
+	defer staged.Close()
+	for _, c := range []struct {
+		ring      int
+		transport RingTransport
+		want      error
+	}{
+		{2, RingTransportPeer, ErrUnsupported},
+		{2, RingTransportNCCL, ErrUnsupported},
+		{0, RingTransportHostStaged, ErrInvalidArgument},
+		{2, RingTransport(9), ErrUnknownEnum},
+	} {
+		if _, err := NewContext(WithBackend(BackendCPU), WithRing(c.ring), WithRingTransport(c.transport)); !errors.Is(err, c.want) {
+			t.Fatalf("ring %d transport %d: %v, want %v", c.ring, c.transport, err, c.want)
+		}
+	}
+}

@@ -8,7 +8,7 @@ use crate::attention::{Attention, AttentionDesc};
 use crate::error::{string_from_c, Error, ErrorKind, Result};
 use crate::sys;
 use crate::tensor::{Tensor, TensorMut};
-use crate::types::{Backend, RingLayout};
+use crate::types::{Backend, RingLayout, RingTransport};
 
 /// How to create a context. `Default` is `LONGATTN_CONTEXT_OPTIONS_INIT` (AUTO backend, device 0,
 /// all hardware threads, no ring).
@@ -38,6 +38,8 @@ pub struct ContextOptions {
     pub ring_devices: u32,
     /// How whole tensors passed to `Attention::forward` are cut into shards.
     pub ring_layout: RingLayout,
+    /// How the ranks exchange blocks (CPU and Vulkan: AUTO or HOST_STAGED).
+    pub ring_transport: RingTransport,
     /// All ring ranks on `device_index` (virtual ranks on one GPU); no effect on the CPU, whose
     /// ranks are always virtual.
     pub ring_virtual: bool,
@@ -52,6 +54,7 @@ impl Default for ContextOptions {
             fallback_cpu: false,
             ring_devices: 0,
             ring_layout: RingLayout::AUTO,
+            ring_transport: RingTransport::AUTO,
             ring_virtual: false,
         }
     }
@@ -90,6 +93,7 @@ impl ContextOptions {
             flags,
             ring_devices: to_i32(self.ring_devices, "ring_devices")?,
             ring_layout: self.ring_layout.0,
+            ring_transport: self.ring_transport.0,
             ..sys::longattn_context_options::default()
         })
     }
@@ -167,6 +171,12 @@ impl Context {
         // Safety: self.raw is a live context owned by self.
         let n = unsafe { sys::longattn_context_ring_devices(self.raw.as_ptr()) };
         n.max(0) as usize
+    }
+
+    /// The transport a ring context uses, AUTO resolved (AUTO for a context without a ring).
+    pub fn ring_transport(&self) -> RingTransport {
+        // Safety: self.raw is a live context owned by self.
+        RingTransport(unsafe { sys::longattn_context_ring_transport(self.raw.as_ptr()) })
     }
 
     /// Bytes of scratch memory rank `rank` of a ring context holds (0 for a rank out of range).

@@ -44,7 +44,7 @@ pub use attention::{Attention, AttentionDesc, ForwardOptions, ShardedOptions};
 pub use context::{Context, ContextOptions};
 pub use error::{status_string, Error, ErrorKind, Result};
 pub use tensor::{contiguous_strides, contiguous_strides_for, Element, Tensor, TensorMut};
-pub use types::{Algorithm, Backend, DType, RingLayout, ShardQueries};
+pub use types::{Algorithm, Backend, DType, RingLayout, RingTransport, ShardQueries};
 
 use error::string_from_c;
 

@@ -82,6 +82,8 @@ pub struct longattn_context_options {
     pub ring_devices: i32,
     /// `LONGATTN_RING_LAYOUT_*` for whole tensors.
     pub ring_layout: longattn_ring_layout,
+    /// `LONGATTN_RING_TRANSPORT_*`: how the ranks exchange blocks.
+    pub ring_transport: longattn_ring_transport,
 }
 
 /// `LONGATTN_CONTEXT_OPTIONS_MIN_SIZE`: the smallest `struct_size` accepted (through device_index).
@@ -98,6 +100,7 @@ impl Default for longattn_context_options {
             flags: 0,
             ring_devices: 0,
             ring_layout: LONGATTN_RING_LAYOUT_AUTO,
+            ring_transport: LONGATTN_RING_TRANSPORT_AUTO,
         }
     }
 }
@@ -238,6 +241,16 @@ pub const LONGATTN_RING_LAYOUT_CONTIGUOUS: longattn_ring_layout = 1;
 /// 2N chunks `[c*n/(2N), (c+1)*n/(2N))`; rank r holds chunk r, then chunk 2N-1-r.
 pub const LONGATTN_RING_LAYOUT_ZIGZAG: longattn_ring_layout = 2;
 
+pub type longattn_ring_transport = i32;
+/// CUDA: peer copies where possible, else pinned-host staging; CPU and Vulkan: host staging.
+pub const LONGATTN_RING_TRANSPORT_AUTO: longattn_ring_transport = 0;
+/// CUDA only: copy-engine peer copies.
+pub const LONGATTN_RING_TRANSPORT_PEER: longattn_ring_transport = 1;
+/// Device -> pinned host buffer -> peer device (CPU and Vulkan: their host transport).
+pub const LONGATTN_RING_TRANSPORT_HOST_STAGED: longattn_ring_transport = 2;
+/// CUDA only: grouped ncclSend/ncclRecv (NCCL loaded at run time).
+pub const LONGATTN_RING_TRANSPORT_NCCL: longattn_ring_transport = 3;
+
 pub type longattn_shard_queries = i32;
 /// Rank r's queries are its own tokens (prefill): ring.
 pub const LONGATTN_SHARD_QUERIES_LOCAL: longattn_shard_queries = 0;
@@ -290,7 +303,7 @@ impl Default for longattn_sharded_args {
 // compiles a C probe against the header and compares every size and field offset.
 #[cfg(target_pointer_width = "64")]
 const _: () = {
-    assert!(std::mem::size_of::<longattn_context_options>() == 28);
+    assert!(std::mem::size_of::<longattn_context_options>() == 32);
     assert!(std::mem::align_of::<longattn_context_options>() == 4);
     assert!(std::mem::size_of::<longattn_tensor>() == 80);
     assert!(std::mem::align_of::<longattn_tensor>() == 8);
@@ -381,6 +394,8 @@ extern "C" {
         count: *mut i64,
     ) -> longattn_status;
     pub fn longattn_context_ring_devices(ctx: *const longattn_context) -> i32;
+    pub fn longattn_context_ring_transport(ctx: *const longattn_context)
+        -> longattn_ring_transport;
     pub fn longattn_context_rank_scratch_bytes(ctx: *const longattn_context, rank: i32) -> usize;
     pub fn longattn_attention_forward_sharded(
         ctx: *mut longattn_context,

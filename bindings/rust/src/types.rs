@@ -108,6 +108,29 @@ impl Default for RingLayout {
     }
 }
 
+/// How the ranks of a ring context exchange K/V blocks (`longattn_ring_transport`).
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RingTransport(pub i32);
+
+impl RingTransport {
+    /// CUDA: peer copies where every pair of devices allows them, else pinned-host staging for
+    /// the pairs that do not; CPU and Vulkan: their host transport.
+    pub const AUTO: RingTransport = RingTransport(sys::LONGATTN_RING_TRANSPORT_AUTO);
+    /// CUDA only: copy-engine peer copies (device-to-device between virtual ranks).
+    pub const PEER: RingTransport = RingTransport(sys::LONGATTN_RING_TRANSPORT_PEER);
+    /// Device → pinned host buffer → peer device (CPU and Vulkan: their host transport).
+    pub const HOST_STAGED: RingTransport = RingTransport(sys::LONGATTN_RING_TRANSPORT_HOST_STAGED);
+    /// CUDA only: grouped `ncclSend`/`ncclRecv`, NCCL loaded at run time; not with virtual ranks.
+    pub const NCCL: RingTransport = RingTransport(sys::LONGATTN_RING_TRANSPORT_NCCL);
+}
+
+impl Default for RingTransport {
+    fn default() -> Self {
+        RingTransport::AUTO
+    }
+}
+
 /// What each shard's query tensor holds in a sharded forward (`longattn_shard_queries`).
 #[repr(transparent)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -43,7 +43,8 @@ fn rust_layout() -> Vec<(String, usize)> {
             n_threads,
             flags,
             ring_devices,
-            ring_layout
+            ring_layout,
+            ring_transport
         ]
     );
     size!("longattn_tensor", sys::longattn_tensor);

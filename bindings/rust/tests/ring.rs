@@ -9,7 +9,7 @@ use std::ops::Range;
 use common::*;
 use longattn::{
     ring_shard, Algorithm, Attention, Context, ContextOptions, ErrorKind, ForwardOptions,
-    RingLayout, ShardQueries, ShardedOptions, Tensor, TensorMut,
+    RingLayout, RingTransport, ShardQueries, ShardedOptions, Tensor, TensorMut,
 };
 
 const F32_TOLERANCE: f64 = 1e-5;
@@ -186,6 +186,40 @@ fn ring_shards_cover_every_token_once() {
         [0..2, 6..8]
     );
     assert!(ring_shard(RingLayout::CONTIGUOUS, 8, 2, 2).is_err());
+}
+
+#[test]
+fn ring_transport_choice() {
+    let ring = ring_context(2, RingLayout::AUTO);
+    assert_eq!(ring.ring_transport(), RingTransport::HOST_STAGED); // AUTO resolved on the CPU
+    let plain = Context::new(&ContextOptions::cpu(THREADS)).unwrap();
+    assert_eq!(plain.ring_transport(), RingTransport::AUTO);
+    let with = |ring_devices: u32, transport: RingTransport| {
+        Context::new(&ContextOptions {
+            ring_devices,
+            ring_transport: transport,
+            ..ContextOptions::cpu(THREADS)
+        })
+    };
+    let staged = with(2, RingTransport::HOST_STAGED).unwrap();
+    assert_eq!(staged.ring_transport(), RingTransport::HOST_STAGED);
+    // the CPU has no peer copies and no NCCL; a transport without a ring; an unknown value
+    assert_eq!(
+        with(2, RingTransport::PEER).unwrap_err().kind(),
+        ErrorKind::Unsupported
+    );
+    assert_eq!(
+        with(2, RingTransport::NCCL).unwrap_err().kind(),
+        ErrorKind::Unsupported
+    );
+    assert_eq!(
+        with(0, RingTransport::HOST_STAGED).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        with(2, RingTransport(9)).unwrap_err().kind(),
+        ErrorKind::UnknownEnum
+    );
 }
 
 /// Rows `segments` of a contiguous `[1][n][heads][dim]` tensor, one after another.
