@@ -333,7 +333,8 @@ typedef struct longattn_forward_args {
   const float* alibi_slopes;
   /* Optional attention sinks (gpt-oss): one logit per query head (host memory, n_q_heads floats)
    * added to every row's softmax denominator: o = Σ_j e^{s_j} v_j / (e^{sink_h} + Σ_j e^{s_j}).
-   * The LSE includes the sink. */
+   * The LSE includes the sink. A −inf sink adds nothing; NaN or +inf gives
+   * LONGATTN_ERROR_INVALID_ARGUMENT. */
   const float* sinks;
 } longattn_forward_args;
 

@@ -1,5 +1,6 @@
 // C ABI: attention handles and the forward call (validate → stage → plan → primitives).
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "api_guard.hpp"
@@ -95,8 +96,10 @@ longattn_status longattn_attention_forward(longattn_context* ctx, const longattn
                            ctx->backend->device_name() + " backend yet");
     if (a.sinks)
       for (int32_t h = 0; h < cfg.n_q_heads; ++h)
-        LONGATTN_RETURN_IF(std::isnan(a.sinks[h]), LONGATTN_ERROR_INVALID_ARGUMENT,
-                           "args.sinks[" + std::to_string(h) + "] is NaN");
+        LONGATTN_RETURN_IF(std::isnan(a.sinks[h]) || a.sinks[h] == std::numeric_limits<float>::infinity(),
+                           LONGATTN_ERROR_INVALID_ARGUMENT,
+                           "args.sinks[" + std::to_string(h) + "] is " + (std::isnan(a.sinks[h]) ? "NaN" : "+inf") +
+                               " (a sink is a logit: finite, or −inf for none)");
     if (a.alibi_slopes)
       for (int32_t h = 0; h < cfg.n_q_heads; ++h)
         LONGATTN_RETURN_IF(!std::isfinite(a.alibi_slopes[h]), LONGATTN_ERROR_INVALID_ARGUMENT,

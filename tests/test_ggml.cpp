@@ -1,6 +1,8 @@
 // What ggml-style runtimes pass: an additive mask, ALiBi, attention sinks, Q8_0/Q4_0 K/V read from
 // the cache, and outputs written through permuted byte strides — each against the float64
 // reference on the CPU backend.
+#include <limits>
+
 #include "common.hpp"
 #include "quant.hpp"
 
@@ -163,7 +165,8 @@ TEST_CASE("ALiBi from max_bias and from explicit slopes, with and without a mask
 TEST_CASE("attention sinks, including rows with nothing else allowed") {
   std::mt19937_64 rng(std::random_device{}());
   Context ctx(LONGATTN_BACKEND_CPU, 2);
-  const float sinks[4] = {0.5f, -1.0f, 3.0f, 0.0f};
+  // head 3's sink is −inf: no term at all (its otherwise empty rows: O = 0, LSE = −inf)
+  const float sinks[4] = {0.5f, -1.0f, 3.0f, -std::numeric_limits<float>::infinity()};
   for (int64_t nq : {1, 40}) {
     const int64_t nk = nq == 1 ? 2000 : 90;  // nq = 1 runs the split-key decode path
     HostTensor q = random_tensor(rng, LONGATTN_DTYPE_BF16, 1, nq, 4, 64);
@@ -182,6 +185,8 @@ TEST_CASE("attention sinks, including rows with nothing else allowed") {
     if (nq > 1) {
       CHECK(lse.get(0, 0, 2, 0) == doctest::Approx(3.0));  // LSE of an otherwise empty row = the sink
       CHECK(out.get(0, 0, 2, 5) == 0.0f);
+      CHECK(lse.get(0, 0, 3, 0) == -std::numeric_limits<float>::infinity());
+      CHECK(out.get(0, 0, 3, 5) == 0.0f);
     }
   }
 }
@@ -267,6 +272,10 @@ TEST_CASE("bad extras are refused") {
   const float nan_sinks[2] = {0.0f, std::nanf("")};
   a.sinks = nan_sinks;
   CHECK(longattn_attention_forward(ctx.ctx, attn.attn, &a) == LONGATTN_ERROR_INVALID_ARGUMENT);
+  const float inf_sinks[2] = {std::numeric_limits<float>::infinity(), 0.0f};
+  a.sinks = inf_sinks;
+  CHECK(longattn_attention_forward(ctx.ctx, attn.attn, &a) == LONGATTN_ERROR_INVALID_ARGUMENT);
+  CHECK(std::string(ctx.error()).find("args.sinks[0] is +inf") != std::string::npos);
   CHECK(out.bytes == before);
   longattn_attention_desc d = desc_of(2, 2, 8, false);
   d.max_bias = -1.0f;

@@ -437,7 +437,7 @@ void write_head(const Plan& P, const Unit& u, const HeadWork& w) {
       continue;
     }
     float m = s.m[r], l = s.l[r], o_scale = 1.0f;
-    if (a.sinks) {  // one more denominator term 2^(sink·log2e − m'), m' = max(m, sink·log2e)
+    if (a.sinks && a.sinks[h] != kNegInfF) {  // one more denominator term 2^(sink·log2e − m'), m' = max(m, sink·log2e)
       const float sink = a.sinks[h] * kLog2e;
       const float m2 = std::max(m, sink);
       o_scale = std::exp2(m - m2);
