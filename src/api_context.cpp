@@ -62,6 +62,10 @@ int32_t first_vulkan_gpu() {
 
 }  // namespace
 
+namespace longattn {
+void set_create_error(const std::string& message) { t_create_error = message; }
+}  // namespace longattn
+
 extern "C" {
 
 longattn_status longattn_context_create(const longattn_context_options* options, longattn_context** out) {

@@ -19,6 +19,12 @@ struct longattn_context {
   std::string last_error;
 };
 
+namespace longattn {
+// The message longattn_last_create_error() returns on this thread: every entry point that creates
+// a context clears it first and stores the scratch context's message when creation fails.
+void set_create_error(const std::string& message);
+}  // namespace longattn
+
 struct longattn_attention {
   longattn_backend backend = LONGATTN_BACKEND_CPU;
   longattn::AttentionConfig cfg;

@@ -1069,6 +1069,17 @@ TEST_CASE("vulkan: runtime-owned device and imported buffers") {
   fn.vkDestroyDevice(device, nullptr);
 }
 
+TEST_CASE("vulkan: a failed runtime-device context reports why through longattn_last_create_error") {
+  longattn_context* ctx = nullptr;
+  CHECK(longattn_vulkan_context_create(nullptr, &ctx) == LONGATTN_ERROR_NULL_POINTER);
+  CHECK(ctx == nullptr);
+  CHECK(std::string(longattn_last_create_error()).find("device is NULL") != std::string::npos);
+  longattn_vulkan_device dev = LONGATTN_VULKAN_DEVICE_INIT;
+  dev.flags = 0x80u;  // an unknown bit
+  CHECK(longattn_vulkan_context_create(&dev, &ctx) == LONGATTN_ERROR_INVALID_ARGUMENT);
+  CHECK(std::string(longattn_last_create_error()).find("device.flags=128") != std::string::npos);
+}
+
 #else  // LONGATTN_HAVE_VULKAN
 
 TEST_CASE("vulkan: backend not compiled in") {

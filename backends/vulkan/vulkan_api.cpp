@@ -77,6 +77,7 @@ longattn_status longattn_vulkan_buffer_import(longattn_context* ctx, VkBuffer bu
 }
 
 longattn_status longattn_vulkan_context_create(const longattn_vulkan_device* device, longattn_context** out) {
+  set_create_error("");
   longattn_context scratch;  // collects the message; there is no context to report on yet
   const longattn_status st = guarded(&scratch, "longattn_vulkan_context_create", [&] {
     LONGATTN_RETURN_IF(device == nullptr, LONGATTN_ERROR_NULL_POINTER, "device is NULL");
@@ -102,6 +103,7 @@ longattn_status longattn_vulkan_context_create(const longattn_vulkan_device* dev
     ctx->ws = std::make_unique<Workspace>(*ctx->backend);
     *out = ctx.release();
   });
+  if (st != LONGATTN_OK) set_create_error(scratch.last_error);
   return st;
 }
 
