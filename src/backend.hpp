@@ -116,6 +116,8 @@ class Backend {
   // ---- memory (backend memory space) ----
   virtual void* alloc(size_t bytes) = 0;  // throws Error(OUT_OF_MEMORY) on failure
   virtual void free(void* p) = 0;
+  // upload: src_host may be reused as soon as the call returns (the copy is ordered on stream).
+  // download: returns when the bytes are in dst_host.
   virtual void upload(void* dst, const void* src_host, size_t bytes, void* stream) = 0;
   virtual void download(void* dst_host, const void* src, size_t bytes, void* stream) = 0;
   virtual void copy(void* dst, const void* src, size_t bytes, void* stream) = 0;
@@ -150,6 +152,19 @@ class Backend {
   // (codes[s * n + index], index). n_seg segments of n rows, codes < 2^r.
   virtual void counting_sort(const uint16_t* codes, int64_t n_seg, int64_t n, int32_t r,
                              int32_t* perm, void* stream) = 0;
+
+  // ---- index bookkeeping (keeps data-dependent indices in backend memory) ----
+  // Segmented gather: dst[s * n_index + j] = src[s * n_src + index[s * n_index + j]] for every
+  // segment s ∈ [0, n_seg), j ∈ [0, n_index); index entries lie in [0, n_src). All pointers in
+  // backend memory. The default (src/backend_index.cpp) goes through host memory.
+  virtual void gather_i32(int32_t* dst, const int32_t* src, const int32_t* index, int64_t n_seg,
+                          int64_t n_src, int64_t n_index, void* stream);
+  // Segment labels, repeated: with n = offsets[n_seg], for every copy c ∈ [0, copies) and row
+  // i ∈ [0, n), dst[c * n + i] = s where offsets[s] ≤ i < offsets[s + 1]. offsets: n_seg + 1
+  // non-decreasing values from 0, host memory; dst in backend memory. The default computes on
+  // the host and uploads.
+  virtual void segment_labels(int32_t* dst, const int64_t* offsets, int32_t n_seg, int64_t copies,
+                              void* stream);
 
   // ---- transport between the ranks of a ring context (docs/RING.md) ----
   // The defaults suit a backend whose calls are complete when they return (CPU): streams are

@@ -11,7 +11,6 @@
 // ⊕ is the backend's LSE merge into one fp32 accumulator, always in this order.
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <string>
 
 #include "error.hpp"
@@ -73,13 +72,17 @@ View HyperContext::target_lse(int64_t r0, int64_t n) const {
   return row_slice(acc_started ? part_lse : acc_lse, r0, n);
 }
 
-void HyperContext::fold(int64_t r0, int64_t n) {
+void HyperContext::fold(int64_t r0, int64_t n, bool last) {
   if (!acc_started) {
     acc_started = true;
     return;
   }
   const View ao = row_slice(acc_o, r0, n), al = row_slice(acc_lse, r0, n);
-  be.merge(ao, al, row_slice(part_o, r0, n), row_slice(part_lse, r0, n), ao, al, p.stream);
+  // The last fold of a call that covers every row writes the caller's output directly (saves
+  // the conversion pass of write_output when the accumulator is scratch).
+  const bool to_out = last && r0 == 0 && n == n_q;
+  be.merge(ao, al, row_slice(part_o, r0, n), row_slice(part_lse, r0, n), to_out ? p.out : ao, al, p.stream);
+  if (to_out) output_written = true;
 }
 
 void HyperContext::prepare_lsh(int64_t k0, int64_t nk) {
@@ -149,11 +152,12 @@ void run_exact(Backend& backend, const Problem& p) {
 
 // The accumulator is scratch (out is f16/bf16): out = merge(acc, (·, −inf)), a pure conversion.
 void write_output(HyperContext& c) {
-  if (c.acc_o.data == c.p.out.data) return;
-  const int64_t rows = c.B * c.n_q * c.hq;
-  c.host_f32.assign(size_t(rows), -std::numeric_limits<float>::infinity());
-  float* neg_inf = c.ws.get<float>(kSlotNegInfLse, size_t(rows));
-  c.be.upload(neg_inf, c.host_f32.data(), size_t(rows) * sizeof(float), c.p.stream);
+  if (c.acc_o.data == c.p.out.data || c.output_written) return;
+  // The −inf column is filled in backend memory by state_init (m = −inf; l and a one-column
+  // acc land in the partial buffers, free by now).
+  float* neg_inf = c.ws.get<float>(kSlotNegInfLse, size_t(c.B * c.n_q * c.hq));
+  RunningState fill{neg_inf, static_cast<float*>(c.part_lse.data), static_cast<float*>(c.part_o.data)};
+  c.be.state_init(fill, c.B, c.hq, c.n_q, 1, c.p.stream);
   const View empty_lse = contiguous_f32(neg_inf, c.B, c.n_q, c.hq, 1);
   c.be.merge(c.acc_o, c.acc_lse, c.acc_o, empty_lse, c.p.out, c.acc_lse, c.p.stream);
 }
@@ -195,7 +199,7 @@ void run_hyper_with_choices(Backend& backend, const Problem& p, HyperChoices* ch
       return run_exact(backend, p);
     HyperContext c(backend, p, choices);
     if (sinks > 0) hyper_exact_piece(c, 0, p.n_q, 0, sinks, Mask{}, 0, 0);
-    if (population > 0) hyper_flat_piece(c, 0, p.n_q, sinks, population, kHyperFlatLevel, 0);
+    if (population > 0) hyper_flat_piece(c, 0, p.n_q, sinks, population, kHyperFlatLevel, 0, true);
     write_output(c);
     return;
   }

@@ -27,9 +27,8 @@ enum HyperSlot : size_t {
   kSlotPermQ,        // i32 [B·hq·nq]
   kSlotPermK,        // i32 [B·hkv·nk]
   kSlotQueryBlock,   // i32 [B·hq·nq]  block of each sorted query (exclusion groups)
-  kSlotSampleRows,   // i32 [B·hkv·m]
-  kSlotSampleBlock,  // i32 [B·hkv·m]
-  kSlotSampleLogw,   // f32 [B·hkv·m]
+  kSlotSampleRows,   // i32 [B·hkv·m]  key row of each sample
+  kSlotSampleMeta,   // i32 [3·B·hkv·m] sample ranks, key blocks, log-weights (f32 bits)
 };
 
 // Returns rows [r0, r0 + n) of a {batch, tokens, heads, dim} view.
@@ -67,12 +66,10 @@ struct HyperContext {
   View acc_o, acc_lse;    // fp32 accumulator over all query rows
   View part_o, part_lse;  // fp32 partial of the same shape
   bool acc_started = false;
+  bool output_written = false;  // the last fold wrote out already (see fold)
 
   const float* G = nullptr;       // projections (backend memory), uploaded once per call
   const float* center = nullptr;  // key means of the current node (backend memory)
-
-  std::vector<int32_t> host_i32;  // host scratch reused by the nodes
-  std::vector<float> host_f32;
 
   HyperContext(Backend& backend, const Problem& problem, HyperChoices* ch);
 
@@ -84,7 +81,8 @@ struct HyperContext {
   View target_o(int64_t r0, int64_t n) const;
   View target_lse(int64_t r0, int64_t n) const;
   // After the piece ran: acc[r0, r0 + n) = merge(acc, partial) (no-op for the first piece).
-  void fold(int64_t r0, int64_t n);
+  // last: no piece follows; when it covers every row the merge writes the caller's out.
+  void fold(int64_t r0, int64_t n, bool last = false);
 
   // Uploads the projections (once per call) and computes the centre of the node's keys
   // [k0, k0 + nk) (per node: each non-causal sub-problem centres its own keys).
@@ -101,7 +99,7 @@ void hyper_exact_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int6
 // Non-causal HyperAttention of query rows [q0, q0 + nq) against keys [k0, k0 + nk), every pair
 // visible (hyper_flat.cpp). Exact when nk < min_seq_len or nk ≤ block (unless forced).
 void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64_t nk,
-                      int32_t level, int32_t segment);
+                      int32_t level, int32_t segment, bool last = false);
 
 // Causal HyperAttention of the square whose query row q0 + i sits at the position of key
 // k0 + i, i ∈ [0, n) (hyper_causal.cpp).

@@ -16,6 +16,7 @@
 // (nk/m)·Σ_{kept} e^{s q·k_{s_j}}: unbiased, since P(s_j = j') = 1/nk for every rank j'.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "error.hpp"
@@ -70,7 +71,7 @@ const HyperNodeChoice& next_injected(HyperContext& c, int64_t q0, int64_t nq, in
 }  // namespace
 
 void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64_t nk,
-                      int32_t level, int32_t segment) {
+                      int32_t level, int32_t segment, bool last) {
   if (!c.force_hyper_path && (nk < c.min_len || nk <= c.block)) {
     hyper_exact_piece(c, q0, nq, k0, nk, Mask{}, 0, 0);
     return;
@@ -84,15 +85,15 @@ void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64
   void* stream = c.p.stream;
 
   // ---- 1–2: codes and sorted orders (or the injected ones) ----
+  // Nothing here waits for the device: π_Q and π_K stay in backend memory (they come back to
+  // the host only when choices are recorded).
   int32_t* perm_q = c.ws.get<int32_t>(kSlotPermQ, size_t(n_qrows));
   int32_t* perm_k = c.ws.get<int32_t>(kSlotPermK, size_t(n_krows));
-  std::vector<int32_t> perm_k_host;
   const HyperNodeChoice* injected = nullptr;
   if (replay) {
     injected = &next_injected(c, q0, nq, k0, nk);
     upload_vector(c, perm_q, injected->perm_q);
     upload_vector(c, perm_k, injected->perm_k);
-    perm_k_host = injected->perm_k;
   } else {
     c.prepare_lsh(k0, nk);
     uint16_t* codes_q = c.ws.get<uint16_t>(kSlotCodesQ, size_t(n_qrows));
@@ -101,16 +102,14 @@ void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64
     c.be.lsh_codes(k, c.G, c.r, c.center, codes_k, stream);
     c.be.counting_sort(codes_q, B * hq, nq, c.r, perm_q, stream);
     c.be.counting_sort(codes_k, B * hkv, nk, c.r, perm_k, stream);
-    // The sampled ranks become key rows on the host: π_K comes back once per node.
-    perm_k_host = download_vector(c, perm_k, n_krows);
     if (record) {
       HyperNodeChoice rec;
       rec.codes_q = download_vector(c, codes_q, n_qrows);
       rec.codes_k = download_vector(c, codes_k, n_krows);
       rec.perm_q = download_vector(c, perm_q, n_qrows);
+      rec.perm_k = download_vector(c, perm_k, n_krows);
       c.choices->nodes.push_back(std::move(rec));
     }
-    c.be.synchronize(stream);
   }
 
   // ---- 3: exact block-diagonal part in sorted order ----
@@ -136,6 +135,9 @@ void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64
   c.fold(q0, nq);
 
   // ---- 4: sampled residual ----
+  // The ranks are drawn on the host (they depend on the seed and the node only); their key rows
+  // π_K[rank] are gathered in backend memory. One upload carries, per sample, its rank, its key
+  // block ⌊rank / b⌋ and its log-weight.
   std::vector<uint32_t> ranks(static_cast<size_t>(n_samples));
   if (injected) {
     ranks = injected->sample_ranks;
@@ -148,30 +150,22 @@ void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64
           ranks[size_t((bb * hkv + h) * m + j)] = multiply_shift(rng.u32(uint64_t(j)), uint32_t(nk));
       }
   }
-  // key rows, key blocks and weights of the samples
-  std::vector<int32_t> sample_rows(static_cast<size_t>(n_samples)), sample_block(static_cast<size_t>(n_samples));
-  for (int64_t bh = 0; bh < B * hkv; ++bh)
-    for (int64_t j = 0; j < m; ++j) {
-      const size_t x = size_t(bh * m + j);
-      sample_rows[x] = perm_k_host[size_t(bh * nk + ranks[x])];
-      sample_block[x] = int32_t(ranks[x] / b);
-    }
-  const std::vector<float> sample_logw(size_t(n_samples), float(std::log(double(nk) / double(m))));
-  // block of each sorted query rank, the same for every (batch, head)
-  c.host_i32.resize(size_t(n_qrows));
-  for (int64_t beta = 0; beta < n_blocks; ++beta)
-    for (int64_t i = q_seg[size_t(beta)]; i < q_seg[size_t(beta) + 1]; ++i) c.host_i32[size_t(i)] = int32_t(beta);
-  for (int64_t bh = 1; bh < B * hq; ++bh)
-    std::copy(c.host_i32.begin(), c.host_i32.begin() + nq, c.host_i32.begin() + bh * nq);
-
+  // [0, S): ranks, [S, 2S): key blocks, [2S, 3S): log-weights (as bits), S = n_samples
+  const size_t S = size_t(n_samples);
+  std::vector<int32_t> meta(3 * S);
+  const float logw = float(std::log(double(nk) / double(m)));
+  for (size_t x = 0; x < S; ++x) {
+    meta[x] = int32_t(ranks[x]);
+    meta[S + x] = int32_t(ranks[x] / uint32_t(b));
+    std::memcpy(&meta[2 * S + x], &logw, sizeof logw);
+  }
+  int32_t* meta_dev = c.ws.get<int32_t>(kSlotSampleMeta, 3 * S);
+  upload_vector(c, meta_dev, meta);
+  int32_t* sample_rows_dev = c.ws.get<int32_t>(kSlotSampleRows, S);
+  c.be.gather_i32(sample_rows_dev, perm_k, meta_dev, B * hkv, nk, m, stream);
+  // block of each sorted query rank, repeated for every (batch, query head)
   int32_t* query_block_dev = c.ws.get<int32_t>(kSlotQueryBlock, size_t(n_qrows));
-  int32_t* sample_rows_dev = c.ws.get<int32_t>(kSlotSampleRows, size_t(n_samples));
-  int32_t* sample_block_dev = c.ws.get<int32_t>(kSlotSampleBlock, size_t(n_samples));
-  float* sample_logw_dev = c.ws.get<float>(kSlotSampleLogw, size_t(n_samples));
-  upload_vector(c, query_block_dev, c.host_i32);
-  upload_vector(c, sample_rows_dev, sample_rows);
-  upload_vector(c, sample_block_dev, sample_block);
-  upload_vector(c, sample_logw_dev, sample_logw);
+  c.be.segment_labels(query_block_dev, q_seg.data(), int32_t(n_blocks), B * hq, stream);
 
   AttendArgs residual = c.base_args();
   residual.n_q = nq;
@@ -181,13 +175,13 @@ void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64
   residual.v = v;
   residual.q_rows = perm_q;
   residual.k_rows = sample_rows_dev;
-  residual.key_logw = sample_logw_dev;
+  residual.key_logw = reinterpret_cast<const float*>(meta_dev + 2 * S);
   residual.q_group = query_block_dev;
-  residual.k_group = sample_block_dev;
+  residual.k_group = meta_dev + S;
   residual.out = c.target_o(q0, nq);
   residual.lse = c.target_lse(q0, nq);
   c.be.attend(residual);
-  c.fold(q0, nq);
+  c.fold(q0, nq, last);
 
   if (record) {
     HyperNodeChoice& rec = c.choices->nodes.back();
@@ -195,7 +189,6 @@ void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64
     rec.segment = segment;
     rec.q0 = q0, rec.nq = nq, rec.k0 = k0, rec.nk = nk;
     rec.n_blocks = n_blocks;
-    rec.perm_k = std::move(perm_k_host);
     rec.sample_ranks = std::move(ranks);
   }
 }

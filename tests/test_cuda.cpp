@@ -630,8 +630,9 @@ TEST_CASE("cuda: merge equals the CPU merge, in place too, with empty rows") {
   std::mt19937_64 rng(std::random_device{}());
   auto gpu = longattn::make_cuda_backend(0);
   auto cpu = longattn::make_cpu_backend(1);
+  for (int64_t D : {72, 64})  // 64 with f32: the 16-byte path (one thread per 4 columns)
   for (longattn_dtype t : kDtypes) {
-    const int64_t B = 2, N = 37, H = 3, D = 72;
+    const int64_t B = 2, N = 37, H = 3;
     HostTensor a = random_tensor(rng, t, B, N, H, D), b = random_tensor(rng, t, B, N, H, D);
     HostTensor la = random_tensor(rng, LONGATTN_DTYPE_F32, B, N, H, 1, 0, 3.0f);
     HostTensor lb = random_tensor(rng, LONGATTN_DTYPE_F32, B, N, H, 1, 0, 3.0f);
@@ -646,11 +647,24 @@ TEST_CASE("cuda: merge equals the CPU merge, in place too, with empty rows") {
     gpu->synchronize(nullptr);
     da.to_host(got.out);
     dla.to_host(got.lse);
-    INFO("dtype=", t);
+    INFO("dtype=", t, " D=", D);
     expect_close(got, want, tolerance(t), 1e-5);
     for (int64_t n = 0; n < N; n += 10) {
       CHECK(std::isinf(got.lse.get(0, n, 1, 0)));
       CHECK(got.out.get(0, n, 1, 5) == 0.0f);
+    }
+    if (t == LONGATTN_DTYPE_F32) {  // f32 partials into a bf16 output (the last merge of HYPER)
+      PrimResult want16{HostTensor(LONGATTN_DTYPE_BF16, B, N, H, D), HostTensor(LONGATTN_DTYPE_F32, B, N, H, 1)};
+      cpu->merge(a.view(), la.view(), b.view(), lb.view(), want16.out.view(), want16.lse.view(), nullptr);
+      PrimResult got16{HostTensor(LONGATTN_DTYPE_BF16, B, N, H, D), HostTensor(LONGATTN_DTYPE_F32, B, N, H, 1)};
+      got16.out.poison();
+      got16.lse.poison();
+      Mirror ea(*gpu, a), ela(*gpu, la), eo(*gpu, got16.out), el(*gpu, got16.lse);
+      gpu->merge(ea.dev, ela.dev, db.dev, dlb.dev, eo.dev, el.dev, nullptr);
+      gpu->synchronize(nullptr);
+      eo.to_host(got16.out);
+      el.to_host(got16.lse);
+      expect_close(got16, want16, tolerance(LONGATTN_DTYPE_BF16), 1e-5);
     }
   }
 }
@@ -661,7 +675,7 @@ TEST_CASE("cuda: LSH codes and the stable counting sort equal the CPU backend") 
   auto gpu = longattn::make_cuda_backend(0);
   auto cpu = longattn::make_cpu_backend(2);
   for (int32_t r : {1, 5, 8, 12, 16}) {
-    const int64_t B = 2, N = 3001, H = 3, D = 64;
+    const int64_t B = 2, N = 3001, H = 3, D = r == 1 ? 40 : r == 5 ? 80 : 64;  // ragged last dim chunk too
     const longattn_dtype t = kDtypes[size_t(r) % 3];
     HostTensor x = random_tensor(rng, t, B, N, H, D);
     std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -697,6 +711,33 @@ TEST_CASE("cuda: LSH codes and the stable counting sort equal the CPU backend") 
   DeviceBuffer dcodes(*gpu, codes), dperm(*gpu, codes.size() * 4);
   gpu->counting_sort(dcodes.as<uint16_t>(), n_seg, n, 16, dperm.as<int32_t>(), nullptr);
   CHECK(dperm.download<int32_t>(codes.size()) == want);
+}
+
+TEST_CASE("cuda: segmented gathers and segment labels equal the CPU backend") {
+  SKIP_WITHOUT_CUDA();
+  std::mt19937_64 rng(std::random_device{}());
+  auto gpu = longattn::make_cuda_backend(0);
+  auto cpu = longattn::make_cpu_backend(2);
+  const int64_t n_seg = 24, n_src = 5003, n_index = 256;
+  std::vector<int32_t> src(size_t(n_seg * n_src)), index(size_t(n_seg * n_index));
+  for (int32_t& x : src) x = int32_t(rng() % 1000000);
+  for (int32_t& x : index) x = int32_t(rng() % uint64_t(n_src));
+  std::vector<int32_t> want(index.size());
+  cpu->gather_i32(want.data(), src.data(), index.data(), n_seg, n_src, n_index, nullptr);
+  DeviceBuffer dsrc(*gpu, src), dindex(*gpu, index), ddst(*gpu, index.size() * 4);
+  gpu->gather_i32(ddst.as<int32_t>(), dsrc.as<int32_t>(), dindex.as<int32_t>(), n_seg, n_src, n_index, nullptr);
+  CHECK(ddst.download<int32_t>(index.size()) == want);
+
+  // more segments than one launch takes, uneven and empty ones, several copies
+  std::vector<int64_t> offsets{0};
+  for (int s = 0; s < 1300; ++s) offsets.push_back(offsets.back() + int64_t(rng() % 5 == 0 ? 0 : rng() % 700));
+  const int32_t segs = int32_t(offsets.size() - 1);
+  const int64_t n = offsets.back(), copies = 3;
+  std::vector<int32_t> labels(size_t(n * copies));
+  cpu->segment_labels(labels.data(), offsets.data(), segs, copies, nullptr);
+  DeviceBuffer dlabels(*gpu, labels.size() * 4);
+  gpu->segment_labels(dlabels.as<int32_t>(), offsets.data(), segs, copies, nullptr);
+  CHECK(dlabels.download<int32_t>(labels.size()) == labels);
 }
 
 TEST_CASE("cuda: HYPER with the CPU's choices injected matches the CPU numerics") {
@@ -749,6 +790,76 @@ TEST_CASE("cuda: HYPER with the CPU's choices injected matches the CPU numerics"
       CHECK(!choices.nodes.empty());
       expect_close(res[1], res[0], tol_of({t}));
     }
+}
+
+TEST_CASE("cuda: HYPER choosing on the device matches the CPU replaying the same choices") {
+  SKIP_WITHOUT_CUDA();
+  std::mt19937_64 rng(std::random_device{}());
+  auto gpu = longattn::make_cuda_backend(0);
+  auto cpu = longattn::make_cpu_backend(2);
+  for (bool causal : {false, true}) {
+    longattn_attention_desc desc = LONGATTN_ATTENTION_DESC_INIT;
+    desc.algorithm = LONGATTN_ALGORITHM_HYPER;
+    desc.n_q_heads = 4, desc.n_kv_heads = 2, desc.head_dim = 64, desc.causal = causal;
+    desc.hyper_block_size = 64, desc.hyper_sample_size = 64, desc.hyper_lsh_bits = 6;
+    desc.hyper_min_seq_len = 256;
+    desc.seed = rng();
+    const AttentionConfig cfg = config_of(desc);
+    const longattn_dtype t = LONGATTN_DTYPE_BF16;
+    const int64_t B = 2, n = 1500;
+    HostTensor q = random_tensor(rng, t, B, n, 4, 64), k = random_tensor(rng, t, B, n, 2, 64),
+               v = random_tensor(rng, t, B, n, 2, 64);
+    PrimResult res[2] = {{HostTensor(t, B, n, 4, 64), HostTensor(LONGATTN_DTYPE_F32, B, n, 4, 1)},
+                         {HostTensor(t, B, n, 4, 64), HostTensor(LONGATTN_DTYPE_F32, B, n, 4, 1)}};
+    longattn::HyperChoices cpu_own, gpu_own;  // what each backend chooses by itself
+    cpu_own.force_hyper_path = gpu_own.force_hyper_path = true;
+    {
+      HostTensor o(t, B, n, 4, 64), l(LONGATTN_DTYPE_F32, B, n, 4, 1);
+      longattn::Workspace ws(*cpu);
+      longattn::Problem p;
+      p.cfg = &cfg;
+      p.batch = B, p.n_q = n, p.n_k = n, p.q_pos0 = 0, p.ws = &ws;
+      p.q = q.view(), p.k = k.view(), p.v = v.view(), p.out = o.view(), p.lse = l.view();
+      longattn::run_hyper_with_choices(*cpu, p, &cpu_own);
+    }
+    for (int x = 0; x < 2; ++x) {  // 0: CUDA chooses (recording), 1: CPU replays those choices
+      longattn::Backend& be = x == 0 ? *gpu : *cpu;
+      longattn::HyperChoices& ch = gpu_own;
+      ch.mode = x == 0 ? longattn::HyperChoices::Mode::record : longattn::HyperChoices::Mode::replay;
+      res[x].out.poison();
+      res[x].lse.poison();
+      longattn::Workspace ws(be);
+      longattn::Problem p;
+      p.cfg = &cfg;
+      p.batch = B, p.n_q = n, p.n_k = n, p.q_pos0 = 0, p.ws = &ws;
+      std::unique_ptr<Mirror> mq, mk, mv, mo, ml;
+      if (x == 1) {
+        p.q = q.view(), p.k = k.view(), p.v = v.view(), p.out = res[x].out.view(), p.lse = res[x].lse.view();
+      } else {
+        mq = std::make_unique<Mirror>(be, q), mk = std::make_unique<Mirror>(be, k);
+        mv = std::make_unique<Mirror>(be, v), mo = std::make_unique<Mirror>(be, res[x].out);
+        ml = std::make_unique<Mirror>(be, res[x].lse);
+        p.q = mq->dev, p.k = mk->dev, p.v = mv->dev, p.out = mo->dev, p.lse = ml->dev;
+      }
+      longattn::run_hyper_with_choices(be, p, &ch);
+      if (x == 0) {
+        be.synchronize(nullptr);
+        mo->to_host(res[x].out);
+        ml->to_host(res[x].lse);
+      }
+    }
+    INFO("causal=", causal, " nodes=", gpu_own.nodes.size());
+    REQUIRE(gpu_own.nodes.size() == cpu_own.nodes.size());
+    // the samples are drawn from the seed alone: identical on both backends
+    size_t code_diff = 0;
+    for (size_t i = 0; i < gpu_own.nodes.size(); ++i) {
+      CHECK(gpu_own.nodes[i].sample_ranks == cpu_own.nodes[i].sample_ranks);
+      for (size_t e = 0; e < gpu_own.nodes[i].codes_k.size(); ++e)
+        code_diff += gpu_own.nodes[i].codes_k[e] != cpu_own.nodes[i].codes_k[e];
+    }
+    CHECK(code_diff <= 2);  // a key within rounding of a hyperplane may flip
+    expect_close(res[0], res[1], tol_of({t}));
+  }
 }
 
 #else  // !LONGATTN_HAVE_CUDA

@@ -260,6 +260,37 @@ TEST_CASE("HYPER: counting_sort is the stable order by (code, index)") {
   }
 }
 
+TEST_CASE("HYPER: segmented gathers and segment labels (CPU and the default through host memory)") {
+  std::mt19937_64 rng(73);
+  auto backend = longattn::make_cpu_backend(2);
+  longattn::Backend& be = *backend;
+  const int64_t n_seg = 5, n_src = 301, n_index = 37;
+  std::vector<int32_t> src(size_t(n_seg * n_src)), index(size_t(n_seg * n_index));
+  for (int32_t& x : src) x = int32_t(rng() % 100000);
+  for (int32_t& x : index) x = int32_t(rng() % uint64_t(n_src));
+  std::vector<int32_t> got(index.size(), -1), got_default(index.size(), -1);
+  be.gather_i32(got.data(), src.data(), index.data(), n_seg, n_src, n_index, nullptr);
+  be.Backend::gather_i32(got_default.data(), src.data(), index.data(), n_seg, n_src, n_index, nullptr);
+  for (int64_t s = 0; s < n_seg; ++s)
+    for (int64_t j = 0; j < n_index; ++j) {
+      const size_t x = size_t(s * n_index + j);
+      CHECK(got[x] == src[size_t(s * n_src + index[x])]);
+    }
+  CHECK(got_default == got);
+
+  // uneven segments, an empty one among them, three copies
+  const std::vector<int64_t> offsets = {0, 3, 3, 10, 11, 40};
+  const int32_t segs = int32_t(offsets.size() - 1);
+  const int64_t n = offsets.back(), copies = 3;
+  std::vector<int32_t> labels(size_t(n * copies), -1), labels_default(labels.size(), -1);
+  be.segment_labels(labels.data(), offsets.data(), segs, copies, nullptr);
+  be.Backend::segment_labels(labels_default.data(), offsets.data(), segs, copies, nullptr);
+  for (int64_t c = 0; c < copies; ++c)
+    for (int32_t s = 0; s < segs; ++s)
+      for (int64_t i = offsets[size_t(s)]; i < offsets[size_t(s) + 1]; ++i) CHECK(labels[size_t(c * n + i)] == s);
+  CHECK(labels_default == labels);
+}
+
 TEST_CASE("HYPER: counter-based RNG, Box–Muller projections, multiply-shift samples") {
   // Pure functions of (seed, indices, counter).
   const longattn::RngStream a(42, longattn::RngPurpose::samples, 1, 2, 3, 4);

@@ -114,6 +114,16 @@ class CpuBackend final : public Backend {
                      void*) override {
     cpu::counting_sort(codes, n_seg, n, r, perm, n_threads_);
   }
+  void gather_i32(int32_t* dst, const int32_t* src, const int32_t* index, int64_t n_seg, int64_t n_src,
+                  int64_t n_index, void*) override {
+    for (int64_t s = 0; s < n_seg; ++s)
+      for (int64_t j = 0; j < n_index; ++j) dst[s * n_index + j] = src[s * n_src + index[s * n_index + j]];
+  }
+  void segment_labels(int32_t* dst, const int64_t* offsets, int32_t n_seg, int64_t copies, void*) override {
+    const int64_t n = offsets[n_seg];
+    for (int32_t s = 0; s < n_seg; ++s) std::fill(dst + offsets[s], dst + offsets[s + 1], s);
+    for (int64_t c = 1; c < copies; ++c) std::copy(dst, dst + n, dst + c * n);
+  }
 
  private:
   int32_t n_threads_;

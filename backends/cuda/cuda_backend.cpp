@@ -195,6 +195,16 @@ class CudaBackend final : public Backend {
     DeviceGuard guard(dev_.device);
     cuda::counting_sort(codes, n_seg, n, r, perm, scratch_, pick(stream));
   }
+  void gather_i32(int32_t* dst, const int32_t* src, const int32_t* index, int64_t n_seg, int64_t n_src,
+                  int64_t n_index, void* stream) override {
+    DeviceGuard guard(dev_.device);
+    cuda::gather_i32(dst, src, index, n_seg, n_src, n_index, pick(stream));
+  }
+  void segment_labels(int32_t* dst, const int64_t* offsets, int32_t n_seg, int64_t copies,
+                      void* stream) override {
+    DeviceGuard guard(dev_.device);
+    cuda::segment_labels(dst, offsets, n_seg, copies, pick(stream));
+  }
 
  private:
   cudaStream_t pick(void* stream) const { return stream ? static_cast<cudaStream_t>(stream) : stream_; }

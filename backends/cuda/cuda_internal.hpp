@@ -67,5 +67,9 @@ void lsh_codes(const View& x, const float* G, int32_t r, const float* center, ui
                cudaStream_t stream);
 void counting_sort(const uint16_t* codes, int64_t n_seg, int64_t n, int32_t r, int32_t* perm,
                    ScratchPool& scratch, cudaStream_t stream);
+void gather_i32(int32_t* dst, const int32_t* src, const int32_t* index, int64_t n_seg, int64_t n_src,
+                int64_t n_index, cudaStream_t stream);
+void segment_labels(int32_t* dst, const int64_t* offsets, int32_t n_seg, int64_t copies,
+                    cudaStream_t stream);
 
 }  // namespace longattn::cuda

@@ -43,9 +43,17 @@ __global__ void __launch_bounds__(kRowsPerBlock)
                      const float* center, uint16_t* codes) {
   __shared__ float g_smem[kMaxDim * kMaxBits];
   __shared__ float x_smem[kRowsPerBlock][kDimChunk + 1];
+  __shared__ int64_t row_offset[kRowsPerBlock];  // byte offset of each row's element 0, or −1
+  __shared__ int64_t row_center[kRowsPerBlock];  // index of each row's centre in `center`
   const int64_t total = batch * heads * n;
   const int64_t e0 = int64_t(blockIdx.x) * kRowsPerBlock;
   for (int64_t idx = threadIdx.x; idx < d * r; idx += kRowsPerBlock) g_smem[idx] = G[idx];
+  {  // the (b, h, i) split of this thread's row, once (not per staged element)
+    const int64_t e = e0 + threadIdx.x;
+    const int64_t i = e % n, h = (e / n) % heads, b = e / (n * heads);
+    row_offset[threadIdx.x] = e < total ? b * s0 + i * s1 + h * s2 : -1;
+    row_center[threadIdx.x] = (b * heads + h) * d;
+  }
 
   float dots[kMaxBits];
 #pragma unroll
@@ -55,12 +63,11 @@ __global__ void __launch_bounds__(kRowsPerBlock)
     __syncthreads();  // the previous chunk is consumed (and G is loaded)
     for (int idx = threadIdx.x; idx < kRowsPerBlock * width; idx += kRowsPerBlock) {
       const int row = idx / width, k = idx % width;
-      const int64_t e = e0 + row;
+      const int64_t offset = row_offset[row];
       float v = 0.0f;
-      if (e < total) {
-        const int64_t i = e % n, h = (e / n) % heads, b = e / (n * heads);
-        v = load_as_float(x + b * s0 + i * s1 + h * s2 + (k0 + k) * s3, dtype);
-        if (center) v = __fsub_rn(v, center[(b * heads + h) * d + k0 + k]);
+      if (offset >= 0) {
+        v = load_as_float(x + offset + (k0 + k) * s3, dtype);
+        if (center) v = __fsub_rn(v, center[row_center[row] + k0 + k]);
       }
       x_smem[row][k] = v;
     }

@@ -1,7 +1,8 @@
 // cuda_bench: times longattn's CUDA backend through the public API on device tensors, and the
 // device-to-device copy bandwidth of the same GPU, for docs/PERFORMANCE_CUDA.md.
 //
-//   cuda_bench [--quick] [--only NAME]
+//   cuda_bench [--quick] [--reps N] [--only NAME[,NAME…]]
+//     NAME: overhead prefill128 prefill64 decode sparse hyper (hyper-causal, hyper-noncausal)
 //   cuda_bench --only ring [--ring-tokens N]   (ring mode only; not part of the default run)
 //
 // Each case: Q, K ~ N(0,1) and V ~ N(1,1) in bf16 (never zeros), one warm-up call, then `reps` calls each timed
@@ -104,11 +105,16 @@ struct Shape {
 
 struct Timing {
   double ms = 0, tflops = 0, gbs = 0;
+  double host_ms = 0;  // median wall time until the call returned (enqueue and host work)
 };
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
+}
+
+double wall_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // Times `reps` forward calls of desc on the shape (after one warm-up), returns the median.
@@ -127,10 +133,12 @@ Timing time_forward(longattn_context* ctx, const longattn_attention_desc& desc, 
   cudaEvent_t e0, e1;
   CHECK_CUDA(cudaEventCreate(&e0));
   CHECK_CUDA(cudaEventCreate(&e1));
-  std::vector<double> ms;
+  std::vector<double> ms, host_ms;
   for (int r = 0; r < reps; ++r) {
     CHECK_CUDA(cudaEventRecord(e0, stream));
+    const double h0 = wall_ms();
     CHECK_LA(ctx, longattn_attention_forward(ctx, attn, &a));
+    host_ms.push_back(wall_ms() - h0);
     CHECK_CUDA(cudaEventRecord(e1, stream));
     CHECK_CUDA(cudaEventSynchronize(e1));
     float t = 0;
@@ -142,6 +150,7 @@ Timing time_forward(longattn_context* ctx, const longattn_attention_desc& desc, 
   longattn_attention_destroy(attn);
   Timing tm;
   tm.ms = median(ms);
+  tm.host_ms = median(host_ms);
   const double pairs = desc.causal ? double(s.n_q) * s.n_k / 2 : double(s.n_q) * s.n_k;
   tm.tflops = 4.0 * pairs * s.d * s.hq / (tm.ms * 1e-3) / 1e12;
   const double bytes = 2.0 * (double(s.n_q) * s.hq * s.d * 2 + double(s.n_k) * s.hkv * s.d * 2);
@@ -205,9 +214,6 @@ double mean_row_error(const std::vector<float>& a, const std::vector<float>& b, 
   return sum / double(rows);
 }
 
-double wall_ms() {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // Relative Frobenius difference ‖a − b‖/‖b‖ and the largest |a − b|.
 void compare(const std::vector<float>& a, const std::vector<float>& b, double& rel, double& max_abs) {
@@ -355,10 +361,12 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string only;
   int64_t ring_tokens = 65536;
+  int reps_override = 0;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     if (!std::strcmp(argv[i], "--ring-tokens") && i + 1 < argc) ring_tokens = std::atoll(argv[++i]);
+    if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps_override = std::atoi(argv[++i]);
   }
   if (!longattn_backend_available(LONGATTN_BACKEND_CUDA)) {
     std::printf("no CUDA device\n");
@@ -373,9 +381,13 @@ int main(int argc, char** argv) {
   CHECK_LA(ctx, longattn_context_create(&o, &ctx));
   cudaStream_t stream;
   CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  const int reps = quick ? 3 : 10;
+  const int reps = reps_override > 0 ? reps_override : quick ? 3 : 10;
   const int64_t long_n = quick ? 32768 : 131072;
-  auto want = [&](const char* n) { return only.empty() || only == n; };
+  auto want = [&](const char* n) {  // --only takes one name or a comma-separated list
+    if (only.empty()) return true;
+    const std::string list = "," + only + ",";
+    return list.find("," + std::string(n) + ",") != std::string::npos;
+  };
   std::map<std::string, double> ms;
 
   if (only == "ring") {
@@ -422,15 +434,17 @@ int main(int argc, char** argv) {
     print("sparse window 4096 bf16", s, true, t);
     ms["sparse"] = t.ms;
   }
-  if (want("hyper")) {
+  if (want("hyper") || want("hyper-causal") || want("hyper-noncausal")) {
     const Shape s{long_n, long_n, 12, 12, 64};
     for (bool causal : {true, false}) {
+      if (!want("hyper") && !want(causal ? "hyper-causal" : "hyper-noncausal")) continue;
       longattn_attention_desc d = flash_desc(s, causal);
       d.algorithm = LONGATTN_ALGORITHM_HYPER;
       d.hyper_block_size = 256, d.hyper_sample_size = 256, d.hyper_min_seq_len = 4096, d.seed = 7;
       DeviceTensor out_h(1, s.n_q, s.hq, s.d), out_f(1, s.n_q, s.hq, s.d);
-      const Timing t = time_forward(ctx, d, s, quick ? 2 : 5, stream, &out_h);
+      const Timing t = time_forward(ctx, d, s, reps_override > 0 ? reps : quick ? 2 : 5, stream, &out_h);
       print("hyper b=m=256 n0=4096 bf16", s, causal, t);
+      std::printf("  hyper host time until the call returned: %.3f ms\n", t.host_ms);
       ms[causal ? "hyper_causal" : "hyper"] = t.ms;
       time_forward(ctx, flash_desc(s, causal), s, 1, stream, &out_f);
       std::printf("  hyper mean row error vs flash (metric B, V = N(1,1)): %.4f\n",
