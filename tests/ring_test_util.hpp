@@ -2,6 +2,8 @@
 // its descriptor, seeded inputs, and one forward call with poisoned outputs.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "common.hpp"
@@ -76,6 +78,30 @@ inline Outputs forward(longattn_context* ctx, const RingCase& c, const Inputs& i
   r.error = longattn_context_last_error(ctx);
   longattn_attention_destroy(attn);
   return r;
+}
+
+// Largest |a − b| over O, and over finite LSE (both must be −inf together).
+struct MaxDiff {
+  double o = 0, lse = 0;
+  int64_t lse_mismatch = 0;
+};
+inline MaxDiff max_diff(const Outputs& a, const Outputs& b) {
+  MaxDiff d;
+  HostTensor& ao = const_cast<HostTensor&>(a.out);
+  ao.each([&](int64_t bb, int64_t n, int64_t h, int64_t e) {
+    d.o = std::max(d.o, double(std::fabs(a.out.get(bb, n, h, e) - b.out.get(bb, n, h, e))));
+    if (std::isnan(a.out.get(bb, n, h, e)) != std::isnan(b.out.get(bb, n, h, e))) d.o = INFINITY;
+  });
+  HostTensor& al = const_cast<HostTensor&>(a.lse);
+  al.each([&](int64_t bb, int64_t n, int64_t h, int64_t) {
+    const float x = a.lse.get(bb, n, h, 0), y = b.lse.get(bb, n, h, 0);
+    if (std::isinf(x) || std::isinf(y) || std::isnan(x) || std::isnan(y)) {
+      d.lse_mismatch += !(x == y);
+    } else {
+      d.lse = std::max(d.lse, double(std::fabs(x - y)));
+    }
+  });
+  return d;
 }
 
 }  // namespace test

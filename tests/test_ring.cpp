@@ -124,29 +124,6 @@ struct RingContext {
 
 using Case = RingCase;
 
-// Largest |a − b| over O, and over finite LSE (both must be −inf together).
-struct Diff {
-  double o = 0, lse = 0;
-  int64_t lse_mismatch = 0;
-};
-Diff diff(const Outputs& a, const Outputs& b) {
-  Diff d;
-  HostTensor& ao = const_cast<HostTensor&>(a.out);
-  ao.each([&](int64_t bb, int64_t n, int64_t h, int64_t e) {
-    d.o = std::max(d.o, double(std::fabs(a.out.get(bb, n, h, e) - b.out.get(bb, n, h, e))));
-    if (std::isnan(a.out.get(bb, n, h, e)) != std::isnan(b.out.get(bb, n, h, e))) d.o = INFINITY;
-  });
-  HostTensor& al = const_cast<HostTensor&>(a.lse);
-  al.each([&](int64_t bb, int64_t n, int64_t h, int64_t) {
-    const float x = a.lse.get(bb, n, h, 0), y = b.lse.get(bb, n, h, 0);
-    if (std::isinf(x) || std::isinf(y) || std::isnan(x) || std::isnan(y)) {
-      d.lse_mismatch += !(x == y);
-    } else {
-      d.lse = std::max(d.lse, double(std::fabs(x - y)));
-    }
-  });
-  return d;
-}
 
 // Ring result against the float64 reference and against the plain single-device context.
 void check_ring(const Case& c, int32_t ranks, int32_t layout, uint64_t seed) {
@@ -166,7 +143,7 @@ void check_ring(const Case& c, int32_t ranks, int32_t layout, uint64_t seed) {
   Context plain(LONGATTN_BACKEND_CPU, 2);
   const Outputs want = forward(plain.ctx, c, in);
   REQUIRE(want.status == LONGATTN_OK);
-  const Diff d = diff(got, want);
+  const MaxDiff d = max_diff(got, want);
   CHECK(d.lse_mismatch == 0);
   CHECK(d.lse < 2e-5);
   CHECK(d.o < (c.ot == LONGATTN_DTYPE_F32 ? 2e-5 : c.ot == LONGATTN_DTYPE_F16 ? 2e-3 : 2e-2));
