@@ -7,10 +7,17 @@
 #                                   builds build-vk and copies the test binaries to build-vkbin/, and the
 #                                   Vulkan loader package to .gl/ (both ignored by git)
 #   scripts/gpu_vulkan.sh run       on the GPU machine, from the repository root, with build-vkbin and
-#                                   .gl carried along: installs the loader, runs, prints JSON lines
-#                                   and writes them to $OUT (or ./gpu_vulkan_out) as well
+#                                   .gl carried along: installs the loader, runs the decode benchmark
+#                                   (decode kernel, portable kernel, PyTorch), the tests (automatic and
+#                                   with the decode kernel forced), then other decode split counts;
+#                                   prints JSON lines and writes them to $OUT (or ./gpu_vulkan_out).
+#                                   Steps are cut to LONGATTN_VK_BUDGET_S seconds (340) in all;
+#                                   LONGATTN_VK_FULL_BENCH=1 adds the prefill/sparse/hyper cases.
 set -u
-cd "$(dirname "$0")/.."
+# LONGATTN_VK_ROOT: the repository root (default: this script's parent folder); LONGATTN_VK_BIN: the
+# folder with the test binaries (default build-vkbin)
+cd "${LONGATTN_VK_ROOT:-$(dirname "$0")/..}"
+BIN="${LONGATTN_VK_BIN:-build-vkbin}"
 
 prepare() {
   set -e
@@ -24,6 +31,15 @@ prepare() {
 run() {
   local out="${OUT:-gpu_vulkan_out}"
   mkdir -p "$out"
+  # one run gets a fixed time: steps are ordered by importance and each is cut to what is left
+  local budget="${LONGATTN_VK_BUDGET_S:-340}"
+  left() { local l=$((budget - SECONDS)); [ "$l" -lt "$1" ] && echo "$l" || echo "$1"; }
+  step() {  # step CAP_SECONDS command...: runs when at least 15 s are left
+    local cap="$1"; shift
+    local t; t=$(left "$cap")
+    if [ "$t" -lt 15 ]; then echo "(skipped: ${t}s left)"; return; fi
+    timeout "$t" "$@"
+  }
   # the Vulkan loader and the GL dispatch libraries NVIDIA's ICD links against (the machine has
   # NVIDIA's driver and ICD description but neither of those)
   for f in .gl/*.deb; do dpkg -x "$f" /; done
@@ -32,26 +48,16 @@ run() {
     export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
   fi
   nvidia-smi -L
-  ls /usr/share/vulkan/icd.d /etc/vulkan/icd.d /usr/local/nvidia/share/vulkan/icd.d 2>/dev/null
-  echo "== devices (loader errors shown)"
-  VK_LOADER_DEBUG=error timeout 30 build-vkbin/test_vulkan -tc='vulkan: device enumeration' 2>&1 | grep -E 'MESSAGE|ERROR|rror' | head -20
   export LONGATTN_VULKAN_VALIDATION=0  # no validation layer there; lavapipe runs validate in CI
 
-  echo "== tests, automatic kernel choice"
-  timeout 120 build-vkbin/test_vulkan 2>&1 | tee "$out/test_auto.txt" | tail -25
-  echo "== tests, cooperative-matrix kernel wherever eligible"
-  LONGATTN_VULKAN_COOPMAT=force timeout 120 build-vkbin/test_vulkan 2>&1 | tee "$out/test_coopmat.txt" | tail -25
-  echo "== ggml-style extras (mask, ALiBi, sinks, Q8_0/Q4_0), automatic and cooperative-matrix"
-  timeout 120 build-vkbin/test_vulkan_extras 2>&1 | tee "$out/test_extras_auto.txt" | tail -6
-  LONGATTN_VULKAN_COOPMAT=force timeout 120 build-vkbin/test_vulkan_extras 2>&1 | tee "$out/test_extras_coopmat.txt" | tail -6
-
-  echo "== benchmark"
-  LONGATTN_VULKAN_BENCH=1 timeout 150 build-vkbin/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_auto.jsonl"
-  LONGATTN_VULKAN_BENCH=1 LONGATTN_VULKAN_BENCH_CASES=prefill_causal,prefill_full LONGATTN_VULKAN_COOPMAT=0 \
-    timeout 90 build-vkbin/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_portable.jsonl"
-
-  echo "== PyTorch scaled_dot_product_attention (FLASH_ATTENTION backend), same shapes"
-  timeout 120 python3 - <<'EOF' 2>&1 | tee "$out/bench_torch.jsonl"
+  echo "== decode benchmark: decode kernel (automatic choice, GPU timestamps), then the portable kernel"
+  export LONGATTN_VULKAN_BENCH=1
+  LONGATTN_VULKAN_BENCH_CASES=decode LONGATTN_VULKAN_PROFILE=1 \
+    step 45 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_decode_auto.jsonl"
+  LONGATTN_VULKAN_BENCH_CASES=decode LONGATTN_VULKAN_PROFILE=1 LONGATTN_VULKAN_DECODE=0 \
+    step 45 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_decode_portable.jsonl"
+  echo "== PyTorch scaled_dot_product_attention (FLASH_ATTENTION backend), decode"
+  step 60 python3 - <<'EOF' 2>&1 | tee "$out/bench_torch.jsonl"
 import json, torch
 import torch.nn.functional as F
 from torch.nn.attention import sdpa_kernel, SDPBackend
@@ -91,10 +97,30 @@ def sdpa(name, nq, nk, hq, hkv, d, causal, reps):
     bytes_ = 2.0 * (nq * hq * 2 * d + nk * hkv * 2 * d)
     print(json.dumps({"case": name, "ms": ms, "tflops": flops / (ms * 1e9), "gbps": bytes_ / (ms * 1e6), "gqa": gqa}))
 
-sdpa("prefill_causal", 16384, 16384, 32, 8, 128, True, 5)
-sdpa("prefill_full", 4096, 4096, 32, 8, 128, False, 5)
+import os
+if os.environ.get("LONGATTN_VK_FULL_BENCH") == "1":
+    sdpa("prefill_causal", 16384, 16384, 32, 8, 128, True, 5)
+    sdpa("prefill_full", 4096, 4096, 32, 8, 128, False, 5)
 sdpa("decode", 1, 131072, 32, 8, 128, False, 20)
 EOF
+
+  echo "== tests, automatic kernel choice"
+  step 80 "$BIN"/test_vulkan 2>&1 | tee "$out/test_auto.txt" | tail -8
+  echo "== tests, decode kernel wherever eligible"
+  LONGATTN_VULKAN_DECODE=force step 80 "$BIN"/test_vulkan 2>&1 | tee "$out/test_decode_force.txt" | tail -8
+  if [ -x "$BIN"/test_vulkan_extras ]; then
+    echo "== ggml-style extras (mask, ALiBi, sinks, Q8_0/Q4_0), automatic choice"
+    step 40 "$BIN"/test_vulkan_extras 2>&1 | tee "$out/test_extras_auto.txt" | tail -6
+  fi
+  echo "== decode benchmark, other split counts"
+  for sp in 32 256; do
+    LONGATTN_VULKAN_BENCH_CASES=decode LONGATTN_VULKAN_DECODE_SPLITS=$sp \
+      step 40 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_decode_splits$sp.jsonl"
+  done
+  if [ "${LONGATTN_VK_FULL_BENCH:-0}" = 1 ]; then
+    echo "== whole benchmark"
+    step 150 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_auto.jsonl"
+  fi
 }
 
 case "${1:-run}" in

@@ -2,6 +2,9 @@
 // shapes, dtypes, strides, GQA, masks, gathers, log-weights, exclusion groups, segments and running
 // states; FLASH / SPARSE / HYPER through the public API; the device-buffer API; error statuses.
 //
+// The decode kernel (shaders/attend_decode.comp) is forced through LONGATTN_VULKAN_DECODE on decode
+// shapes, with both of its score reductions (subgroup shuffles, shared memory).
+//
 // Runs on whatever Vulkan device comes first (a GPU, else a CPU-type device such as lavapipe);
 // skips when there is none. The Khronos validation layer is switched on through
 // LONGATTN_VULKAN_VALIDATION=1 (set below unless the environment already decides) and every
@@ -21,6 +24,7 @@
 #if LONGATTN_HAVE_VULKAN
 
 #include "../backends/vulkan/vk_instance.hpp"
+#include "../backends/vulkan/vulkan_backend.hpp"
 #include "longattn_vulkan.h"
 
 using namespace test;
@@ -778,6 +782,122 @@ TEST_CASE("vulkan: SPARSE through the public API") {
     const int64_t n_q = rng() % 2 ? n_k : 1 + int64_t(rng() % uint64_t(n_k));
     check_algorithm(d, 1, n_q, n_k, kDtypes[rng() % 3], kDtypes[rng() % 3], kDtypes[rng() % 3],
                     LONGATTN_Q_POS_BOTTOM_RIGHT, int64_t(rng() % 2), 700 + uint64_t(i));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The decode kernel, forced (LONGATTN_VULKAN_DECODE=force / force_shared)
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+// Sets an environment variable for the life of the object (backends read it when created).
+struct ScopedEnv {
+  std::string name, old;
+  bool had;
+  ScopedEnv(const char* n, const char* value) : name(n) {
+    const char* o = std::getenv(n);
+    had = o != nullptr;
+    if (had) old = o;
+    setenv(n, value, 1);
+  }
+  ~ScopedEnv() {
+    if (had) setenv(name.c_str(), old.c_str(), 1); else unsetenv(name.c_str());
+  }
+};
+
+// A decode-shaped scenario: few query rows per KV head, keys not a multiple of any tile.
+AttendCase random_decode_case(std::mt19937_64& rng) {
+  auto pick = [&](std::initializer_list<int64_t> xs) { return *(xs.begin() + rng() % xs.size()); };
+  AttendCase c;
+  c.batch = pick({1, 1, 2});
+  c.n_q = 1 + int64_t(rng() % 4);
+  c.n_k = pick({37, 333, 517, 700});
+  c.hkv = int32_t(pick({1, 2}));
+  c.hq = c.hkv * int32_t(pick({1, 4, 8}));
+  c.d = c.dv = int32_t(pick({64, 128}));
+  c.qt = kDtypes[rng() % 3];
+  c.kvt = kDtypes[rng() % 3];
+  c.ot = kDtypes[rng() % 3];
+  c.mask.causal = rng() % 4 != 0;
+  c.mask.window_left = rng() % 3 == 0 ? pick({0, 20, 150}) : -1;
+  c.mask.n_global = c.mask.window_left >= 0 && rng() % 2 ? 4 : 0;
+  c.scale = 1.0f / std::sqrt(float(c.d));
+  c.softcap = rng() % 6 == 0 ? 3.0f : 0.0f;
+  c.q_pos0 = rng() % 4 != 0 ? c.n_k - c.n_q : int64_t(pick({0, 100}));
+  c.k_pos0 = rng() % 5 == 0 ? 3 : 0;
+  c.gather_q = rng() % 6 == 0;
+  c.segments = rng() % 8 == 0;
+  c.state = rng() % 6 == 0;
+  return c;
+}
+
+// check_attend on a backend with the decode kernel forced, and whether the kernel ran.
+void check_decode(Backend& vk, Backend& cpu, const AttendCase& c, uint64_t seed, bool expect_kernel) {
+  auto& backend = dynamic_cast<longattn::vk::VulkanBackend&>(vk);
+  const int64_t before = backend.decode_dispatches();
+  check_attend(vk, cpu, c, seed);
+  INFO(c.describe(), " seed=", seed);
+  CHECK((backend.decode_dispatches() > before) == expect_kernel);
+}
+
+}  // namespace
+
+TEST_CASE("vulkan: decode kernel matches the CPU backend (forced)") {
+  if (!have_vulkan()) return;
+  ValidationGuard guard;
+  for (const char* mode : {"force", "force_shared"}) {
+    INFO("LONGATTN_VULKAN_DECODE=", mode);
+    ScopedEnv env("LONGATTN_VULKAN_DECODE", mode);
+    Backends b;
+    std::mt19937_64 rng(31337);
+    for (int i = 0; i < 14; ++i) check_decode(*b.vk, *b.cpu, random_decode_case(rng), 3000 + uint64_t(i), true);
+
+    AttendCase c;
+    c.n_q = 1;
+    c.n_k = 1000;
+    c.hq = 8;
+    c.hkv = 2;
+    c.d = c.dv = 128;
+    c.qt = c.kvt = c.ot = LONGATTN_DTYPE_F16;
+    c.mask.causal = true;
+    c.q_pos0 = c.n_k - c.n_q;
+    c.scale = 1.0f / std::sqrt(128.0f);
+    check_decode(*b.vk, *b.cpu, c, 1, true);  // the benchmark's shape, scaled down
+    AttendCase odd = c;
+    odd.d = odd.dv = 72;  // 9 vectors of 16 bytes per row: the portable kernel runs
+    check_decode(*b.vk, *b.cpu, odd, 2, false);
+    AttendCase padded = c;
+    padded.pad = 1;  // rows not 16-byte aligned: the portable kernel runs
+    check_decode(*b.vk, *b.cpu, padded, 3, false);
+    AttendCase logw = c;
+    logw.logw = true;  // log-weights are the portable kernel's
+    check_decode(*b.vk, *b.cpu, logw, 4, false);
+    AttendCase empty = c;
+    empty.q_pos0 = -50;  // causal, every key in the future: out = 0, lse = −inf
+    check_decode(*b.vk, *b.cpu, empty, 5, true);
+  }
+}
+
+TEST_CASE("vulkan: decode kernel through the public API matches the reference (forced)") {
+  if (!have_vulkan()) return;
+  ValidationGuard guard;
+  ScopedEnv env("LONGATTN_VULKAN_DECODE", "force");
+  std::mt19937_64 rng(4242);
+  for (int i = 0; i < 8; ++i) {
+    longattn_attention_desc d = LONGATTN_ATTENTION_DESC_INIT;
+    d.n_kv_heads = int32_t(1 + rng() % 2);
+    d.n_q_heads = d.n_kv_heads * int32_t(std::vector<int>{1, 4, 8}[rng() % 3]);
+    d.head_dim = int32_t(std::vector<int>{64, 128}[rng() % 2]);
+    d.causal = 1;
+    if (i % 3 == 2) {
+      d.algorithm = LONGATTN_ALGORITHM_SPARSE;
+      d.window_left = int32_t(std::vector<int>{30, 200}[rng() % 2]);
+      d.n_global = int32_t(rng() % 2 ? 4 : 0);
+    }
+    const int64_t n_q = 1 + int64_t(rng() % 4), n_k = 200 + int64_t(rng() % 500);
+    check_algorithm(d, 1, n_q, n_k, kDtypes[rng() % 3], kDtypes[rng() % 3], kDtypes[rng() % 3],
+                    LONGATTN_Q_POS_BOTTOM_RIGHT, 0, 900 + uint64_t(i));
   }
 }
 

@@ -93,7 +93,8 @@ bool selected(const char* name) {
   return l.find(std::string(",") + name + ",") != std::string::npos;
 }
 
-void run(longattn_context* ctx, const Shape& s, const char* path) {
+void run(longattn_context* ctx, const Shape& s, const std::string& path_name) {
+  const char* path = path_name.c_str();
   if (!selected(s.name)) return;
   longattn_attention_desc d = LONGATTN_ATTENTION_DESC_INIT;
   d.algorithm = s.algo;
@@ -148,10 +149,15 @@ TEST_CASE("vulkan benchmark (LONGATTN_VULKAN_BENCH=1)") {
   char name[256] = {0};
   longattn_device_name(LONGATTN_BACKEND_VULKAN, 0, name, sizeof name);
   const char* mode = std::getenv("LONGATTN_VULKAN_COOPMAT");
-  const char* path = mode && std::string(mode) == "0" ? "portable" : "auto";
+  std::string path = mode && std::string(mode) == "0" ? "portable" : "auto";
+  // the decode kernel's switches (LONGATTN_VULKAN_DECODE=0 leaves decode to the portable kernel)
+  if (const char* dec = std::getenv("LONGATTN_VULKAN_DECODE")) path += std::string(",decode=") + dec;
+  if (const char* sp = std::getenv("LONGATTN_VULKAN_DECODE_SPLITS")) path += std::string(",splits=") + sp;
   const auto& info = longattn::vk::Instance::get()->devices()[0];
-  std::printf("{\"device\":\"%s\",\"path\":\"%s\",\"cooperative_matrix_nv\":%d,\"subgroup\":%u,\"shared\":%u}\n",
-              name, path, info.cooperative_matrix_nv ? 1 : 0, info.subgroup_size, info.max_shared_memory);
+  std::printf("{\"device\":\"%s\",\"path\":\"%s\",\"cooperative_matrix_nv\":%d,\"subgroup\":%u,"
+              "\"subgroup_shuffle\":%d,\"shared\":%u}\n",
+              name, path.c_str(), info.cooperative_matrix_nv ? 1 : 0, info.subgroup_size, info.subgroup_shuffle ? 1 : 0,
+              info.max_shared_memory);
 
   // copy bandwidth ceiling: 1 GiB device-to-device, bytes read + written
   {

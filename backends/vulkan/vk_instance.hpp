@@ -34,6 +34,7 @@ struct PhysicalDeviceInfo {
   bool storage_16bit = false;            // storageBuffer16BitAccess
   bool shader_float16 = false;           // shaderFloat16
   bool subgroup_size_control = false;    // and computeFullSubgroups
+  bool subgroup_shuffle = false;         // basic + shuffle subgroup operations in compute shaders
   bool vulkan_memory_model = false;      // vulkanMemoryModel (the cooperative-matrix shader uses it)
   bool cooperative_matrix_nv = false;    // VK_NV_cooperative_matrix with f16×f16→f32 16×16×16 (subgroup
                                          // 32), shaderFloat16 and vulkanMemoryModel

@@ -1,6 +1,7 @@
-// attend on Vulkan: picks the kernel (cooperative-matrix or portable) and its tile sizes for the
-// device, lays out the work items (segments × query tiles × head blocks × KV heads × batch),
-// decides split-KV, and records shaders/attend_coopmat.comp or shaders/attend.comp.
+// attend on Vulkan: picks the kernel (decode, cooperative-matrix or portable) and its tile sizes
+// for the device, lays out the work items (segments × query tiles × head blocks × KV heads ×
+// batch), decides split-KV, and records shaders/attend_decode.comp (+ the combine phase of
+// attend.comp), shaders/attend_coopmat.comp or shaders/attend.comp.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -54,6 +55,35 @@ constexpr int32_t kCoopmatMaxDim = 128;  // larger head dims spill registers: po
 // The cooperative-matrix kernel has no split-KV: it runs when the call has at least this many
 // work items (otherwise the portable kernel with split-KV keeps the device busier).
 constexpr int64_t kCoopmatMinItems = 128;
+
+// Decode kernel (attend_decode.glsl): WG lanes in clusters of `lanes` per key, `keys` keys per
+// cluster and step, `bq` query rows per work item. Its split partials are finished by the combine
+// phase of attend.comp.
+constexpr int32_t kDecodeThreads = 128;
+constexpr int32_t kDecodeMaxRows = 16;        // query rows per work item
+constexpr int32_t kDecodeAutoRows = 8;        // automatic choice: at most this many rows per KV head
+constexpr int32_t kDecodeMinLanes = 4;        // fewer lanes per key: rows too short to spread
+constexpr int32_t kDecodeMaxLanes = 32;
+constexpr int32_t kDecodeMaxLaneFloats = 128;  // q and acc registers per lane: bq·(D + DV) / lanes
+constexpr int32_t kDecodeMaxDim = 256;
+constexpr int64_t kDecodeBusyGpu = 256;       // workgroups (items × splits) to aim for: H100, decode
+                                              // n_k = 131072 over 8 items: 256 → 2.24 ms, 1024 → 2.48,
+                                              // 2048 → 2.78 (the combine reads every split serially)
+constexpr int64_t kDecodeBusyCpu = 32;
+constexpr int64_t kDecodeMinStepsPerSplit = 4;  // steps of CL·keys keys per split at least
+
+struct DecodePlan {
+  int32_t bq = 0, lanes = 0, keys = 0;
+  bool subgroup = false;  // reduction by subgroup shuffles (else shared memory)
+};
+
+// Shared memory of attend_decode.glsl (keep in step with its `shared` declarations).
+size_t decode_shared_bytes(const DecodePlan& p, int32_t dv) {
+  const size_t clusters = size_t(kDecodeThreads / p.lanes);
+  size_t floats = clusters * size_t(p.bq) * 2 + size_t(p.bq) * size_t(dv);
+  if (!p.subgroup) floats += size_t(p.keys) * size_t(p.bq) * size_t(kDecodeThreads);
+  return 4 * floats;
+}
 
 // Tile shape of the portable kernel.
 struct TileShape {
@@ -242,12 +272,107 @@ int32_t coopmat_tile(const VulkanBackend& backend, const AttendArgs& a) {
   return 0;
 }
 
+// The decode kernel's plan for the call, or false when it does not handle it (then the portable
+// or cooperative-matrix kernel runs). It handles f32/f16/bf16 K/V rows readable as 16-byte vectors,
+// any float Q (gathered rows and explicit positions too), GQA, the analytic mask, segments,
+// softcap, sinks and running states; not additive masks, ALiBi, Q8_0/Q4_0, key gathers, explicit
+// key positions, log-weights or exclusion groups.
+bool decode_plan(VulkanBackend& backend, const AttendArgs& a, int64_t rows_per_kv_head, DecodePlan& p) {
+  const DecodeMode mode = backend.decode_mode();
+  const PhysicalDeviceInfo& info = backend.device().info();
+  if (mode == DecodeMode::off) return false;
+  if (mode == DecodeMode::automatic &&
+      (rows_per_kv_head > kDecodeAutoRows || backend.coopmat_mode() == CoopmatMode::force))
+    return false;
+  if (a.add_mask.data || a.alibi_slopes || is_block_dtype(a.k.dtype) || is_block_dtype(a.v.dtype)) return false;
+  if (a.k_pos || a.k_rows || a.key_logw || a.q_group || a.k_group) return false;
+  if (a.head_dim > kDecodeMaxDim || a.head_dim_v > kDecodeMaxDim) return false;
+  if (!rows_vectorizable(a.k, a.head_dim) || !rows_vectorizable(a.v, a.head_dim_v)) return false;
+  if (info.max_workgroup_invocations < uint32_t(kDecodeThreads)) return false;
+  p.subgroup = info.subgroup_shuffle && mode != DecodeMode::force_shared;
+  int32_t max_lanes = kDecodeMaxLanes;
+  if (p.subgroup) {
+    // clusters must not straddle subgroups, and subgroups must tile the workgroup
+    if (info.subgroup_size == 0 || kDecodeThreads % int32_t(info.subgroup_size) != 0) return false;
+    max_lanes = std::min<int32_t>(max_lanes, int32_t(info.subgroup_size));
+  }
+  // lanes per key: a power of two dividing the 16-byte vectors of a K row and of a V row
+  const int64_t vk = int64_t(a.head_dim) * int64_t(longattn_dtype_size(a.k.dtype)) / int64_t(kVectorBytes);
+  const int64_t vv = int64_t(a.head_dim_v) * int64_t(longattn_dtype_size(a.v.dtype)) / int64_t(kVectorBytes);
+  p.lanes = 1;
+  while (p.lanes * 2 <= max_lanes && vk % (p.lanes * 2) == 0 && vv % (p.lanes * 2) == 0) p.lanes *= 2;
+  if (p.lanes < kDecodeMinLanes) return false;
+  p.bq = 1;
+  while (p.bq < kDecodeMaxRows && p.bq < rows_per_kv_head) p.bq *= 2;
+  while (p.bq > 1 && p.bq * (a.head_dim + a.head_dim_v) / p.lanes > kDecodeMaxLaneFloats) p.bq /= 2;
+  p.keys = p.bq <= 4 ? 4 : 2;
+  return decode_shared_bytes(p, a.head_dim_v) <= info.max_shared_memory;
+}
+
+// Records the decode kernel over `splits` key splits per work item, then the combine phase of the
+// portable kernel (which applies the running state and sinks and writes out / lse).
+void record_decode(VulkanBackend& backend, const AttendArgs& a, const DecodePlan& p) {
+  Device& dev = backend.device();
+  const PhysicalDeviceInfo& info = dev.info();
+  Block blk = common_block(a);
+  const int32_t group = a.n_q_heads / a.n_kv_heads;
+  const int32_t hg = largest_divisor_at_most(group, p.bq);
+  blk.lay_out(a, hg, p.bq / hg);
+  AttendGpuArgs& g = blk.g;
+  if (g.n_tiles == 0) return;
+
+  const int64_t items = g.n_groups;
+  const int64_t chunk = int64_t(kDecodeThreads / p.lanes) * p.keys;
+  const int64_t steps = (a.n_k + chunk - 1) / chunk;
+  const int64_t busy = info.is_gpu() ? kDecodeBusyGpu : kDecodeBusyCpu;
+  int64_t splits = backend.decode_splits();
+  if (splits == 0) splits = (busy + items - 1) / items;
+  splits = std::max<int64_t>(1, std::min({splits, kMaxSplits, steps / kDecodeMinStepsPerSplit}));
+  g.n_splits = int32_t(splits);
+  const size_t part_floats = size_t(items) * size_t(splits) * size_t(p.bq) * size_t(a.head_dim_v + 2);
+  g.part = backend.scratch(part_floats * sizeof(float));
+  g.n_groups = items * splits;
+  std::vector<uint8_t> bytes = blk.bytes();
+  VkPipeline decode = dev.pipeline(p.subgroup ? "attend_decode" : "attend_decode_shared",
+                                   {kDecodeThreads, p.bq, a.head_dim, a.head_dim_v, a.q.dtype, a.k.dtype, a.v.dtype,
+                                    p.lanes, p.keys});
+  backend.stream().dispatch(decode, bytes.data(), bytes.size(), uint64_t(g.n_groups), "attend_decode");
+  backend.count_decode_dispatch();
+
+  // combine: attend.comp's PHASE 2 with the same rows per item (its key tile is unused: 1 key)
+  const int32_t tpr = std::max(1, std::min<int32_t>(kThreadsPerWorkgroup, int32_t(info.max_workgroup_invocations)) / p.bq);
+  const int32_t threads = p.bq * tpr, nc = (a.head_dim_v + tpr - 1) / tpr;
+  if (shared_bytes(p.bq, 1, a.head_dim, a.head_dim_v) > info.max_shared_memory)
+    throw Error(LONGATTN_ERROR_UNSUPPORTED, "Vulkan: head_dim " + std::to_string(a.head_dim) + "/" +
+                                                std::to_string(a.head_dim_v) + " does not fit in shared memory");
+  const int32_t out_dtype = a.state ? LONGATTN_DTYPE_F32 : a.out.dtype;
+  VkPipeline combine = dev.pipeline("attend", {threads, p.bq, 1, a.head_dim, a.head_dim_v, nc, a.q.dtype, a.k.dtype,
+                                               a.v.dtype, out_dtype, a.state ? 1 : 0, kPhaseCombine, 1, 1,
+                                               LONGATTN_DTYPE_F32});
+  g.n_groups = items;
+  bytes = blk.bytes();
+  backend.stream().dispatch(combine, bytes.data(), bytes.size(), uint64_t(g.n_groups), "attend_decode_combine");
+}
+
 }  // namespace
 
 void record_attend(VulkanBackend& backend, const AttendArgs& a) {
   if (a.batch == 0 || a.n_q == 0) return;
   Device& dev = backend.device();
   const int32_t out_dtype = a.state ? LONGATTN_DTYPE_F32 : a.out.dtype;
+  const int32_t group = a.n_q_heads / a.n_kv_heads;
+  int64_t longest_segment = a.n_q;
+  if (a.n_segments > 0) {
+    longest_segment = 0;
+    for (int32_t s = 0; s < a.n_segments; ++s) longest_segment = std::max(longest_segment, a.q_seg[s + 1] - a.q_seg[s]);
+  }
+
+  // ---- decode kernel, for few query rows per KV head ----
+  DecodePlan plan;
+  if (decode_plan(backend, a, int64_t(group) * longest_segment, plan)) {
+    record_decode(backend, a, plan);
+    return;
+  }
 
   // ---- cooperative-matrix kernel, when the device, dtypes and shapes allow and there is work ----
   if (const int32_t bk = coopmat_tile(backend, a)) {
@@ -265,10 +390,6 @@ void record_attend(VulkanBackend& backend, const AttendArgs& a) {
 
   // ---- portable kernel ----
   Block blk = common_block(a);
-  const int32_t group = a.n_q_heads / a.n_kv_heads;
-  int64_t longest_segment = 0;
-  for (size_t s = 0; s + 1 < blk.seg_q.size(); ++s)
-    longest_segment = std::max(longest_segment, blk.seg_q[s + 1] - blk.seg_q[s]);
   const TileShape t = choose_tiles(dev.info(), a.head_dim, a.head_dim_v, int64_t(group) * longest_segment);
   const int32_t hg = largest_divisor_at_most(group, t.bq);
   blk.lay_out(a, hg, t.bq / hg);

@@ -64,6 +64,13 @@ VulkanBackend::VulkanBackend(std::shared_ptr<Device> device)
     if (std::strcmp(mode, "0") == 0) coopmat_mode_ = CoopmatMode::off;
     if (std::strcmp(mode, "force") == 0) coopmat_mode_ = CoopmatMode::force;
   }
+  if (const char* mode = std::getenv("LONGATTN_VULKAN_DECODE")) {
+    if (std::strcmp(mode, "0") == 0) decode_mode_ = DecodeMode::off;
+    if (std::strcmp(mode, "force") == 0) decode_mode_ = DecodeMode::force;
+    if (std::strcmp(mode, "force_shared") == 0) decode_mode_ = DecodeMode::force_shared;
+  }
+  if (const char* splits = std::getenv("LONGATTN_VULKAN_DECODE_SPLITS"))
+    decode_splits_ = std::max<int64_t>(0, std::atoll(splits));
 }
 
 VulkanBackend::~VulkanBackend() {

@@ -20,6 +20,13 @@ namespace longattn::vk {
 // switch for tests and benchmarks; results agree within the f16 tolerance either way.
 enum class CoopmatMode { off, automatic, force };
 
+// Use of the decode kernel (environment LONGATTN_VULKAN_DECODE, read when the backend is created:
+// "0" = off, "force" = whenever the call is eligible, "force_shared" = likewise with the score
+// reduction through shared memory even where subgroup shuffles exist, else automatic: calls with
+// few query rows per KV head). LONGATTN_VULKAN_DECODE_SPLITS=n fixes its key splits per work item
+// (benchmarks). Switches for tests and benchmarks; results agree within the tolerances either way.
+enum class DecodeMode { off, automatic, force, force_shared };
+
 class VulkanBackend final : public Backend {
  public:
   explicit VulkanBackend(std::shared_ptr<Device> device);
@@ -52,6 +59,11 @@ class VulkanBackend final : public Backend {
 
   Device& device() { return *device_; }
   CoopmatMode coopmat_mode() const { return coopmat_mode_; }
+  DecodeMode decode_mode() const { return decode_mode_; }
+  int64_t decode_splits() const { return decode_splits_; }  // 0 = sized for the device
+  // Dispatches of the decode kernel recorded so far (tests check that it ran).
+  int64_t decode_dispatches() const { return decode_dispatches_; }
+  void count_decode_dispatch() { ++decode_dispatches_; }
   CommandStream& stream() { return stream_; }
 
   // Backend-internal scratch of at least `bytes` (contents undefined), valid until the next call.
@@ -66,6 +78,9 @@ class VulkanBackend final : public Backend {
   std::shared_ptr<Device> device_;
   CommandStream stream_;
   CoopmatMode coopmat_mode_ = CoopmatMode::automatic;
+  DecodeMode decode_mode_ = DecodeMode::automatic;
+  int64_t decode_splits_ = 0;
+  int64_t decode_dispatches_ = 0;
   uint64_t scratch_ = 0;
   size_t scratch_bytes_ = 0;
 };
