@@ -714,12 +714,19 @@ struct FlashInstance {
     flash_attend_kernel<Elem, kHeadDim, kDecode, kGeneral><<<grid, dim3(C::kThreads), C::kSmemBytes, stream>>>(p);
     check_launch("flash_attend_kernel");
   }
+  // Resident blocks per SM (asked once per device: a decode call sizes its split-KV from it
+  // before its first launch, so the query would sit in every call's latency).
   static int blocks_per_sm() {
     configure();
+    static std::atomic<int> cached[kMaxDevices] = {};
+    int device = 0;
+    check(cudaGetDevice(&device), "cudaGetDevice");
+    if (device < kMaxDevices && cached[device] > 0) return cached[device];
     int n = 0;
     check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, flash_attend_kernel<Elem, kHeadDim, kDecode, kGeneral>,
                                                         C::kThreads, C::kSmemBytes),
           "cudaOccupancyMaxActiveBlocksPerMultiprocessor(flash_attend_kernel)");
+    if (device < kMaxDevices) cached[device] = n;
     return n;
   }
 };

@@ -4,7 +4,8 @@
 //   [batch][heads][d] fp32 or null. codes[(b·heads + h)·n + i] = gray_rank(bits), bit t set when
 //   Σ_k (x_ik − c_k)·G[k][t] > 0. Products and sums are rounded separately in k order (no fused
 //   multiply-add) so codes match the CPU backend bit for bit. One thread per row; the rows of a
-//   block are staged through shared memory chunk by chunk so the loads coalesce.
+//   block are staged through shared memory chunk by chunk so the loads coalesce (16-byte loads of
+//   eight 16-bit values when the view allows them), and G takes d·r floats of shared memory.
 // counting_sort: stable order of every segment by (code, index). Keys (segment << r) | code are
 //   radix-sorted with their local index as value (cub::DeviceRadixSort, stable), so segment s
 //   lands in perm[s·n … s·n + n − 1] already; segments are processed in chunks whose key fits in
@@ -35,13 +36,33 @@ __device__ __forceinline__ uint32_t gray_rank(uint32_t g) {
 // with coalesced loads, then each thread continues its own row's sums in k order.
 constexpr int kRowsPerBlock = 128;
 constexpr int kDimChunk = 32;
-constexpr int kMaxDim = 256;
 
+// Eight 16-bit values (f16 or bf16) from one 16-byte load, as floats.
+__device__ __forceinline__ void load8_as_float(const char* p, int32_t dtype, float* v) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const uint16_t lo = uint16_t(w[j] & 0xffffu), hi = uint16_t(w[j] >> 16);
+    if (dtype == LONGATTN_DTYPE_F16) {
+      v[2 * j] = __half2float(__ushort_as_half(lo));
+      v[2 * j + 1] = __half2float(__ushort_as_half(hi));
+    } else {
+      v[2 * j] = __uint_as_float(uint32_t(lo) << 16);
+      v[2 * j + 1] = __uint_as_float(uint32_t(hi) << 16);
+    }
+  }
+}
+
+// vec16: x is f16/bf16 with unit element stride and every row 16-byte aligned, d % 8 == 0.
+// kR: the number of hyperplanes when known at compile time (r = 8, the default), else 0 (r ≤ 16
+// at run time, loops predicated on t < r).
+template <int kR>
 __global__ void __launch_bounds__(kRowsPerBlock)
     lsh_codes_kernel(const char* x, int32_t dtype, int64_t s0, int64_t s1, int64_t s2, int64_t s3,
                      int64_t batch, int64_t n, int64_t heads, int64_t d, const float* G, int32_t r,
-                     const float* center, uint16_t* codes) {
-  __shared__ float g_smem[kMaxDim * kMaxBits];
+                     const float* center, uint16_t* codes, bool vec16) {
+  extern __shared__ float g_smem[];  // [d][r]
   __shared__ float x_smem[kRowsPerBlock][kDimChunk + 1];
   __shared__ int64_t row_offset[kRowsPerBlock];  // byte offset of each row's element 0, or −1
   __shared__ int64_t row_center[kRowsPerBlock];  // index of each row's centre in `center`
@@ -55,37 +76,55 @@ __global__ void __launch_bounds__(kRowsPerBlock)
     row_center[threadIdx.x] = (b * heads + h) * d;
   }
 
-  float dots[kMaxBits];
+  constexpr int kBits = kR > 0 ? kR : kMaxBits;
+  float dots[kBits];
 #pragma unroll
-  for (int t = 0; t < kMaxBits; ++t) dots[t] = 0.0f;
+  for (int t = 0; t < kBits; ++t) dots[t] = 0.0f;
   for (int64_t k0 = 0; k0 < d; k0 += kDimChunk) {
     const int width = d - k0 < kDimChunk ? int(d - k0) : kDimChunk;
     __syncthreads();  // the previous chunk is consumed (and G is loaded)
-    for (int idx = threadIdx.x; idx < kRowsPerBlock * width; idx += kRowsPerBlock) {
-      const int row = idx / width, k = idx % width;
-      const int64_t offset = row_offset[row];
-      float v = 0.0f;
-      if (offset >= 0) {
-        v = load_as_float(x + offset + (k0 + k) * s3, dtype);
-        if (center) v = __fsub_rn(v, center[row_center[row] + k0 + k]);
+    if (vec16) {  // four threads per row and 64-byte chunk: 16 bytes each
+      const int pieces = width / 8;
+      for (int idx = threadIdx.x; idx < kRowsPerBlock * pieces; idx += kRowsPerBlock) {
+        const int row = idx / pieces, k = (idx % pieces) * 8;
+        const int64_t offset = row_offset[row];
+        float v[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+        if (offset >= 0) {
+          load8_as_float(x + offset + (k0 + k) * 2, dtype, v);
+          if (center)
+#pragma unroll
+            for (int j = 0; j < 8; ++j) v[j] = __fsub_rn(v[j], center[row_center[row] + k0 + k + j]);
+        }
+#pragma unroll
+        for (int j = 0; j < 8; ++j) x_smem[row][k + j] = v[j];
       }
-      x_smem[row][k] = v;
+    } else {
+      for (int idx = threadIdx.x; idx < kRowsPerBlock * width; idx += kRowsPerBlock) {
+        const int row = idx / width, k = idx % width;
+        const int64_t offset = row_offset[row];
+        float v = 0.0f;
+        if (offset >= 0) {
+          v = load_as_float(x + offset + (k0 + k) * s3, dtype);
+          if (center) v = __fsub_rn(v, center[row_center[row] + k0 + k]);
+        }
+        x_smem[row][k] = v;
+      }
     }
     __syncthreads();
     for (int k = 0; k < width; ++k) {
       const float v = x_smem[threadIdx.x][k];
       const float* g = g_smem + (k0 + k) * r;
 #pragma unroll
-      for (int t = 0; t < kMaxBits; ++t)
-        if (t < r) dots[t] = __fadd_rn(dots[t], __fmul_rn(v, g[t]));
+      for (int t = 0; t < kBits; ++t)
+        if (kR > 0 || t < r) dots[t] = __fadd_rn(dots[t], __fmul_rn(v, g[t]));
     }
   }
   const int64_t e = e0 + threadIdx.x;
   if (e >= total) return;
   uint32_t bits = 0;
 #pragma unroll
-  for (int t = 0; t < kMaxBits; ++t)
-    if (t < r && dots[t] > 0.0f) bits |= 1u << t;
+  for (int t = 0; t < kBits; ++t)
+    if ((kR > 0 || t < r) && dots[t] > 0.0f) bits |= 1u << t;
   codes[e] = uint16_t(gray_rank(bits));
 }
 
@@ -109,9 +148,16 @@ void lsh_codes(const View& x, const float* G, int32_t r, const float* center, ui
                cudaStream_t stream) {
   const int64_t total = x.shape[0] * x.shape[1] * x.shape[2];
   if (total == 0) return;
-  lsh_codes_kernel<<<unsigned((total + kRowsPerBlock - 1) / kRowsPerBlock), kRowsPerBlock, 0, stream>>>(
-      static_cast<const char*>(x.data), x.dtype, x.strides[0], x.strides[1], x.strides[2],
-      x.strides[3], x.shape[0], x.shape[1], x.shape[2], x.shape[3], G, r, center, codes);
+  const bool is16 = x.dtype == LONGATTN_DTYPE_F16 || x.dtype == LONGATTN_DTYPE_BF16;
+  const bool vec16 = is16 && x.strides[3] == 2 && x.shape[3] % 8 == 0 &&
+                     reinterpret_cast<uintptr_t>(x.data) % 16 == 0 && x.strides[0] % 16 == 0 &&
+                     x.strides[1] % 16 == 0 && x.strides[2] % 16 == 0;
+  const size_t g_bytes = size_t(x.shape[3]) * size_t(r) * sizeof(float);
+  const unsigned blocks = unsigned((total + kRowsPerBlock - 1) / kRowsPerBlock);
+  auto kernel = r == 8 ? lsh_codes_kernel<8> : lsh_codes_kernel<0>;
+  kernel<<<blocks, kRowsPerBlock, g_bytes, stream>>>(static_cast<const char*>(x.data), x.dtype, x.strides[0],
+                                                     x.strides[1], x.strides[2], x.strides[3], x.shape[0], x.shape[1],
+                                                     x.shape[2], x.shape[3], G, r, center, codes, vec16);
   check_launch("lsh_codes_kernel");
 }
 
