@@ -80,6 +80,20 @@ inline Outputs forward(longattn_context* ctx, const RingCase& c, const Inputs& i
   return r;
 }
 
+// The ring result against the float64 reference: no NaN, LSE −inf exactly where the reference
+// has it, ‖O − ref‖/‖ref‖ < tol, |LSE − ref| < lse_tol.
+inline void check_against_reference(const RingCase& c, const Inputs& in, const Outputs& got, double tol,
+                                    double lse_tol) {
+  std::vector<double> ref, ref_lse;
+  const int64_t pos0 = c.q_pos0 == LONGATTN_Q_POS_BOTTOM_RIGHT ? c.n_k - c.n_q : c.q_pos0;
+  longattn::reference_attention(config_of(desc_of(c)), in.q.view(), in.k.view(), in.v.view(), pos0, ref, ref_lse);
+  const Errors e = compare(got.out, ref, &got.lse, &ref_lse);
+  CHECK(e.nan_count == 0);
+  CHECK(e.lse_mismatch == 0);
+  CHECK(e.rel < tol);
+  CHECK(e.lse_max_abs < lse_tol);
+}
+
 // Largest |a − b| over O, and over finite LSE (both must be −inf together).
 struct MaxDiff {
   double o = 0, lse = 0;

@@ -132,14 +132,7 @@ void check_ring(const Case& c, int32_t ranks, int32_t layout, uint64_t seed) {
   RingContext ring(ranks, layout);
   const Outputs got = forward(ring.ctx, c, in);
   REQUIRE_MESSAGE(got.status == LONGATTN_OK, got.error);
-  std::vector<double> ref, ref_lse;
-  const int64_t pos0 = c.q_pos0 == LONGATTN_Q_POS_BOTTOM_RIGHT ? c.n_k - c.n_q : c.q_pos0;
-  longattn::reference_attention(config_of(desc_of(c)), in.q.view(), in.k.view(), in.v.view(), pos0, ref, ref_lse);
-  const Errors e = compare(got.out, ref, &got.lse, &ref_lse);
-  CHECK(e.nan_count == 0);
-  CHECK(e.lse_mismatch == 0);
-  CHECK(e.rel < tolerance(c.ot));
-  CHECK(e.lse_max_abs < 1e-4);
+  check_against_reference(c, in, got, tolerance(c.ot), 1e-4);
   Context plain(LONGATTN_BACKEND_CPU, 2);
   const Outputs want = forward(plain.ctx, c, in);
   REQUIRE(want.status == LONGATTN_OK);

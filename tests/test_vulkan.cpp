@@ -18,6 +18,7 @@
 #include "common.hpp"
 #include "error.hpp"
 #include "hyper_test_util.hpp"
+#include "vulkan_test_util.hpp"
 #include "problem.hpp"
 #include "workspace.hpp"
 
@@ -35,36 +36,8 @@ using longattn::RunningState;
 
 namespace {
 
-// Validation must be decided before the first Vulkan call of the process.
-const bool g_env_ready = [] {
-  setenv("LONGATTN_VULKAN_VALIDATION", "1", 0);
-  return true;
-}();
-
-constexpr int32_t kDevice = 0;  // the first (best) Vulkan device
+constexpr int32_t kDevice = kVulkanDevice;
 const longattn_dtype kDtypes[] = {LONGATTN_DTYPE_F32, LONGATTN_DTYPE_F16, LONGATTN_DTYPE_BF16};
-
-bool have_vulkan() {
-  (void)g_env_ready;
-  static const bool have = longattn::vulkan_device_count() > 0;
-  if (!have) MESSAGE("no Vulkan device: Vulkan tests skipped");
-  // Contexts on one device share a VkDevice and its pipelines while any of them lives: keeping
-  // one backend for the whole run compiles each pipeline once (the validation layer makes
-  // pipeline creation slow).
-  static std::unique_ptr<Backend> keep_device_alive = have ? longattn::make_vulkan_backend(kDevice) : nullptr;
-  return have;
-}
-
-// Fails the enclosing test case when the validation layer reported anything during its life.
-struct ValidationGuard {
-  int64_t before = longattn::vk::validation_message_count();
-  ~ValidationGuard() {
-    const int64_t after = longattn::vk::validation_message_count();
-    if (after != before)
-      for (const std::string& m : longattn::vk::validation_messages()) MESSAGE("validation: ", m);
-    CHECK_MESSAGE(after == before, "Vulkan validation messages: ", after - before);
-  }
-};
 
 // Backend-memory copies of host buffers; works for the CPU backend too (its memory is the host's).
 struct Mirror {

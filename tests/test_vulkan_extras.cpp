@@ -13,6 +13,7 @@
 #include "backend.hpp"
 #include "common.hpp"
 #include "quant.hpp"
+#include "vulkan_test_util.hpp"
 
 #if LONGATTN_HAVE_VULKAN
 
@@ -25,34 +26,8 @@ using longattn::RunningState;
 
 namespace {
 
-// Validation must be decided before the first Vulkan call of the process.
-const bool g_env_ready = [] {
-  setenv("LONGATTN_VULKAN_VALIDATION", "1", 0);
-  return true;
-}();
-
-constexpr int32_t kDevice = 0;  // the first (best) Vulkan device
+constexpr int32_t kDevice = kVulkanDevice;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-bool have_vulkan() {
-  (void)g_env_ready;
-  static const bool have = longattn::vulkan_device_count() > 0;
-  if (!have) MESSAGE("no Vulkan device: Vulkan extras tests skipped");
-  // one backend alive for the whole run: each pipeline is compiled once
-  static std::unique_ptr<Backend> keep_device_alive = have ? longattn::make_vulkan_backend(kDevice) : nullptr;
-  return have;
-}
-
-// Fails the enclosing test case when the validation layer reported anything during its life.
-struct ValidationGuard {
-  int64_t before = longattn::vk::validation_message_count();
-  ~ValidationGuard() {
-    const int64_t after = longattn::vk::validation_message_count();
-    if (after != before)
-      for (const std::string& m : longattn::vk::validation_messages()) MESSAGE("validation: ", m);
-    CHECK_MESSAGE(after == before, "Vulkan validation messages: ", after - before);
-  }
-};
 
 // ---------------------------------------------------------------------------------------------
 // inputs
@@ -361,13 +336,13 @@ void run_primitive(Backend& be, const PrimitiveCase& c, const PrimitiveData& x, 
 // ---------------------------------------------------------------------------------------------
 
 TEST_CASE("vulkan extras: the backend reports them") {
-  if (!have_vulkan()) return;
+  if (!have_vulkan("Vulkan extras tests")) return;
   ValidationGuard guard;
   CHECK(longattn::make_vulkan_backend(kDevice)->supports_extras());
 }
 
 TEST_CASE("vulkan extras: additive masks (f16/f32, broadcast or per head, holes, causal, documents)") {
-  if (!have_vulkan()) return;
+  if (!have_vulkan("Vulkan extras tests")) return;
   ValidationGuard guard;
   Contexts c;
   std::mt19937_64 rng(std::random_device{}());
@@ -398,7 +373,7 @@ TEST_CASE("vulkan extras: additive masks (f16/f32, broadcast or per head, holes,
 }
 
 TEST_CASE("vulkan extras: ALiBi from slopes and max_bias, with and without a mask, FLASH and SPARSE") {
-  if (!have_vulkan()) return;
+  if (!have_vulkan("Vulkan extras tests")) return;
   ValidationGuard guard;
   Contexts c;
   std::mt19937_64 rng(std::random_device{}());
@@ -428,7 +403,7 @@ TEST_CASE("vulkan extras: ALiBi from slopes and max_bias, with and without a mas
 }
 
 TEST_CASE("vulkan extras: attention sinks, prefill and split decode, rows with only the sink") {
-  if (!have_vulkan()) return;
+  if (!have_vulkan("Vulkan extras tests")) return;
   ValidationGuard guard;
   Contexts c;
   std::mt19937_64 rng(std::random_device{}());
@@ -458,7 +433,7 @@ TEST_CASE("vulkan extras: attention sinks, prefill and split decode, rows with o
 }
 
 TEST_CASE("vulkan extras: Q8_0 / Q4_0 K/V from a strided cache, prefill and split decode") {
-  if (!have_vulkan()) return;
+  if (!have_vulkan("Vulkan extras tests")) return;
   ValidationGuard guard;
   Contexts c;
   std::mt19937_64 rng(std::random_device{}());
@@ -482,7 +457,7 @@ TEST_CASE("vulkan extras: Q8_0 / Q4_0 K/V from a strided cache, prefill and spli
 }
 
 TEST_CASE("vulkan extras: everything at once (quantised cache, per-head mask, ALiBi, sinks, softcap, GQA)") {
-  if (!have_vulkan()) return;
+  if (!have_vulkan("Vulkan extras tests")) return;
   ValidationGuard guard;
   Contexts c;
   std::mt19937_64 rng(std::random_device{}());
@@ -505,7 +480,7 @@ TEST_CASE("vulkan extras: everything at once (quantised cache, per-head mask, AL
 }
 
 TEST_CASE("vulkan extras: the attend primitive matches the CPU (running state, gathered keys)") {
-  if (!have_vulkan()) return;
+  if (!have_vulkan("Vulkan extras tests")) return;
   ValidationGuard guard;
   auto vk = longattn::make_vulkan_backend(kDevice);
   auto cpu = longattn::make_cpu_backend(2);

@@ -8,36 +8,14 @@
 #include "backend.hpp"
 #include "common.hpp"
 #include "ring_test_util.hpp"
+#include "vulkan_test_util.hpp"
 
 #if LONGATTN_HAVE_VULKAN
 
-#include "../backends/vulkan/vk_instance.hpp"
 
 using namespace test;
 
 namespace {
-
-const bool g_env_ready = [] {  // validation must be decided before the first Vulkan call
-  setenv("LONGATTN_VULKAN_VALIDATION", "1", 0);
-  return true;
-}();
-
-bool have_vulkan() {
-  (void)g_env_ready;
-  static const bool have = longattn::vulkan_device_count() > 0;
-  if (!have) MESSAGE("no Vulkan device: Vulkan ring tests skipped");
-  return have;
-}
-
-struct ValidationGuard {
-  int64_t before = longattn::vk::validation_message_count();
-  ~ValidationGuard() {
-    const int64_t after = longattn::vk::validation_message_count();
-    if (after != before)
-      for (const std::string& m : longattn::vk::validation_messages()) MESSAGE("validation: ", m);
-    CHECK_MESSAGE(after == before, "Vulkan validation messages: ", after - before);
-  }
-};
 
 // A Vulkan context on device 0: a ring of `ranks` virtual ranks (0: a plain context).
 struct VulkanContext {
@@ -66,14 +44,7 @@ void check_ring(const RingCase& c, int32_t ranks, int32_t layout, uint64_t seed)
   CHECK(longattn_context_ring_transport(ring.ctx) == LONGATTN_RING_TRANSPORT_HOST_STAGED);
   const Outputs got = forward(ring.ctx, c, in);
   REQUIRE_MESSAGE(got.status == LONGATTN_OK, got.error);
-  std::vector<double> ref, ref_lse;
-  const int64_t pos0 = c.q_pos0 == LONGATTN_Q_POS_BOTTOM_RIGHT ? c.n_k - c.n_q : c.q_pos0;
-  longattn::reference_attention(config_of(desc_of(c)), in.q.view(), in.k.view(), in.v.view(), pos0, ref, ref_lse);
-  const Errors e = compare(got.out, ref, &got.lse, &ref_lse);
-  CHECK(e.nan_count == 0);
-  CHECK(e.lse_mismatch == 0);
-  CHECK(e.rel < tolerance(c.ot));
-  CHECK(e.lse_max_abs < 1e-4);
+  check_against_reference(c, in, got, tolerance(c.ot), 1e-4);
   VulkanContext plain(0, LONGATTN_RING_LAYOUT_AUTO);
   REQUIRE(plain.status == LONGATTN_OK);
   const Outputs want = forward(plain.ctx, c, in);
@@ -87,7 +58,7 @@ void check_ring(const RingCase& c, int32_t ranks, int32_t layout, uint64_t seed)
 }  // namespace
 
 TEST_CASE("vulkan ring: FLASH and SPARSE over virtual ranks equal the reference and a plain context") {
-  if (!have_vulkan()) return;
+  if (!have_vulkan("Vulkan ring tests")) return;
   uint64_t seed = 7;
   for (int32_t N : {1, 2, 3})
     for (bool causal : {false, true})
@@ -113,7 +84,7 @@ TEST_CASE("vulkan ring: FLASH and SPARSE over virtual ranks equal the reference 
 }
 
 TEST_CASE("vulkan ring: decode with a few query rows merges the ranks' partials") {
-  if (!have_vulkan()) return;
+  if (!have_vulkan("Vulkan ring tests")) return;
   RingCase c;
   c.n_q = 2;
   c.n_k = 150;
@@ -127,7 +98,7 @@ TEST_CASE("vulkan ring: decode with a few query rows merges the ranks' partials"
 }
 
 TEST_CASE("vulkan ring: transports Vulkan does not have are refused with a message") {
-  if (!have_vulkan()) return;
+  if (!have_vulkan("Vulkan ring tests")) return;
   ValidationGuard guard;
   for (int32_t t : {LONGATTN_RING_TRANSPORT_PEER, LONGATTN_RING_TRANSPORT_NCCL}) {
     VulkanContext ring(2, LONGATTN_RING_LAYOUT_AUTO, t);

@@ -1,0 +1,52 @@
+// Shared by the Vulkan test files: the Khronos validation layer switched on for the whole process,
+// the presence check, and the guard that fails a test case the layer reported anything in.
+#pragma once
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "backend.hpp"
+#include "common.hpp"
+
+#if LONGATTN_HAVE_VULKAN
+
+#include "../backends/vulkan/vk_instance.hpp"
+
+namespace test {
+
+// Validation must be decided before the first Vulkan call of the process:
+// LONGATTN_VULKAN_VALIDATION=1 unless the environment already decides.
+inline const bool g_vulkan_env_ready = [] {
+  setenv("LONGATTN_VULKAN_VALIDATION", "1", 0);
+  return true;
+}();
+
+constexpr int32_t kVulkanDevice = 0;  // the first (best) Vulkan device
+
+// True when a Vulkan device exists (else says that `what` is skipped). Contexts on one device share
+// a VkDevice and its pipelines while any of them lives: one backend is kept alive for the whole
+// run, so each pipeline is compiled once (the validation layer makes pipeline creation slow).
+inline bool have_vulkan(const char* what = "Vulkan tests") {
+  (void)g_vulkan_env_ready;
+  static const bool have = longattn::vulkan_device_count() > 0;
+  if (!have) MESSAGE("no Vulkan device: ", what, " skipped");
+  static std::unique_ptr<longattn::Backend> keep_device_alive =
+      have ? longattn::make_vulkan_backend(kVulkanDevice) : nullptr;
+  return have;
+}
+
+// Fails the enclosing test case when the validation layer reported anything during its life.
+struct ValidationGuard {
+  int64_t before = longattn::vk::validation_message_count();
+  ~ValidationGuard() {
+    const int64_t after = longattn::vk::validation_message_count();
+    if (after != before)
+      for (const std::string& m : longattn::vk::validation_messages()) MESSAGE("validation: ", m);
+    CHECK_MESSAGE(after == before, "Vulkan validation messages: ", after - before);
+  }
+};
+
+}  // namespace test
+
+#endif  // LONGATTN_HAVE_VULKAN
