@@ -22,10 +22,8 @@ enum HyperSlot : size_t {
   kSlotNegInfLse,    // fp32 [B, n_q, hq, 1]  all −inf: turns the final merge into a conversion
   kSlotProjections,  // fp32 [d][r]
   kSlotCenter,       // fp32 [B][hkv][d] key means
-  kSlotCodesQ,       // u16 [B·hq·nq]
-  kSlotCodesK,       // u16 [B·hkv·nk]
-  kSlotPermQ,        // i32 [B·hq·nq]
-  kSlotPermK,        // i32 [B·hkv·nk]
+  kSlotCodes,        // u16 [B·hq·nq + B·hkv·nk]: Q's codes, then K's
+  kSlotPerms,        // i32 [B·hq·nq + B·hkv·nk]: π_Q, then π_K
   kSlotQueryBlock,   // i32 [B·hq·nq]  block of each sorted query (exclusion groups)
   kSlotSampleRows,   // i32 [B·hkv·m]  key row of each sample
   kSlotSampleMeta,   // i32 [3·B·hkv·m] sample ranks, key blocks, log-weights (f32 bits)

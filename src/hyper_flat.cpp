@@ -87,8 +87,10 @@ void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64
   // ---- 1–2: codes and sorted orders (or the injected ones) ----
   // Nothing here waits for the device: π_Q and π_K stay in backend memory (they come back to
   // the host only when choices are recorded).
-  int32_t* perm_q = c.ws.get<int32_t>(kSlotPermQ, size_t(n_qrows));
-  int32_t* perm_k = c.ws.get<int32_t>(kSlotPermK, size_t(n_krows));
+  // π_Q and π_K (and the codes) share one buffer each, K's segments after Q's, so that one
+  // counting sort orders both when they have the same length (every node of a self-attention).
+  int32_t* perm_q = c.ws.get<int32_t>(kSlotPerms, size_t(n_qrows + n_krows));
+  int32_t* perm_k = perm_q + n_qrows;
   const HyperNodeChoice* injected = nullptr;
   if (replay) {
     injected = &next_injected(c, q0, nq, k0, nk);
@@ -96,12 +98,16 @@ void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64
     upload_vector(c, perm_k, injected->perm_k);
   } else {
     c.prepare_lsh(k0, nk);
-    uint16_t* codes_q = c.ws.get<uint16_t>(kSlotCodesQ, size_t(n_qrows));
-    uint16_t* codes_k = c.ws.get<uint16_t>(kSlotCodesK, size_t(n_krows));
+    uint16_t* codes_q = c.ws.get<uint16_t>(kSlotCodes, size_t(n_qrows + n_krows));
+    uint16_t* codes_k = codes_q + n_qrows;
     c.be.lsh_codes(q, c.G, c.r, nullptr, codes_q, stream);
     c.be.lsh_codes(k, c.G, c.r, c.center, codes_k, stream);
-    c.be.counting_sort(codes_q, B * hq, nq, c.r, perm_q, stream);
-    c.be.counting_sort(codes_k, B * hkv, nk, c.r, perm_k, stream);
+    if (nq == nk) {  // the segments are independent: one sort of B·(hq + hkv) segments
+      c.be.counting_sort(codes_q, B * (hq + hkv), nq, c.r, perm_q, stream);
+    } else {
+      c.be.counting_sort(codes_q, B * hq, nq, c.r, perm_q, stream);
+      c.be.counting_sort(codes_k, B * hkv, nk, c.r, perm_k, stream);
+    }
     if (record) {
       HyperNodeChoice rec;
       rec.codes_q = download_vector(c, codes_q, n_qrows);
