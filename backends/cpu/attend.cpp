@@ -34,7 +34,7 @@ constexpr int kMaxRowsPerItem = 128;  // most query rows per work item, all head
 constexpr int kMinRowsPerItem = 16;
 constexpr int kMaxHeadsPerUnit = 8;
 constexpr int64_t kTargetUnits = 64;  // work units a call is cut into at least, when keys allow
-constexpr int64_t kPrefetchRows = 16;  // tokens ahead to prefetch when packing K/V rows
+constexpr int64_t kPrefetchRows = 48;  // tokens ahead to prefetch K/V rows (decode: 48 measured ~5 % faster than 16, 32, 64 or 128)
 constexpr int64_t kCacheLine = 64;  // bytes per prefetch
 constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
 
