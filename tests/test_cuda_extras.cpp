@@ -10,6 +10,7 @@
 
 #include "backend.hpp"
 #include "common.hpp"
+#include "ggml_test_util.hpp"
 #include "quant.hpp"
 
 using namespace test;
@@ -61,13 +62,7 @@ struct CacheTensor {
           }
         }
   }
-  View view() const {
-    View v;
-    v.data = t.data;
-    v.dtype = t.dtype;
-    for (int i = 0; i < 4; ++i) v.shape[i] = t.shape[i], v.strides[i] = t.strides[i];
-    return v;
-  }
+  View view() const { return view_of(t); }
 };
 
 // Additive masks: random −inf holes (and every 7th row fully masked), causal, several documents
@@ -95,12 +90,6 @@ HostTensor make_mask(std::mt19937_64& rng, MaskKind kind, longattn_dtype dtype, 
   });
   return m;
 }
-
-struct Extras {
-  const HostTensor* mask = nullptr;
-  const float* slopes = nullptr;
-  const float* sinks = nullptr;
-};
 
 struct Outputs {
   HostTensor out, lse;
@@ -166,15 +155,6 @@ void check_case(Context& ctx, const longattn_attention_desc& desc, const HostTen
       }
   CHECK(nonzero_in_empty == 0);
   MESSAGE("rel=", e.rel, " lse_max_abs=", e.lse_max_abs, " empty rows=", empty_rows);
-}
-
-longattn_attention_desc desc_of(int32_t hq, int32_t hkv, int32_t d, bool causal) {
-  longattn_attention_desc desc = LONGATTN_ATTENTION_DESC_INIT;
-  desc.n_q_heads = hq;
-  desc.n_kv_heads = hkv;
-  desc.head_dim = d;
-  desc.causal = causal;
-  return desc;
 }
 
 uint64_t fresh_seed() { return (uint64_t(std::random_device{}()) << 32) ^ std::random_device{}(); }

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "common.hpp"
+#include "ggml_test_util.hpp"
 #include "quant.hpp"
 
 using namespace test;
@@ -12,44 +13,6 @@ namespace {
 
 // A K/V tensor in a block format, built by quantising random values; `pad_blocks` leaves room
 // between heads (a view into a larger cache).
-struct BlockTensor {
-  std::vector<uint8_t> bytes;
-  longattn_tensor t{};
-  BlockTensor(std::mt19937_64& rng, longattn_dtype dtype, int64_t b, int64_t n, int64_t h, int64_t d,
-              int64_t pad_blocks = 0) {
-    const int64_t bb = int64_t(longattn_dtype_size(dtype)), nblk = d / longattn::kQuantBlock;
-    const int64_t row = (nblk + pad_blocks) * bb;
-    bytes.assign(size_t(b * n * h * row), 0x5A);
-    t.data = bytes.data();
-    t.dtype = dtype;
-    t.memory = LONGATTN_MEMORY_HOST;
-    t.shape[0] = b; t.shape[1] = n; t.shape[2] = h; t.shape[3] = d;
-    t.strides[3] = bb;
-    t.strides[2] = row;
-    t.strides[1] = row * h;
-    t.strides[0] = row * h * n;
-    std::normal_distribution<float> dist(0.0f, 1.0f);
-    std::vector<float> x(static_cast<size_t>(d));
-    for (int64_t i = 0; i < b * n * h; ++i) {
-      for (float& f : x) f = dist(rng);
-      longattn::quantize_row(x.data(), dtype, d, bytes.data() + size_t(i * row), bb);
-    }
-  }
-  View view() const {
-    View v;
-    v.data = t.data;
-    v.dtype = t.dtype;
-    for (int i = 0; i < 4; ++i) v.shape[i] = t.shape[i], v.strides[i] = t.strides[i];
-    return v;
-  }
-};
-
-struct Extras {
-  const HostTensor* mask = nullptr;
-  const float* slopes = nullptr;
-  const float* sinks = nullptr;
-};
-
 Errors run_extras(Context& ctx, const longattn_attention_desc& desc, const HostTensor& q, const longattn_tensor& k,
                   const View& kv, const longattn_tensor& v, const View& vv, HostTensor& out, HostTensor& lse,
                   const Extras& ex, int64_t q_pos0 = LONGATTN_Q_POS_BOTTOM_RIGHT) {
@@ -72,15 +35,6 @@ Errors run_extras(Context& ctx, const longattn_attention_desc& desc, const HostT
   const int64_t pos0 = q_pos0 == LONGATTN_Q_POS_BOTTOM_RIGHT ? k.shape[1] - q.t.shape[1] : q_pos0;
   longattn::reference_attention(cfg, q.view(), kv, vv, pos0, ref, ref_lse, {}, rex);
   return compare(out, ref, &lse, &ref_lse);
-}
-
-longattn_attention_desc desc_of(int32_t hq, int32_t hkv, int32_t d, bool causal) {
-  longattn_attention_desc desc = LONGATTN_ATTENTION_DESC_INIT;
-  desc.n_q_heads = hq;
-  desc.n_kv_heads = hkv;
-  desc.head_dim = d;
-  desc.causal = causal;
-  return desc;
 }
 
 // Masks: random −inf holes, causal, or several documents packed into one sequence.

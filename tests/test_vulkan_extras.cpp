@@ -12,6 +12,7 @@
 
 #include "backend.hpp"
 #include "common.hpp"
+#include "ggml_test_util.hpp"
 #include "quant.hpp"
 #include "vulkan_test_util.hpp"
 
@@ -36,44 +37,22 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // K or V: a float HostTensor or a block-format cache built by quantising random values, with
 // `pad_blocks` unused blocks after every head's row (a view into a larger cache).
 struct KvTensor {
-  HostTensor f;                 // float dtypes
-  std::vector<uint8_t> blocks;  // block dtypes
+  HostTensor f;                        // float dtypes
+  std::unique_ptr<BlockTensor> blocks;  // block dtypes
   longattn_tensor t{};
 
   KvTensor(std::mt19937_64& rng, longattn_dtype dtype, int64_t b, int64_t n, int64_t h, int64_t d,
            int64_t pad_blocks = 0) {
-    if (!longattn::is_block_dtype(dtype)) {
+    if (longattn::is_block_dtype(dtype)) {
+      blocks = std::make_unique<BlockTensor>(rng, dtype, b, n, h, d, pad_blocks);
+      t = blocks->t;
+    } else {
       f = random_tensor(rng, dtype, b, n, h, d, pad_blocks);
       t = f.t;
-      return;
-    }
-    const int64_t bb = int64_t(longattn_dtype_size(dtype)), row = (d / longattn::kQuantBlock + pad_blocks) * bb;
-    blocks.assign(size_t(b * n * h * row), 0x5A);
-    t.data = blocks.data();
-    t.dtype = dtype;
-    t.memory = LONGATTN_MEMORY_HOST;
-    t.shape[0] = b; t.shape[1] = n; t.shape[2] = h; t.shape[3] = d;
-    t.strides[3] = bb;
-    t.strides[2] = row;
-    t.strides[1] = row * h;
-    t.strides[0] = row * h * n;
-    std::normal_distribution<float> dist(0.0f, 1.0f);
-    std::vector<float> x(static_cast<size_t>(d));
-    for (int64_t i = 0; i < b * n * h; ++i) {
-      for (float& v : x) v = dist(rng);
-      longattn::quantize_row(x.data(), dtype, d, blocks.data() + size_t(i * row), bb);
     }
   }
-  KvTensor(const KvTensor&) = delete;
-  KvTensor& operator=(const KvTensor&) = delete;
-  View view() const {
-    View v;
-    v.data = t.data;
-    v.dtype = t.dtype;
-    for (int i = 0; i < 4; ++i) v.shape[i] = t.shape[i], v.strides[i] = t.strides[i];
-    return v;
-  }
-  size_t bytes() const { return longattn::is_block_dtype(t.dtype) ? blocks.size() : f.bytes.size(); }
+  View view() const { return view_of(t); }
+  size_t bytes() const { return blocks ? blocks->bytes.size() : f.bytes.size(); }
 };
 
 // Additive masks: random values with −inf holes, causal (−inf above the diagonal), several
@@ -108,21 +87,6 @@ std::vector<float> random_floats(std::mt19937_64& rng, size_t n, float lo, float
   for (float& f : x) f = u(rng);
   return x;
 }
-
-longattn_attention_desc desc_of(int32_t hq, int32_t hkv, int32_t d, bool causal) {
-  longattn_attention_desc desc = LONGATTN_ATTENTION_DESC_INIT;
-  desc.n_q_heads = hq;
-  desc.n_kv_heads = hkv;
-  desc.head_dim = d;
-  desc.causal = causal;
-  return desc;
-}
-
-struct Extras {
-  const HostTensor* mask = nullptr;
-  const float* slopes = nullptr;
-  const float* sinks = nullptr;
-};
 
 // ---------------------------------------------------------------------------------------------
 // through the public API: Vulkan vs the float64 reference and vs the CPU backend
