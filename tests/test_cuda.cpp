@@ -740,6 +740,38 @@ TEST_CASE("cuda: segmented gathers and segment labels equal the CPU backend") {
   CHECK(dlabels.download<int32_t>(labels.size()) == labels);
 }
 
+namespace {
+
+// HYPER (self-attention over n tokens) through run_hyper_with_choices on `be`: host views, or
+// device copies when `on_device`; the output lands in `res` (poisoned first).
+void run_hyper_on(longattn::Backend& be, bool on_device, const AttentionConfig& cfg, int64_t batch, int64_t n,
+                  const HostTensor& q, const HostTensor& k, const HostTensor& v, PrimResult& res,
+                  longattn::HyperChoices& choices) {
+  res.out.poison();
+  res.lse.poison();
+  longattn::Workspace ws(be);
+  longattn::Problem p;
+  p.cfg = &cfg;
+  p.batch = batch, p.n_q = n, p.n_k = n, p.q_pos0 = 0, p.ws = &ws;
+  std::unique_ptr<Mirror> mq, mk, mv, mo, ml;
+  if (!on_device) {
+    p.q = q.view(), p.k = k.view(), p.v = v.view(), p.out = res.out.view(), p.lse = res.lse.view();
+  } else {
+    mq = std::make_unique<Mirror>(be, q), mk = std::make_unique<Mirror>(be, k);
+    mv = std::make_unique<Mirror>(be, v), mo = std::make_unique<Mirror>(be, res.out);
+    ml = std::make_unique<Mirror>(be, res.lse);
+    p.q = mq->dev, p.k = mk->dev, p.v = mv->dev, p.out = mo->dev, p.lse = ml->dev;
+  }
+  longattn::run_hyper_with_choices(be, p, &choices);
+  if (on_device) {
+    be.synchronize(nullptr);
+    mo->to_host(res.out);
+    ml->to_host(res.lse);
+  }
+}
+
+}  // namespace
+
 TEST_CASE("cuda: HYPER with the CPU's choices injected matches the CPU numerics") {
   SKIP_WITHOUT_CUDA();
   std::mt19937_64 rng(std::random_device{}());
@@ -762,29 +794,8 @@ TEST_CASE("cuda: HYPER with the CPU's choices injected matches the CPU numerics"
       longattn::HyperChoices choices;
       choices.force_hyper_path = true;
       for (int x = 0; x < 2; ++x) {  // 0: CPU records, 1: CUDA replays
-        longattn::Backend& be = x == 0 ? *cpu : *gpu;
         choices.mode = x == 0 ? longattn::HyperChoices::Mode::record : longattn::HyperChoices::Mode::replay;
-        res[x].out.poison();
-        res[x].lse.poison();
-        longattn::Workspace ws(be);
-        longattn::Problem p;
-        p.cfg = &cfg;
-        p.batch = 1, p.n_q = n, p.n_k = n, p.q_pos0 = 0, p.ws = &ws;
-        std::unique_ptr<Mirror> mq, mk, mv, mo, ml;
-        if (x == 0) {
-          p.q = q.view(), p.k = k.view(), p.v = v.view(), p.out = res[x].out.view(), p.lse = res[x].lse.view();
-        } else {
-          mq = std::make_unique<Mirror>(be, q), mk = std::make_unique<Mirror>(be, k);
-          mv = std::make_unique<Mirror>(be, v), mo = std::make_unique<Mirror>(be, res[x].out);
-          ml = std::make_unique<Mirror>(be, res[x].lse);
-          p.q = mq->dev, p.k = mk->dev, p.v = mv->dev, p.out = mo->dev, p.lse = ml->dev;
-        }
-        longattn::run_hyper_with_choices(be, p, &choices);
-        if (x == 1) {
-          be.synchronize(nullptr);
-          mo->to_host(res[x].out);
-          ml->to_host(res[x].lse);
-        }
+        run_hyper_on(x == 0 ? *cpu : *gpu, x == 1, cfg, 1, n, q, k, v, res[x], choices);
       }
       INFO("causal=", causal, " dtype=", t, " nodes=", choices.nodes.size());
       CHECK(!choices.nodes.empty());
@@ -823,30 +834,8 @@ TEST_CASE("cuda: HYPER choosing on the device matches the CPU replaying the same
       longattn::run_hyper_with_choices(*cpu, p, &cpu_own);
     }
     for (int x = 0; x < 2; ++x) {  // 0: CUDA chooses (recording), 1: CPU replays those choices
-      longattn::Backend& be = x == 0 ? *gpu : *cpu;
-      longattn::HyperChoices& ch = gpu_own;
-      ch.mode = x == 0 ? longattn::HyperChoices::Mode::record : longattn::HyperChoices::Mode::replay;
-      res[x].out.poison();
-      res[x].lse.poison();
-      longattn::Workspace ws(be);
-      longattn::Problem p;
-      p.cfg = &cfg;
-      p.batch = B, p.n_q = n, p.n_k = n, p.q_pos0 = 0, p.ws = &ws;
-      std::unique_ptr<Mirror> mq, mk, mv, mo, ml;
-      if (x == 1) {
-        p.q = q.view(), p.k = k.view(), p.v = v.view(), p.out = res[x].out.view(), p.lse = res[x].lse.view();
-      } else {
-        mq = std::make_unique<Mirror>(be, q), mk = std::make_unique<Mirror>(be, k);
-        mv = std::make_unique<Mirror>(be, v), mo = std::make_unique<Mirror>(be, res[x].out);
-        ml = std::make_unique<Mirror>(be, res[x].lse);
-        p.q = mq->dev, p.k = mk->dev, p.v = mv->dev, p.out = mo->dev, p.lse = ml->dev;
-      }
-      longattn::run_hyper_with_choices(be, p, &ch);
-      if (x == 0) {
-        be.synchronize(nullptr);
-        mo->to_host(res[x].out);
-        ml->to_host(res[x].lse);
-      }
+      gpu_own.mode = x == 0 ? longattn::HyperChoices::Mode::record : longattn::HyperChoices::Mode::replay;
+      run_hyper_on(x == 0 ? *gpu : *cpu, x == 0, cfg, B, n, q, k, v, res[x], gpu_own);
     }
     INFO("causal=", causal, " nodes=", gpu_own.nodes.size());
     REQUIRE(gpu_own.nodes.size() == cpu_own.nodes.size());
