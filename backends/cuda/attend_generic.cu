@@ -26,7 +26,6 @@
 // (flash_combine.cu) merges the splits and adds the sink there, once.
 #include <cuda_runtime.h>
 
-#include <atomic>
 #include <cmath>
 
 #include "attend_launch.hpp"
@@ -226,16 +225,13 @@ void launch_generic_attend(const AttendParams& p, const ExtrasParams& x, cudaStr
 
 // Asked once per device (decode-shaped calls size their split from it before launching).
 int generic_warps_per_sm() {
-  constexpr int kMaxDevices = 64;
-  static std::atomic<int> cached[kMaxDevices] = {};
-  int device = 0;
-  check(cudaGetDevice(&device), "cudaGetDevice");
-  if (device < kMaxDevices && cached[device] > 0) return cached[device];
-  int blocks = 0;
-  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, generic_attend_kernel, kWarpsPerBlock * kWarpSize, 0),
-        "cudaOccupancyMaxActiveBlocksPerMultiprocessor(generic_attend_kernel)");
-  if (device < kMaxDevices) cached[device] = blocks * kWarpsPerBlock;
-  return blocks * kWarpsPerBlock;
+  static std::atomic<int> cached[kCachedDevices] = {};
+  return once_per_device(cached, [] {
+    int blocks = 0;
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, generic_attend_kernel, kWarpsPerBlock * kWarpSize, 0),
+          "cudaOccupancyMaxActiveBlocksPerMultiprocessor(generic_attend_kernel)");
+    return blocks * kWarpsPerBlock;
+  });
 }
 
 }  // namespace longattn::cuda

@@ -5,6 +5,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <string>
 
 #include "error.hpp"
@@ -42,5 +43,19 @@ class DeviceGuard {
  private:
   int previous_ = 0;
 };
+
+// A per-device fact that costs a driver query (occupancy, a kernel attribute): asked once per
+// device on first use, then read from `cache` (0 = not yet known; devices past the cache's
+// size are asked every time).
+constexpr int kCachedDevices = 64;
+template <class F>
+int once_per_device(std::atomic<int> (&cache)[kCachedDevices], F&& ask) {
+  int device = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  if (device < kCachedDevices && cache[device] > 0) return cache[device];
+  const int value = ask();
+  if (device < kCachedDevices) cache[device] = value;
+  return value;
+}
 
 }  // namespace longattn::cuda

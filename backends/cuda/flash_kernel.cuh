@@ -695,17 +695,15 @@ __global__ void __launch_bounds__(FlashConfig<Elem, kHeadDim, kDecode, kGeneral>
 template <class Elem, int kHeadDim, bool kDecode, bool kGeneral>
 struct FlashInstance {
   using C = FlashConfig<Elem, kHeadDim, kDecode, kGeneral>;
-  static constexpr int kMaxDevices = 64;
 
   static void configure() {
-    static std::atomic<bool> configured[kMaxDevices] = {};
-    int device = 0;
-    check(cudaGetDevice(&device), "cudaGetDevice");
-    if (device < kMaxDevices && configured[device]) return;
-    check(cudaFuncSetAttribute(flash_attend_kernel<Elem, kHeadDim, kDecode, kGeneral>,
-                               cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes),
-          "cudaFuncSetAttribute(flash_attend_kernel, max dynamic shared memory)");
-    if (device < kMaxDevices) configured[device] = true;
+    static std::atomic<int> configured[kCachedDevices] = {};
+    once_per_device(configured, [] {
+      check(cudaFuncSetAttribute(flash_attend_kernel<Elem, kHeadDim, kDecode, kGeneral>,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes),
+            "cudaFuncSetAttribute(flash_attend_kernel, max dynamic shared memory)");
+      return 1;
+    });
   }
   static void launch(const AttendParams& p, cudaStream_t stream) {
     configure();
@@ -714,20 +712,18 @@ struct FlashInstance {
     flash_attend_kernel<Elem, kHeadDim, kDecode, kGeneral><<<grid, dim3(C::kThreads), C::kSmemBytes, stream>>>(p);
     check_launch("flash_attend_kernel");
   }
-  // Resident blocks per SM (asked once per device: a decode call sizes its split-KV from it
-  // before its first launch, so the query would sit in every call's latency).
+  // Resident blocks per SM (a decode call sizes its split-KV from it before its first launch, so
+  // the query is asked once per device rather than in every call's latency).
   static int blocks_per_sm() {
     configure();
-    static std::atomic<int> cached[kMaxDevices] = {};
-    int device = 0;
-    check(cudaGetDevice(&device), "cudaGetDevice");
-    if (device < kMaxDevices && cached[device] > 0) return cached[device];
-    int n = 0;
-    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, flash_attend_kernel<Elem, kHeadDim, kDecode, kGeneral>,
-                                                        C::kThreads, C::kSmemBytes),
-          "cudaOccupancyMaxActiveBlocksPerMultiprocessor(flash_attend_kernel)");
-    if (device < kMaxDevices) cached[device] = n;
-    return n;
+    static std::atomic<int> cached[kCachedDevices] = {};
+    return once_per_device(cached, [] {
+      int n = 0;
+      check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, flash_attend_kernel<Elem, kHeadDim, kDecode, kGeneral>,
+                                                          C::kThreads, C::kSmemBytes),
+            "cudaOccupancyMaxActiveBlocksPerMultiprocessor(flash_attend_kernel)");
+      return n;
+    });
   }
 };
 

@@ -63,19 +63,28 @@ __global__ void state_finish_kernel(const float* m, const float* l, const float*
     *reinterpret_cast<float*>(at(lse, b, row, h, 0)) = empty ? -INFINITY : (m[idx] + log2f(lv)) * kLn2;
 }
 
+// The weights of two partials with log-sum-exps lse_a, lse_b (natural log): o = (wa·o_a + wb·o_b)·inv,
+// lse = log(e^lse_a + e^lse_b); −inf-safe (two empty partials give weights 0 and lse −inf).
+struct MergeWeights {
+  float wa, wb, inv, lse;
+};
+__device__ __forceinline__ MergeWeights merge_weights(float lse_a, float lse_b) {
+  const float mx = fmaxf(lse_a, lse_b);
+  const float m_use = mx == -INFINITY ? 0.0f : mx;
+  const float wa = expf(lse_a - m_use), wb = expf(lse_b - m_use);
+  const float sum = wa + wb;
+  return {wa, wb, sum > 0.0f ? 1.0f / sum : 0.0f, sum > 0.0f ? m_use + logf(sum) : -INFINITY};
+}
+
 __global__ void merge_kernel(ViewArg a, ViewArg la, ViewArg b, ViewArg lb, ViewArg out, ViewArg lout,
                              int64_t batch, int64_t rows, int64_t heads, int64_t dv) {
   const int lane = threadIdx.x & 31;
   const int64_t unit = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
   if (unit >= batch * rows * heads) return;
   const int64_t h = unit % heads, row = (unit / heads) % rows, bi = unit / (heads * rows);
-  const float lse_a = *reinterpret_cast<const float*>(at(la, bi, row, h, 0));
-  const float lse_b = *reinterpret_cast<const float*>(at(lb, bi, row, h, 0));
-  const float mx = fmaxf(lse_a, lse_b);
-  const float m_use = mx == -INFINITY ? 0.0f : mx;
-  const float wa = expf(lse_a - m_use), wb = expf(lse_b - m_use);
-  const float sum = wa + wb;
-  const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+  const MergeWeights w = merge_weights(*reinterpret_cast<const float*>(at(la, bi, row, h, 0)),
+                                       *reinterpret_cast<const float*>(at(lb, bi, row, h, 0)));
+  const float wa = w.wa, wb = w.wb, inv = w.inv;
   for (int64_t c = lane; c < dv; c += 32) {
     const float oa = wa > 0.0f ? load_as_float(at(a, bi, row, h, c), a.dtype) : 0.0f;
     const float ob = wb > 0.0f ? load_as_float(at(b, bi, row, h, c), b.dtype) : 0.0f;
@@ -83,7 +92,7 @@ __global__ void merge_kernel(ViewArg a, ViewArg la, ViewArg b, ViewArg lb, ViewA
   }
   __syncwarp();
   if (lane == 0)
-    *reinterpret_cast<float*>(at(lout, bi, row, h, 0)) = sum > 0.0f ? m_use + logf(sum) : -INFINITY;
+    *reinterpret_cast<float*>(at(lout, bi, row, h, 0)) = w.lse;
 }
 
 // Fast merge for the common layout: a and b fp32 with a contiguous, 16-byte aligned dim axis,
@@ -102,13 +111,9 @@ __global__ void merge4_kernel(ViewArg a, ViewArg la, ViewArg b, ViewArg lb, View
   const int64_t c = int64_t(cg) * 4;
   const unsigned active = __activemask();  // whole rows: every thread of a row is here
   for (int64_t bi = blockIdx.y; bi < batch; bi += gridDim.y) {
-    const float lse_a = *reinterpret_cast<const float*>(at(la, bi, row, h, 0));
-    const float lse_b = *reinterpret_cast<const float*>(at(lb, bi, row, h, 0));
-    const float mx = fmaxf(lse_a, lse_b);
-    const float m_use = mx == -INFINITY ? 0.0f : mx;
-    const float wa = expf(lse_a - m_use), wb = expf(lse_b - m_use);
-    const float sum = wa + wb;
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    const MergeWeights w = merge_weights(*reinterpret_cast<const float*>(at(la, bi, row, h, 0)),
+                                         *reinterpret_cast<const float*>(at(lb, bi, row, h, 0)));
+    const float wa = w.wa, wb = w.wb, inv = w.inv;
     const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     const float4 oa = wa > 0.0f ? *reinterpret_cast<const float4*>(at(a, bi, row, h, c)) : zero;
     const float4 ob = wb > 0.0f ? *reinterpret_cast<const float4*>(at(b, bi, row, h, c)) : zero;
@@ -123,7 +128,7 @@ __global__ void merge4_kernel(ViewArg a, ViewArg la, ViewArg b, ViewArg lb, View
     }
     __syncwarp(active);
     if (cg == 0)
-      *reinterpret_cast<float*>(at(lout, bi, row, h, 0)) = sum > 0.0f ? m_use + logf(sum) : -INFINITY;
+      *reinterpret_cast<float*>(at(lout, bi, row, h, 0)) = w.lse;
   }
 }
 
