@@ -12,7 +12,10 @@
 #     build-cudax/examples/cuda_bench/cuda_bench /tmp/b
 #   strip /tmp/b/* && mkdir -p build-gpu && tar cf - -C /tmp/b . | xz -6 -T2 > build-gpu/gpu.tar.xz
 # GPU machine, repository root, build-gpu carried along; logs go to $OUT (default /tmp/gpu_check):
-#   bash scripts/gpu_check.sh [step ...]    steps: cpu cuda ring memcheck bench (default: all)
+#   bash scripts/gpu_check.sh [step ...]    steps: cpu cuda ring memcheck bench (default: all),
+#                                           and on request: cuda_mma (test_cuda with the Hopper
+#                                           kernel off), prefill (FLASH prefill with the Hopper kernel
+#                                           and with the mma.sync kernel), sdpa (PyTorch on the same shapes)
 set -u
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT" build-gpu && tar xJf build-gpu/gpu.tar.xz -C build-gpu
@@ -43,6 +46,15 @@ for step in "${steps[@]}"; do
       # NCCL stays loaded once loaded: the missing-library case first, each set in its own process
       run ring_nccl 60 env NCCL_DEBUG=WARN $B/test_ring_cuda -tc="*NCCL*" -tce="*virtual ranks*"
       run ring_nccl_virtual 60 env NCCL_DEBUG=WARN $B/test_ring_cuda -tc="*NCCL with virtual ranks*" ;;
+    cuda_mma)
+      run test_cuda_mma 300 env LONGATTN_CUDA_WGMMA=0 $B/test_cuda ;;
+    prefill)
+      run bench_prefill 240 $B/cuda_bench --only prefill128,prefill64
+      cat "$OUT/bench_prefill.log"
+      run bench_prefill_mma 240 env LONGATTN_CUDA_WGMMA=0 $B/cuda_bench --only prefill128,prefill64
+      cat "$OUT/bench_prefill_mma.log" ;;
+    sdpa)
+      OUT="$OUT" bash "$(dirname "$0")/gpu_cuda.sh" sdpa ;;
     memcheck)
       run memcheck_extras 240 compute-sanitizer --tool memcheck --error-exitcode 9 $B/test_cuda_extras
       run memcheck_hyper 300 compute-sanitizer --tool memcheck --error-exitcode 9 $B/test_cuda \

@@ -4,6 +4,8 @@
 // additive mask, ALiBi, sinks, Q8_0 / Q4_0 K/V) always take the generic kernel.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "attend_launch.hpp"
@@ -90,7 +92,29 @@ AttendParams base_params(const AttendArgs& a) {
   return p;
 }
 
+// Whether this build holds the Hopper kernel and the current device runs it (compute capability
+// 9.0 exactly: sm_90a code runs nowhere else). LONGATTN_CUDA_WGMMA=0 in the environment turns it
+// off (the mma.sync kernel then serves every prefill).
+bool wgmma_usable(const DeviceProps& dev, int head_dim) {
+#if defined(LONGATTN_CUDA_WGMMA)
+  static const bool enabled = [] {
+    const char* e = std::getenv("LONGATTN_CUDA_WGMMA");
+    return !(e && std::string(e) == "0");
+  }();
+  return enabled && dev.cc_major == 9 && dev.cc_minor == 0 && flash_wgmma_head_dim(head_dim);
+#else
+  (void)dev, (void)head_dim;
+  return false;
+#endif
+}
+
 void launch_flash_dim(const AttendParams& p, FlashVariant variant, bool bf16, cudaStream_t stream) {
+#if defined(LONGATTN_CUDA_WGMMA)
+  if (variant == FlashVariant::prefill_wgmma) {
+    if (p.d == 64) return launch_flash_wgmma<64>(p, bf16, stream);
+    if (p.d == 128) return launch_flash_wgmma<128>(p, bf16, stream);
+  }
+#endif
   switch (p.d) {
     case 64: launch_flash<64>(p, variant, bf16, stream); break;
     case 80: launch_flash<80>(p, variant, bf16, stream); break;
@@ -121,6 +145,12 @@ ExtrasParams extras_params(const AttendArgs& a) {
 }
 
 int flash_blocks_per_sm_dim(int head_dim, FlashVariant variant, bool bf16) {
+#if defined(LONGATTN_CUDA_WGMMA)
+  if (variant == FlashVariant::prefill_wgmma) {
+    if (head_dim == 64) return flash_wgmma_blocks_per_sm<64>(bf16);
+    if (head_dim == 128) return flash_wgmma_blocks_per_sm<128>(bf16);
+  }
+#endif
   switch (head_dim) {
     case 64: return flash_blocks_per_sm<64>(variant, bf16);
     case 80: return flash_blocks_per_sm<80>(variant, bf16);
@@ -173,6 +203,9 @@ void attend(const AttendArgs& a, const DeviceProps& dev, ScratchPool& scratch, c
     const FlashTile prefill_tile = flash_tile(a.head_dim, false);
     if (!general && max_seg_rows * p.group <= decode_tile.block_m && decode_tile.smem_plain <= dev.max_smem_optin) {
       flash = true, variant = FlashVariant::decode_plain, tile = decode_tile;
+    } else if (!general && wgmma_usable(dev, a.head_dim) &&
+               flash_wgmma_tile(a.head_dim).smem_plain <= dev.max_smem_optin) {
+      flash = true, variant = FlashVariant::prefill_wgmma, tile = flash_wgmma_tile(a.head_dim);
     } else if (!general && prefill_tile.smem_plain <= dev.max_smem_optin) {
       flash = true, variant = FlashVariant::prefill_plain, tile = prefill_tile;
     } else if (general && prefill_tile.smem_general <= dev.max_smem_optin) {

@@ -33,6 +33,8 @@
 #include "attend_params.hpp"
 #include "cuda_check.hpp"
 #include "device_dtype.cuh"
+#include "flash_block.cuh"
+#include "flash_epilogue.cuh"
 #include "flash_traits.hpp"
 #include "mma_sm80.cuh"
 
@@ -105,104 +107,6 @@ struct LdmatrixAddr {
       return base + uint32_t(y * 16 * Cfg::kPitch * 2 + x * 32);
   }
 };
-
-// Per-block view of the problem: which segment, rows and key tiles. Row and key indices are
-// 32-bit (the dispatcher sends larger problems to the generic kernel); positions are 64-bit.
-struct FlashBlock {
-  int32_t b, hk;
-  int32_t seg_q0;    // first logical query of the segment
-  int32_t seg_rows;  // packed rows of the segment (queries · group)
-  int32_t r0;        // first packed row of this block within the segment
-  int32_t kb, ke;    // logical key range of the segment
-  int32_t t_begin, t_end;
-  int64_t q_lo, q_hi;  // position range of the block's queries (affine only)
-};
-
-template <int kBlockM, int kBlockN, bool kDecode>
-__device__ __forceinline__ FlashBlock flash_block(const AttendParams& p) {
-  FlashBlock w;
-  const int32_t unit = kDecode ? int32_t(blockIdx.x) : int32_t(gridDim.x - 1 - blockIdx.x);
-  // segment s with unit_begin[s] ≤ unit < unit_begin[s + 1] (binary search)
-  int s = 0, hi = p.seg.n - 1;
-  while (s < hi) {
-    const int mid = (s + hi + 1) >> 1;
-    if (p.seg.unit_begin[mid] <= unit) s = mid; else hi = mid - 1;
-  }
-  w.b = int32_t(blockIdx.y) / p.hkv;
-  w.hk = int32_t(blockIdx.y) % p.hkv;
-  w.seg_q0 = int32_t(p.seg.q_begin[s]);
-  w.seg_rows = int32_t(p.seg.q_begin[s + 1] - w.seg_q0) * p.group;
-  w.r0 = (unit - p.seg.unit_begin[s]) * kBlockM;
-  w.kb = int32_t(p.seg.k_begin[s]);
-  w.ke = int32_t(p.seg.k_begin[s + 1]);
-  const int32_t n_tiles = (w.ke - w.kb + kBlockN - 1) / kBlockN;
-  w.t_begin = int32_t(int64_t(n_tiles) * blockIdx.z / p.n_splits);
-  w.t_end = int32_t(int64_t(n_tiles) * (blockIdx.z + 1) / p.n_splits);
-  const int32_t r_last = min(w.r0 + kBlockM, w.seg_rows) - 1;
-  w.q_lo = p.q_pos0 + w.seg_q0 + w.r0 / p.group;
-  w.q_hi = p.q_pos0 + w.seg_q0 + r_last / p.group;
-  return w;
-}
-
-template <int kBlockN>
-__device__ __forceinline__ TileKind flash_tile_kind(const AttendParams& p, const FlashBlock& w,
-                                                    int32_t t) {
-  if (p.mask_full) return TileKind::full;
-  if (!p.affine) return TileKind::partial;
-  const int64_t k_lo = p.k_pos0 + w.kb + t * kBlockN;
-  const int64_t k_hi = p.k_pos0 + min(w.kb + (t + 1) * kBlockN, w.ke) - 1;
-  return classify_tile(p.mask, w.q_lo, w.q_hi, k_lo, k_hi);
-}
-
-// The mask predicate of one query row over the columns of a key tile with affine positions
-// (column c at position kp0 + c), as column intervals:
-//   allowed(c) = (lo ≤ c ≤ hi) || c < g_end
-// lo/hi: causal ∩ band (∩ valid columns); g_end: global keys (kp < n_global) ∩ causal. A global
-// row (qp < n_global) sees the whole causal range. Equal to Mask::allows for every column.
-struct ColumnBounds {
-  int32_t lo, hi, g_end;
-};
-
-__device__ __forceinline__ ColumnBounds column_bounds(const Mask& m, int64_t qp, int64_t kp0,
-                                                      int32_t n_valid, int32_t n_cols) {
-  constexpr int64_t kFar = int64_t(1) << 40;
-  const int64_t d = qp - kp0;  // column where kp == qp
-  const int64_t causal_hi = m.causal ? d : kFar;
-  int64_t lo = -kFar, hi = causal_hi;
-  if (qp >= m.n_global) {
-    if (m.window_left >= 0) lo = d - m.window_left;
-    if (m.window_right >= 0) hi = min(hi, d + m.window_right);
-  }
-  hi = min(hi, int64_t(n_valid) - 1);
-  const int64_t g_end = min(min(int64_t(m.n_global) - kp0, causal_hi + 1), int64_t(n_valid));
-  auto clamp = [&](int64_t x) {
-    return int32_t(x < -1 ? int64_t(-1) : (x > int64_t(n_cols) + 1 ? int64_t(n_cols) + 1 : x));
-  };
-  return {clamp(lo), clamp(hi), clamp(g_end)};
-}
-
-// Smallest tile index ≥ t that the mask does not skip (w.t_end when none), and its kind.
-template <int kBlockN>
-__device__ __forceinline__ int32_t flash_next_tile(const AttendParams& p, const FlashBlock& w,
-                                                   int32_t t, TileKind& kind) {
-  kind = p.mask_full ? TileKind::full : TileKind::partial;
-  if (p.mask_full || !p.affine) return t < w.t_end ? t : w.t_end;
-  const Mask& m = p.mask;
-  while (t < w.t_end) {
-    kind = flash_tile_kind<kBlockN>(p, w, t);
-    if (kind != TileKind::skip) return t;
-    // Skipped: keys in the future (causal), or outside the band with no global row or key. Later
-    // tiles only move further right, so only "too far left of the band" can end.
-    const int64_t k_hi = p.k_pos0 + min(w.kb + (t + 1) * kBlockN, w.ke) - 1;
-    const bool global_rows = w.q_lo < m.n_global;
-    const bool left_of_band = !global_rows && m.window_left >= 0 && w.q_lo - k_hi > m.window_left;
-    if (!left_of_band) return w.t_end;
-    // jump to the tile holding the band's first key (global key tiles below it are never skipped)
-    const int64_t t_band = (w.q_lo - m.window_left - p.k_pos0 - w.kb) / kBlockN;
-    t = max(t + 1, int32_t(t_band < w.t_end ? t_band : w.t_end));
-  }
-  return w.t_end;
-}
 
 template <class Elem, int kHeadDim, bool kDecode, bool kGeneral>
 __global__ void __launch_bounds__(FlashConfig<Elem, kHeadDim, kDecode, kGeneral>::kThreads,
@@ -639,56 +543,7 @@ __global__ void __launch_bounds__(FlashConfig<Elem, kHeadDim, kDecode, kGeneral>
   }
 
   // ---- epilogue ----
-#pragma unroll
-  for (int mt = 0; mt < kMT; ++mt)
-#pragma unroll
-    for (int hf = 0; hf < 2; ++hf) {
-      const int32_t r = w.r0 + q_row0 + mt * 16 + g + hf * 8;
-      if (r >= w.seg_rows) continue;
-      const int32_t i = w.seg_q0 + r / p.group;
-      const int32_t h = w.hk * p.group + r % p.group;
-      const int64_t phys = kGeneral && p.q_rows ? p.q_rows[(int64_t(w.b) * p.hq + h) * p.n_q + i] : i;
-      const float m = m_row[mt][hf], l = l_row[mt][hf];
-      if (p.st_m) {
-        const int64_t idx = (int64_t(w.b) * p.hq + h) * p.n_q + phys;
-        if (tq == 0) p.st_m[idx] = m, p.st_l[idx] = l;
-#pragma unroll
-        for (int dt = 0; dt < kDT; ++dt)
-          *reinterpret_cast<float2*>(p.st_acc + idx * kHeadDim + dt * 8 + 2 * tq) =
-              make_float2(o_acc[mt][dt][2 * hf], o_acc[mt][dt][2 * hf + 1]);
-        continue;
-      }
-      const bool empty = l == 0.0f;
-      const float inv_l = empty ? 0.0f : 1.0f / l;
-      const float lse2 = empty ? -INFINITY : m + __log2f(l);
-      // destination: the output row, or this split's fp32 partial row (split-KV)
-      char* o_row;
-      int64_t col_stride;
-      int32_t dtype;
-      float* lse_dst = nullptr;
-      float lse_val = lse2 * kLn2;
-      if (p.n_splits > 1) {
-        const int64_t pidx = ((int64_t(blockIdx.z) * p.batch + w.b) * p.hkv + w.hk) * p.packed_rows +
-                             int64_t(w.seg_q0) * p.group + r;
-        o_row = reinterpret_cast<char*>(p.part_o + pidx * kHeadDim);
-        col_stride = 4;
-        dtype = LONGATTN_DTYPE_F32;
-        lse_dst = p.part_lse + pidx;
-        lse_val = lse2;
-      } else {
-        o_row = p.out + w.b * p.o_stride[0] + phys * p.o_stride[1] + h * p.o_stride[2];
-        col_stride = p.o_stride[3];
-        dtype = p.o_dtype;
-        if (p.lse)
-          lse_dst = reinterpret_cast<float*>(p.lse + w.b * p.lse_stride[0] + phys * p.lse_stride[1] +
-                                             h * p.lse_stride[2]);
-      }
-#pragma unroll
-      for (int dt = 0; dt < kDT; ++dt)
-        store_pair(o_row + (dt * 8 + 2 * tq) * col_stride, dtype, o_acc[mt][dt][2 * hf] * inv_l,
-                   o_acc[mt][dt][2 * hf + 1] * inv_l);
-      if (lse_dst && tq == 0) *lse_dst = lse_val;
-    }
+  flash_store_rows<kMT, kDT, kHeadDim, kGeneral>(p, w, q_row0, g, tq, m_row, l_row, o_acc);
 }
 
 // Launches one instance; the shared-memory opt-in is set once per device.

@@ -34,6 +34,28 @@ LONGATTN_FLASH_TRAITS(128, true, 16, 64, 1, 4, 3, 2)
 LONGATTN_FLASH_TRAITS(256, true, 16, 32, 1, 2, 2, 2)
 #undef LONGATTN_FLASH_TRAITS
 
+// Hopper kernel (flash_wgmma.cuh): kBlockM / 64 warpgroups of 64 rows, kBlockN keys per tile,
+// kStages K/V stages (≥ 3: K of tile t and V of tile t − 1 are read in one step); head dims that are multiples of 64 (128-byte swizzle slices).
+template <int kHeadDim>
+struct WgmmaTraits;
+#define LONGATTN_WGMMA_TRAITS(D, BM, BN, STAGES)                                   \
+  template <>                                                                    \
+  struct WgmmaTraits<D> {                                                        \
+    static constexpr int kBlockM = BM, kBlockN = BN, kStages = STAGES;           \
+  };
+//                    head dim, BM, BN, K/V stages
+LONGATTN_WGMMA_TRAITS(64, 128, 128, 4)
+LONGATTN_WGMMA_TRAITS(128, 128, 128, 3)
+#undef LONGATTN_WGMMA_TRAITS
+// Q tile + stages of K and V (16-bit), the query positions (i64), 1024 bytes to align the base.
+template <int kHeadDim>
+constexpr int wgmma_smem_bytes_of() {
+  using T = WgmmaTraits<kHeadDim>;
+  return (T::kBlockM + 2 * T::kStages * T::kBlockN) * kHeadDim * 2 + T::kBlockM * 8 + 1024;
+}
+template <int kHeadDim>
+constexpr int wgmma_smem_bytes() { return wgmma_smem_bytes_of<kHeadDim>(); }
+
 // Shared-memory row pitch in elements: head dims that are multiples of 64 use an XOR swizzle of
 // the 16-byte chunks (no padding); others pad each row by one chunk. Both keep ldmatrix and
 // cp.async free of bank conflicts.
@@ -72,6 +94,20 @@ inline FlashTile flash_tile(int head_dim, bool decode) {
     case 96: return decode ? flash_tile_of<96, true>() : flash_tile_of<96, false>();
     case 128: return decode ? flash_tile_of<128, true>() : flash_tile_of<128, false>();
     case 256: return decode ? flash_tile_of<256, true>() : flash_tile_of<256, false>();
+    default: return {};
+  }
+}
+
+inline bool flash_wgmma_head_dim(int d) { return d == 64 || d == 128; }
+template <int D>
+constexpr FlashTile flash_wgmma_tile_of() {
+  using T = WgmmaTraits<D>;
+  return {T::kBlockM, T::kBlockN, wgmma_smem_bytes<D>() + kFlashStaticSmemBytes, 0};
+}
+inline FlashTile flash_wgmma_tile(int head_dim) {
+  switch (head_dim) {
+    case 64: return flash_wgmma_tile_of<64>();
+    case 128: return flash_wgmma_tile_of<128>();
     default: return {};
   }
 }
