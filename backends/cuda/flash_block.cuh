@@ -106,4 +106,35 @@ __device__ __forceinline__ int32_t flash_next_tile(const AttendParams& p, const 
   return w.t_end;
 }
 
+// Given tile t classified full, the end (exclusive) of the run of full tiles that starts at t,
+// from the mask's monotone structure: along the key tiles the differences qp − kp only shrink, so
+// once the left band holds it keeps holding and the causal condition holds up to a computable
+// tile. Masks where the run is not that simple (a right window, a tile that is full only through
+// global rows or keys) give t + 1, i.e. no shortcut.
+template <int kBlockN>
+__device__ __forceinline__ int32_t flash_full_run_end(const AttendParams& p, const FlashBlock& w, int32_t t) {
+  const Mask& m = p.mask;
+  if (m.window_right >= 0) return t + 1;
+  const int64_t k_lo = p.k_pos0 + w.kb + int64_t(t) * kBlockN;
+  if (m.window_left >= 0 && w.q_hi - k_lo > m.window_left) return t + 1;
+  if (!m.causal) return w.t_end;
+  // causal for the whole tile t': q_lo ≥ k_pos0 + kb + (t' + 1)·kBlockN − 1 (positive: t is full)
+  const int64_t last = (w.q_lo - p.k_pos0 - w.kb + 1) / kBlockN - 1;
+  return int32_t(min(int64_t(w.t_end), last + 1));
+}
+
+// flash_next_tile with the current run of full tiles remembered in `full_end` (start it at 0):
+// inside the run a tile costs one comparison instead of a classification.
+template <int kBlockN>
+__device__ __forceinline__ int32_t flash_next_tile_run(const AttendParams& p, const FlashBlock& w, int32_t t,
+                                                       TileKind& kind, int32_t& full_end) {
+  if (t < full_end) {
+    kind = TileKind::full;
+    return t;
+  }
+  t = flash_next_tile<kBlockN>(p, w, t, kind);
+  if (kind == TileKind::full && p.affine && !p.mask_full && t < w.t_end) full_end = flash_full_run_end<kBlockN>(p, w, t);
+  return t;
+}
+
 }  // namespace longattn::cuda

@@ -282,14 +282,15 @@ __global__ void __launch_bounds__(FlashConfig<Elem, kHeadDim, kDecode, kGeneral>
   __shared__ int32_t s_tile_of[kStages];
   __shared__ int32_t s_kind_of[kStages];
   TileKind kind_issue;
-  int32_t t_issue = flash_next_tile<kBlockN>(p, w, w.t_begin, kind_issue);
+  int32_t full_end = 0;
+  int32_t t_issue = flash_next_tile_run<kBlockN>(p, w, w.t_begin, kind_issue, full_end);
   int stage_issue = 0, n_pending = 0;
   auto issue = [&]() {
     if (t_issue < w.t_end) {
       load_kv(t_issue, stage_issue);
       if (tid == 0) s_tile_of[stage_issue] = t_issue, s_kind_of[stage_issue] = int32_t(kind_issue);
       ++n_pending;
-      t_issue = flash_next_tile<kBlockN>(p, w, t_issue + 1, kind_issue);
+      t_issue = flash_next_tile_run<kBlockN>(p, w, t_issue + 1, kind_issue, full_end);
     }
     cp_async_commit();
     stage_issue = stage_issue + 1 == kStages ? 0 : stage_issue + 1;

@@ -192,7 +192,8 @@ __global__ void __launch_bounds__(WgmmaConfig<Elem, kHeadDim>::kThreads, 1)
   // V(t − 1): two stages in use, the others load ahead (kStages − 2 tiles).
   // Every thread walks the live tiles twice with the same iterator: once to load, once to consume.
   TileKind kind_issue;
-  int32_t t_issue = flash_next_tile<kBlockN>(p, w, w.t_begin, kind_issue);
+  int32_t full_end_issue = 0;
+  int32_t t_issue = flash_next_tile_run<kBlockN>(p, w, w.t_begin, kind_issue, full_end_issue);
   int n_filled = 0;
   auto issue = [&]() {
     if (t_issue >= w.t_end) return;
@@ -201,7 +202,7 @@ __global__ void __launch_bounds__(WgmmaConfig<Elem, kHeadDim>::kThreads, 1)
     load_kv(t_issue, st);
     cp_async_mbar_arrive_noinc(smem_addr(&s_full[st]));
     ++n_filled;
-    t_issue = flash_next_tile<kBlockN>(p, w, t_issue + 1, kind_issue);
+    t_issue = flash_next_tile_run<kBlockN>(p, w, t_issue + 1, kind_issue, full_end_issue);
   };
 #pragma unroll
   for (int s = 0; s < kStages - 2; ++s) issue();
@@ -316,12 +317,13 @@ __global__ void __launch_bounds__(WgmmaConfig<Elem, kHeadDim>::kThreads, 1)
   // Every step has the same shape (branches between the products make the compiler serialize
   // them): the first tile's "previous" P is zero against its own (finite) V.
   TileKind kind;
-  int32_t t = flash_next_tile<kBlockN>(p, w, w.t_begin, kind);
+  int32_t full_end = 0;
+  int32_t t = flash_next_tile_run<kBlockN>(p, w, w.t_begin, kind, full_end);
   int n_used = 0, prev_stage = -1;
   while (t < w.t_end) {
     const int32_t t_cur = t;
     const TileKind kind_cur = kind;
-    t = flash_next_tile<kBlockN>(p, w, t + 1, kind);
+    t = flash_next_tile_run<kBlockN>(p, w, t + 1, kind, full_end);
     const int st = n_used % kStages;
     mbar_wait(smem_addr(&s_full[st]), uint32_t(n_used / kStages) & 1u);
     fence_proxy_async_shared();  // the copies, seen through the barrier, are visible to the tensor cores
