@@ -58,9 +58,14 @@ for step in "${steps[@]}"; do
     memcheck)
       run memcheck_extras 240 compute-sanitizer --tool memcheck --error-exitcode 9 $B/test_cuda_extras
       run memcheck_hyper 300 compute-sanitizer --tool memcheck --error-exitcode 9 $B/test_cuda \
-        -tc='*HYPER*,*gathers*,*merge*,*LSH*' ;;
+        -tc='*HYPER*,*gathers*,*merge*,*LSH*'
+      # the prefill kernels (the Hopper one where the GPU has it): memory and shared-memory races
+      run memcheck_flash 300 compute-sanitizer --tool memcheck --error-exitcode 9 $B/test_cuda \
+        -tc='*tensor-core head dims*,*SPARSE masks*'
+      run racecheck_flash 300 compute-sanitizer --tool racecheck --error-exitcode 9 $B/test_cuda \
+        -tc='*tensor-core head dims*' ;;
     bench)
-      run bench_hyper 240 $B/cuda_bench --only decode,prefill64,hyper
+      run bench_hyper 240 $B/cuda_bench --only decode,prefill64,sparse,hyper
       cat "$OUT/bench_hyper.log"
       run bench_ring 200 $B/cuda_bench --only ring
       cat "$OUT/bench_ring.log" ;;

@@ -93,9 +93,11 @@ void HyperContext::prepare_lsh(int64_t k0, int64_t nk) {
     G = g_dev;
   }
 
-  // Key centring: centre_bh = mean of the node's keys. Computed with `attend` itself: scale 0
-  // makes every logit 0, so the softmax is uniform and O = (1/nk)·Σ_j k_j when V = K.
-  // One query row per (batch, KV head) (any row: its values are multiplied by 0).
+  // Key centring: centre_bh = mean of the node's keys. Computed with `attend` itself: a scale of
+  // 1e-30 makes every weight exp(1e-30·q·k − max) round to exactly 1 in fp32 (for |q·k| < 1e22),
+  // so the softmax is uniform and O = (1/nk)·Σ_j k_j when V = K. (Not 0: a positive scale keeps
+  // the call on the backends' fastest kernels, which fold the scale into the exponent.)
+  // One query row per (batch, KV head) (any row: its values are multiplied by ~0).
   float* center_dev = ws.get<float>(kSlotCenter, size_t(B * hkv * d));
   AttendArgs a = base_args();
   a.n_q = 1;
@@ -106,7 +108,7 @@ void HyperContext::prepare_lsh(int64_t k0, int64_t nk) {
   a.q = row_slice(p.k, k0, 1);
   a.k = row_slice(p.k, k0, nk);
   a.v = a.k;
-  a.scale = 0.0f;
+  a.scale = 1e-30f;
   a.softcap = 0.0f;
   a.out = contiguous_f32(center_dev, B, 1, hkv, d);  // = [b][hkv][d]
   be.attend(a);

@@ -38,14 +38,16 @@ LONGATTN_FLASH_TRAITS(256, true, 16, 32, 1, 2, 2, 2)
 // kStages K/V stages (≥ 3: K of tile t and V of tile t − 1 are read in one step); head dims that are multiples of 64 (128-byte swizzle slices).
 template <int kHeadDim>
 struct WgmmaTraits;
-#define LONGATTN_WGMMA_TRAITS(D, BM, BN, STAGES)                                   \
-  template <>                                                                    \
-  struct WgmmaTraits<D> {                                                        \
-    static constexpr int kBlockM = BM, kBlockN = BN, kStages = STAGES;           \
+// kPingPong: the warpgroups take turns issuing their products (one's softmax under the other's).
+#define LONGATTN_WGMMA_TRAITS(D, BM, BN, STAGES, PINGPONG)                                \
+  template <>                                                                           \
+  struct WgmmaTraits<D> {                                                               \
+    static constexpr int kBlockM = BM, kBlockN = BN, kStages = STAGES;                  \
+    static constexpr bool kPingPong = PINGPONG;                                         \
   };
-//                    head dim, BM, BN, K/V stages
-LONGATTN_WGMMA_TRAITS(64, 128, 128, 4)
-LONGATTN_WGMMA_TRAITS(128, 128, 128, 3)
+//                    head dim, BM, BN, K/V stages, ping-pong
+LONGATTN_WGMMA_TRAITS(64, 128, 128, 4, true)
+LONGATTN_WGMMA_TRAITS(128, 128, 128, 3, true)
 #undef LONGATTN_WGMMA_TRAITS
 // Q tile + stages of K and V (16-bit), the query positions (i64), 1024 bytes to align the base.
 template <int kHeadDim>

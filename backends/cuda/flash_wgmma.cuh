@@ -46,6 +46,7 @@ struct WgmmaConfig {
   static constexpr int kBlockM = WgmmaTraits<kHeadDim>::kBlockM;
   static constexpr int kBlockN = WgmmaTraits<kHeadDim>::kBlockN;
   static constexpr int kStages = WgmmaTraits<kHeadDim>::kStages;
+  static constexpr bool kPingPong = WgmmaTraits<kHeadDim>::kPingPong;
   static constexpr int kWarpgroups = kBlockM / 64;
   static constexpr int kThreads = 128 * kWarpgroups;
   static constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per row
@@ -105,6 +106,7 @@ __global__ void __launch_bounds__(WgmmaConfig<Elem, kHeadDim>::kThreads, 1)
       mbar_init(smem_addr(&s_empty[s]), C::kThreads);
     }
   }
+  __syncthreads();  // the barriers exist before anyone arrives on them
 
   const int tid = threadIdx.x;
   const int lane = tid & 31;
@@ -208,7 +210,7 @@ __global__ void __launch_bounds__(WgmmaConfig<Elem, kHeadDim>::kThreads, 1)
   for (int s = 0; s < kStages - 2; ++s) issue();
   cp_async_wait<0>();          // Q (and what loaded already) landed for this thread's copies
   fence_proxy_async_shared();  // … visible to the tensor cores
-  __syncthreads();             // every thread's Q copies; the barriers' initialisation
+  __syncthreads();             // every thread's Q copies
 
   // descriptors of this warpgroup's Q rows (k-step kk: slice kk / 4, 32 bytes per step in it)
   const uint32_t q_base = sQ + uint32_t(wg * 64 * 128);
@@ -309,7 +311,7 @@ __global__ void __launch_bounds__(WgmmaConfig<Elem, kHeadDim>::kThreads, 1)
   };
 
   // turn-taking of the two warpgroups' product issue: warpgroup 1 lets warpgroup 0 go first
-  if (wg == 1) named_barrier_arrive(1, C::kThreads);
+  if (C::kPingPong && wg == 1) named_barrier_arrive(1, C::kThreads);
 #pragma unroll
   for (int kc = 0; kc < kNT / 2; ++kc)
 #pragma unroll
@@ -333,11 +335,11 @@ __global__ void __launch_bounds__(WgmmaConfig<Elem, kHeadDim>::kThreads, 1)
     wgmma_hold(s_flat);
     wgmma_hold(o_flat);
     wgmma_hold(reinterpret_cast<uint32_t(&)[kNT * 2]>(p_frag));
-    named_barrier_sync(1 + wg, C::kThreads);  // this warpgroup's turn
+    if (C::kPingPong) named_barrier_sync(1 + wg, C::kThreads);  // this warpgroup's turn
     wgmma_fence();
     issue_s(st);
     issue_pv(p_frag, prev_stage >= 0 ? prev_stage : st);
-    named_barrier_arrive(2 - wg, C::kThreads);  // the other warpgroup's turn
+    if (C::kPingPong) named_barrier_arrive(2 - wg, C::kThreads);  // the other warpgroup's turn
     wgmma_wait<1>();  // S(t) done; P(t−1)·V(t−1) may still run
     wgmma_hold(s_flat);
     float alpha[2];
@@ -351,7 +353,7 @@ __global__ void __launch_bounds__(WgmmaConfig<Elem, kHeadDim>::kThreads, 1)
     prev_stage = st;
     ++n_used;
   }
-  if (wg == 0) named_barrier_sync(1, C::kThreads);  // warpgroup 1's last turn signal
+  if (C::kPingPong && wg == 0) named_barrier_sync(1, C::kThreads);  // warpgroup 1's last turn signal
   if (prev_stage >= 0) {  // the last tile's P·V
     wgmma_hold(o_flat);
     wgmma_hold(reinterpret_cast<uint32_t(&)[kNT * 2]>(p_frag));
