@@ -13,7 +13,8 @@
 #   strip /tmp/b/* && mkdir -p build-gpu && tar cf - -C /tmp/b . | xz -6 -T2 > build-gpu/gpu.tar.xz
 # GPU machine, repository root, build-gpu carried along; logs go to $OUT (default /tmp/gpu_check):
 #   bash scripts/gpu_check.sh [step ...]    steps: cpu cuda ring memcheck bench (default: all),
-#                                           and on request: cuda_mma (test_cuda with the Hopper
+#                                           and on request: sanitize_flash (memcheck and racecheck on
+#                                           the prefill kernels only), cuda_mma (test_cuda with the Hopper
 #                                           kernel off), prefill (FLASH prefill with the Hopper kernel
 #                                           and with the mma.sync kernel), sdpa (PyTorch on the same shapes)
 set -u
@@ -31,6 +32,12 @@ run() {  # name, seconds, command...: log to $OUT/name.log, keep the exit status
   summary+=("$name: rc=$rc $(grep -E 'test cases|ERROR SUMMARY' "$OUT/$name.log" | tr '\n' ' ')")
   [ $rc -ne 0 ] && grep -B3 -A12 "ERROR\|FATAL" "$OUT/$name.log" | head -60
   return 0
+}
+sanitize_flash() {  # the prefill kernels (the Hopper one where the GPU has it): memory, shared-memory races
+  run memcheck_flash 300 compute-sanitizer --tool memcheck --error-exitcode 9 $B/test_cuda \
+    -tc='*tensor-core head dims*,*SPARSE masks*'
+  run racecheck_flash 300 compute-sanitizer --tool racecheck --error-exitcode 9 $B/test_cuda \
+    -tc='*tensor-core head dims*'
 }
 for step in "${steps[@]}"; do
   case $step in
@@ -59,11 +66,9 @@ for step in "${steps[@]}"; do
       run memcheck_extras 240 compute-sanitizer --tool memcheck --error-exitcode 9 $B/test_cuda_extras
       run memcheck_hyper 300 compute-sanitizer --tool memcheck --error-exitcode 9 $B/test_cuda \
         -tc='*HYPER*,*gathers*,*merge*,*LSH*'
-      # the prefill kernels (the Hopper one where the GPU has it): memory and shared-memory races
-      run memcheck_flash 300 compute-sanitizer --tool memcheck --error-exitcode 9 $B/test_cuda \
-        -tc='*tensor-core head dims*,*SPARSE masks*'
-      run racecheck_flash 300 compute-sanitizer --tool racecheck --error-exitcode 9 $B/test_cuda \
-        -tc='*tensor-core head dims*' ;;
+      sanitize_flash ;;
+    sanitize_flash)
+      sanitize_flash ;;
     bench)
       run bench_hyper 240 $B/cuda_bench --only decode,prefill64,sparse,hyper
       cat "$OUT/bench_hyper.log"

@@ -139,19 +139,29 @@ __global__ void __launch_bounds__(WgmmaConfig<Elem, kHeadDim>::kThreads, 1)
   // ---- K/V tile t → stage (zero rows past the segment) ----
   const char* k_head = p.k + w.b * p.k_stride[0] + w.hk * p.k_stride[2];
   const char* v_head = p.v + w.b * p.v_stride[0] + w.hk * p.v_stride[2];
+  // Each thread copies one fixed 16-byte chunk of rows ld_row0 + kRowsPerPass·x: the rows of one
+  // thread share their swizzle (kRowsPerPass is a multiple of 8), so shared offsets and global
+  // addresses advance by constants and one address per tile is computed.
+  constexpr int kRowsPerPass = C::kThreads / kChunks;
+  static_assert(C::kThreads % kChunks == 0 && kRowsPerPass % 8 == 0 && kBlockN % kRowsPerPass == 0,
+                "whole rows per pass");
+  const int ld_row0 = tid / kChunks, ld_c = tid % kChunks;
+  const uint32_t ld_off0 = C::offset(kBlockN, ld_row0, ld_c);
+  const int64_t k_step = int64_t(kRowsPerPass) * p.k_stride[1], v_step = int64_t(kRowsPerPass) * p.v_stride[1];
+  const char* k_mine = k_head + int64_t(ld_row0) * p.k_stride[1] + ld_c * 16;
+  const char* v_mine = v_head + int64_t(ld_row0) * p.v_stride[1] + ld_c * 16;
   auto load_kv = [&](int32_t t, int stage) {
-    unsigned char* dk = smem + C::kQBytes + stage * C::kKVBytes;
+    unsigned char* dk = smem + C::kQBytes + stage * C::kKVBytes + ld_off0;
     unsigned char* dv = dk + kStages * C::kKVBytes;
-#pragma unroll 4
-    for (int idx = tid; idx < kBlockN * kChunks; idx += C::kThreads) {
-      const int row = idx / kChunks, c = idx % kChunks;
-      const int32_t j = w.kb + t * kBlockN + row;
-      const bool valid = j < w.ke;
-      const char* ksrc = valid ? k_head + int64_t(j) * p.k_stride[1] + c * 16 : p.k;
-      const char* vsrc = valid ? v_head + int64_t(j) * p.v_stride[1] + c * 16 : p.v;
-      const uint32_t off = C::offset(kBlockN, row, c);
-      cp_async_16(dk + off, ksrc, valid);
-      cp_async_16(dv + off, vsrc, valid);
+    const int32_t j_first = w.kb + t * kBlockN;
+    const int32_t n_rows = w.ke - j_first - ld_row0;  // this thread's rows x·kRowsPerPass < n_rows exist
+    const char* ks = k_mine + int64_t(j_first) * p.k_stride[1];
+    const char* vs = v_mine + int64_t(j_first) * p.v_stride[1];
+#pragma unroll
+    for (int x = 0; x < kBlockN / kRowsPerPass; ++x) {
+      const bool valid = x * kRowsPerPass < n_rows;
+      cp_async_16(dk + x * kRowsPerPass * 128, valid ? ks + x * k_step : p.k, valid);
+      cp_async_16(dv + x * kRowsPerPass * 128, valid ? vs + x * v_step : p.v, valid);
     }
   };
 
