@@ -7,11 +7,14 @@
 #                                   builds build-vk and copies the test binaries to build-vkbin/, and the
 #                                   Vulkan loader package to .gl/ (both ignored by git)
 #   scripts/gpu_vulkan.sh run       on the GPU machine, from the repository root, with build-vkbin and
-#                                   .gl carried along: installs the loader, runs the decode benchmark
-#                                   (decode kernel, portable kernel, PyTorch), the tests (automatic and
-#                                   with the decode kernel forced), then other decode split counts;
+#                                   .gl carried along: installs the loader, runs the decode sweep
+#                                   (decode-kernel choices, GPU timestamps, GPU clocks sampled
+#                                   meanwhile), the decode benchmark (decode kernel, portable kernel,
+#                                   PyTorch), the tests (with the decode kernel forced, ggml-style
+#                                   extras, automatic), then other decode split counts;
 #                                   prints JSON lines and writes them to $OUT (or ./gpu_vulkan_out).
 #                                   Steps are cut to LONGATTN_VK_BUDGET_S seconds (340) in all;
+#                                   LONGATTN_VK_SWEEP=0 leaves out the sweep;
 #                                   LONGATTN_VK_FULL_BENCH=1 adds the prefill/sparse/hyper cases.
 set -u
 # LONGATTN_VK_ROOT: the repository root (default: this script's parent folder); LONGATTN_VK_BIN: the
@@ -49,13 +52,33 @@ run() {
   fi
   nvidia-smi -L
   export LONGATTN_VULKAN_VALIDATION=0  # no validation layer there; lavapipe runs validate in CI
+  # SM / memory clocks, power and utilisation every 200 ms while the benchmarks run
+  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,pstate,power.draw,utilization.gpu \
+    --format=csv,noheader -lms 200 >"$out/clocks.csv" 2>&1 &
+  local smi=$!
 
-  echo "== decode benchmark: decode kernel (automatic choice, GPU timestamps), then the portable kernel"
   export LONGATTN_VULKAN_BENCH=1
+  if [ "${LONGATTN_VK_SWEEP:-1}" != 0 ]; then
+    echo "== decode sweep: decode-kernel choices (GPU timestamps) [t=${SECONDS}s]"
+    LONGATTN_VULKAN_BENCH_CASES=decode_sweep LONGATTN_VULKAN_PROFILE=1 \
+      step 110 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' >"$out/bench_decode_sweep.jsonl"
+    grep -v '"gpu_dispatch"' "$out/bench_decode_sweep.jsonl"
+  fi
+  echo "== decode benchmark: decode kernel (automatic choice, no timestamps) [t=${SECONDS}s]"
+  LONGATTN_VULKAN_BENCH_CASES=decode \
+    step 45 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_decode_auto_noprofile.jsonl"
+  kill "$smi" 2>/dev/null
+  echo "== tests, decode kernel wherever eligible [t=${SECONDS}s]"
+  LONGATTN_VULKAN_DECODE=force step 120 "$BIN"/test_vulkan 2>&1 | tee "$out/test_decode_force.txt" | tail -8
+  echo "== decode benchmark: decode kernel and portable kernel, GPU timestamps [t=${SECONDS}s]"
   LONGATTN_VULKAN_BENCH_CASES=decode LONGATTN_VULKAN_PROFILE=1 \
     step 45 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_decode_auto.jsonl"
   LONGATTN_VULKAN_BENCH_CASES=decode LONGATTN_VULKAN_PROFILE=1 LONGATTN_VULKAN_DECODE=0 \
     step 45 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_decode_portable.jsonl"
+  if [ -x "$BIN"/test_vulkan_extras ]; then
+    echo "== ggml-style extras (mask, ALiBi, sinks, Q8_0/Q4_0), automatic choice [t=${SECONDS}s]"
+    step 40 "$BIN"/test_vulkan_extras 2>&1 | tee "$out/test_extras_auto.txt" | tail -6
+  fi
   echo "== PyTorch scaled_dot_product_attention (FLASH_ATTENTION backend), decode"
   step 60 python3 - <<'EOF' 2>&1 | tee "$out/bench_torch.jsonl"
 import json, torch
@@ -106,12 +129,6 @@ EOF
 
   echo "== tests, automatic kernel choice"
   step 80 "$BIN"/test_vulkan 2>&1 | tee "$out/test_auto.txt" | tail -8
-  echo "== tests, decode kernel wherever eligible"
-  LONGATTN_VULKAN_DECODE=force step 80 "$BIN"/test_vulkan 2>&1 | tee "$out/test_decode_force.txt" | tail -8
-  if [ -x "$BIN"/test_vulkan_extras ]; then
-    echo "== ggml-style extras (mask, ALiBi, sinks, Q8_0/Q4_0), automatic choice"
-    step 40 "$BIN"/test_vulkan_extras 2>&1 | tee "$out/test_extras_auto.txt" | tail -6
-  fi
   echo "== decode benchmark, other split counts"
   for sp in 32 256; do
     LONGATTN_VULKAN_BENCH_CASES=decode LONGATTN_VULKAN_DECODE_SPLITS=$sp \

@@ -85,6 +85,7 @@ struct AttendCase {
   int64_t q_pos0 = 0, k_pos0 = 0;
   bool explicit_pos = false, gather_q = false, gather_k = false, logw = false, groups = false;
   bool segments = false, want_lse = true, state = false;
+  bool heads_outer = false;  // K/V laid out [batch, heads, tokens, dim] in memory
 
   std::string describe() const {
     std::string s = "b=" + std::to_string(batch) + " nq=" + std::to_string(n_q) + " nk=" + std::to_string(n_k) +
@@ -102,6 +103,7 @@ struct AttendCase {
     if (segments) s += " segments";
     if (!want_lse) s += " no_lse";
     if (state) s += " state";
+    if (heads_outer) s += " heads_outer";
     return s;
   }
 };
@@ -133,12 +135,32 @@ std::vector<int64_t> cuts(std::mt19937_64& rng, int64_t n, int n_seg) {
   return c;
 }
 
+// The same values with the heads outside the tokens: [batch, heads, tokens, dim] in memory.
+HostTensor heads_outside(const HostTensor& x) {
+  HostTensor y = x;
+  const int64_t es = int64_t(longattn_dtype_size(x.t.dtype));
+  const int64_t b = x.t.shape[0], n = x.t.shape[1], h = x.t.shape[2], d = x.t.shape[3];
+  y.bytes.assign(size_t(b * h * n * d * es), 0xA5);
+  y.t.data = y.bytes.data();
+  y.t.strides[3] = es;
+  y.t.strides[1] = d * es;
+  y.t.strides[2] = n * d * es;
+  y.t.strides[0] = h * n * d * es;
+  const_cast<HostTensor&>(x).each(
+      [&](int64_t i, int64_t j, int64_t k, int64_t e) { y.set(i, j, k, e, x.get(i, j, k, e)); });
+  return y;
+}
+
 AttendData make_data(const AttendCase& c, uint64_t seed) {
   std::mt19937_64 rng(seed);
   AttendData x;
   x.q = random_tensor(rng, c.qt, c.batch, c.n_q, c.hq, c.d, c.pad);
   x.k = random_tensor(rng, c.kvt, c.batch, c.n_k, c.hkv, c.d, c.pad);
   x.v = random_tensor(rng, c.kvt, c.batch, c.n_k, c.hkv, c.dv, c.pad);
+  if (c.heads_outer) {
+    x.k = heads_outside(x.k);
+    x.v = heads_outside(x.v);
+  }
   x.out = HostTensor(c.ot, c.batch, c.n_q, c.hq, c.dv, c.pad);
   x.out.poison();
   x.lse = HostTensor(LONGATTN_DTYPE_F32, c.batch, c.n_q, c.hq, 1, c.pad);
@@ -764,21 +786,6 @@ TEST_CASE("vulkan: SPARSE through the public API") {
 
 namespace {
 
-// Sets an environment variable for the life of the object (backends read it when created).
-struct ScopedEnv {
-  std::string name, old;
-  bool had;
-  ScopedEnv(const char* n, const char* value) : name(n) {
-    const char* o = std::getenv(n);
-    had = o != nullptr;
-    if (had) old = o;
-    setenv(n, value, 1);
-  }
-  ~ScopedEnv() {
-    if (had) setenv(name.c_str(), old.c_str(), 1); else unsetenv(name.c_str());
-  }
-};
-
 // A decode-shaped scenario: few query rows per KV head, keys not a multiple of any tile.
 AttendCase random_decode_case(std::mt19937_64& rng) {
   auto pick = [&](std::initializer_list<int64_t> xs) { return *(xs.begin() + rng() % xs.size()); };
@@ -849,6 +856,69 @@ TEST_CASE("vulkan: decode kernel matches the CPU backend (forced)") {
     AttendCase empty = c;
     empty.q_pos0 = -50;  // causal, every key in the future: out = 0, lse = −inf
     check_decode(*b.vk, *b.cpu, empty, 5, true);
+  }
+}
+
+TEST_CASE("vulkan: decode kernel over KV heads per workgroup, layouts, many splits (forced)") {
+  if (!have_vulkan()) return;
+  ValidationGuard guard;
+  AttendCase base;  // the benchmark's shape, scaled down: 8 KV heads side by side in each token
+  base.n_q = 1;
+  base.n_k = 1500;
+  base.hq = 32;
+  base.hkv = 8;
+  base.d = base.dv = 128;
+  base.qt = base.kvt = base.ot = LONGATTN_DTYPE_F16;
+  base.mask.causal = true;
+  base.q_pos0 = base.n_k - base.n_q;
+  base.scale = 1.0f / std::sqrt(128.0f);
+  std::vector<AttendCase> cases;
+  cases.push_back(base);
+  AttendCase mha = base;  // one query row per KV head, f32 K/V, a band with global tokens
+  mha.hq = mha.hkv = 16;
+  mha.d = mha.dv = 64;
+  mha.kvt = LONGATTN_DTYPE_F32;
+  mha.ot = LONGATTN_DTYPE_BF16;
+  mha.mask.window_left = 300;
+  mha.mask.n_global = 4;
+  cases.push_back(mha);
+  AttendCase six = base;  // 6 KV heads (2 per workgroup), bf16, 3 query rows in segments, gathered
+  six.hq = 12;
+  six.hkv = 6;
+  six.n_q = 3;
+  six.q_pos0 = six.n_k - six.n_q;
+  six.qt = six.kvt = LONGATTN_DTYPE_BF16;
+  six.ot = LONGATTN_DTYPE_F32;
+  six.gather_q = true;
+  six.segments = true;
+  six.softcap = 3.0f;
+  cases.push_back(six);
+  AttendCase outer = base;  // heads outside the tokens: one KV head per workgroup
+  outer.heads_outer = true;
+  outer.batch = 2;
+  cases.push_back(outer);
+  AttendCase state = base;  // two calls folded into a running state
+  state.state = true;
+  state.n_k = 700;
+  state.q_pos0 = state.n_k - 1;
+  cases.push_back(state);
+
+  struct Setting {
+    const char *mode, *splits, *keys, *prefetch, *heads;
+  };
+  // automatic choices; KV heads per workgroup fixed (one cluster per head where 8 clusters take 8
+  // heads); more splits than key steps (empty splits); other keys per lane; no loads ahead
+  for (const Setting& s : {Setting{"force", "0", "0", "1", "0"}, Setting{"force_shared", "0", "4", "1", "8"},
+                           Setting{"force", "0", "5", "1", "8"}, Setting{"force", "300", "1", "1", "16"},
+                           Setting{"force_shared", "300", "8", "0", "2"}}) {
+    INFO("LONGATTN_VULKAN_DECODE=", std::string(s.mode), " splits=", std::string(s.splits), " keys=",
+         std::string(s.keys), " prefetch=", std::string(s.prefetch), " heads=", std::string(s.heads));
+    ScopedEnv env_mode("LONGATTN_VULKAN_DECODE", s.mode), env_splits("LONGATTN_VULKAN_DECODE_SPLITS", s.splits);
+    ScopedEnv env_keys("LONGATTN_VULKAN_DECODE_KEYS", s.keys);
+    ScopedEnv env_prefetch("LONGATTN_VULKAN_DECODE_PREFETCH", s.prefetch);
+    ScopedEnv env_heads("LONGATTN_VULKAN_DECODE_HEADS", s.heads);
+    Backends b;
+    for (size_t i = 0; i < cases.size(); ++i) check_decode(*b.vk, *b.cpu, cases[i], 7000 + uint64_t(i), true);
   }
 }
 

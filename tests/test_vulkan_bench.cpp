@@ -4,10 +4,15 @@
 // per case: median milliseconds of the timed runs, TFLOP/s of the attention the mask allows
 // (4·d per allowed pair and head, d = head_dim = head_dim_v), GB/s of Q, K, V, O moved once, and
 // the device's copy bandwidth (vkCmdCopyBuffer, bytes read + written) as the decode ceiling.
+// Every case is timed after kWarmupMs of back-to-back calls: NVIDIA's driver keeps an H100's SM
+// clock at its idle 345 MHz through short bursts of work and raises it to 1980 MHz only under
+// sustained load (a 0.4 ms decode measured cold runs up to 5.7× slower).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -26,6 +31,16 @@ namespace {
 double now_ms() {
   using clock = std::chrono::steady_clock;
   return std::chrono::duration<double, std::milli>(clock::now().time_since_epoch()).count();
+}
+
+constexpr double kWarmupMs = 1000;
+
+// Calls `call` back to back for at least kWarmupMs (and once at least).
+template <class F>
+void warm_up(F&& call) {
+  const double t0 = now_ms();
+  do call();
+  while (now_ms() - t0 < kWarmupMs);
 }
 
 double median(std::vector<double> v) {
@@ -118,11 +133,16 @@ void run(longattn_context* ctx, const Shape& s, const std::string& path_name) {
   std::vector<double> times;
   auto& stream = dynamic_cast<longattn::vk::VulkanBackend&>(*ctx->backend).stream();
   std::vector<longattn::vk::CommandStream::ProfileEntry> gpu;  // of the last run (LONGATTN_VULKAN_PROFILE=1)
-  for (int r = 0; r < 1 + s.repeat; ++r) {
-    const double t0 = now_ms();
+  auto call = [&] {
     REQUIRE_MESSAGE(longattn_attention_forward(ctx, attn, &a) == LONGATTN_OK, longattn_context_last_error(ctx));
     REQUIRE(longattn_vulkan_synchronize(ctx) == LONGATTN_OK);
-    if (r > 0) times.push_back(now_ms() - t0);  // the first run compiles pipelines
+  };
+  warm_up(call);  // the first call also compiles the pipelines
+  stream.take_profile();
+  for (int r = 0; r < s.repeat; ++r) {
+    const double t0 = now_ms();
+    call();
+    times.push_back(now_ms() - t0);
     gpu = stream.take_profile();
   }
   for (const auto& e : gpu)
@@ -136,6 +156,116 @@ void run(longattn_context* ctx, const Shape& s, const std::string& path_name) {
               s.window_left, s.n_global, ms, flops / (ms * 1e9), bytes / (ms * 1e6));
   std::fflush(stdout);
   longattn_attention_destroy(attn);
+}
+
+// One decode-kernel choice of the sweep below (0 = the backend's own choice); spin_us < 0 keeps
+// the stream's fence polling.
+struct DecodeChoice {
+  int64_t splits = 0;
+  int32_t keys = 0, heads = 0;
+  bool prefetch = true, loads_only = false;
+  int32_t spin_us = -1;
+  int64_t n_k = 131072;
+  int32_t hq = 32;
+};
+
+// LONGATTN_VULKAN_BENCH_CASES=decode_sweep: the decode shape (f16, 32 / 8 heads, d = 128) under
+// several choices of the decode kernel, K/V uploaded once per key count. Prints per choice the
+// median wall time of forward + synchronize and, with LONGATTN_VULKAN_PROFILE=1, the median GPU
+// time of the kernel and of the combine and the host's submit and wait times.
+// Opt-in (not part of the default run); LONGATTN_VULKAN_BENCH_SWEEP_SCALE=s divides every key
+// count by s (a quick check on slow devices).
+void decode_sweep(longattn_context* ctx) {
+  const char* list = std::getenv("LONGATTN_VULKAN_BENCH_CASES");
+  if (!list || !*list || !selected("decode_sweep")) return;
+  const char* scale_env = std::getenv("LONGATTN_VULKAN_BENCH_SWEEP_SCALE");
+  const int64_t scale = scale_env ? std::max<int64_t>(1, std::atoll(scale_env)) : 1;
+  std::vector<DecodeChoice> choices;
+  auto add = [&](DecodeChoice c) { choices.push_back(c); };
+  add({});                                 // the backend's choice
+  add({0, 0, 0, true, false, 0});          // … with a blocking fence wait
+  add({0, 0, 0, true, true});              // the loads alone: the memory system's rate for this pattern
+  add({32, 4, 1, false});                  // the previous kernel's choices (4 keys, 1 head, 32 splits)
+  for (int32_t k : {1, 2, 4, 5, 6, 8}) add({0, k});           // keys per lane and step, loaded ahead
+  for (int32_t k : {2, 4, 8}) add({0, k, 0, false});          // … not loaded ahead
+  for (int64_t sp : {132, 264, 396, 792, 1024}) add({sp});    // splits
+  for (int32_t h : {1, 2, 4}) add({0, 0, h});                 // KV heads per workgroup
+  add({0, 0, 0, true, false, -1, 131072, 64});               // 64 query heads: two head blocks
+  add({0, 1, 0, true, false, -1, 131072, 64});
+  add({0, 0, 0, true, false, -1, 16384});                    // shorter contexts
+  add({0, 0, 0, true, false, -1, 2048});
+  add({0, 0, 0, true, false, 0, 2048});
+  add({0, 0, 8, true, false, -1, 2048});
+
+  auto& backend = dynamic_cast<longattn::vk::VulkanBackend&>(*ctx->backend);
+  const longattn::vk::DecodeTuning saved = backend.decode_tuning();
+  const uint32_t saved_spin = backend.stream().spin_us();
+  int64_t loaded_n_k = -1;
+  std::unique_ptr<DeviceTensor> q, k, v, o;
+  for (DecodeChoice c : choices) {
+    c.n_k /= scale;
+    if (c.n_k != loaded_n_k) {
+      k.reset();
+      v.reset();
+      k = std::make_unique<DeviceTensor>(ctx, LONGATTN_DTYPE_F16, 1, c.n_k, 8, 128, 2);
+      v = std::make_unique<DeviceTensor>(ctx, LONGATTN_DTYPE_F16, 1, c.n_k, 8, 128, 3);
+      loaded_n_k = c.n_k;
+    }
+    q = std::make_unique<DeviceTensor>(ctx, LONGATTN_DTYPE_F16, 1, 1, c.hq, 128, 1);
+    o = std::make_unique<DeviceTensor>(ctx, LONGATTN_DTYPE_F16, 1, 1, c.hq, 128, 4);
+    longattn_attention_desc d = LONGATTN_ATTENTION_DESC_INIT;
+    d.n_q_heads = c.hq;
+    d.n_kv_heads = 8;
+    d.head_dim = 128;
+    d.causal = 1;
+    longattn_attention* attn = nullptr;
+    REQUIRE(longattn_attention_create(ctx, &d, &attn) == LONGATTN_OK);
+    longattn::vk::DecodeTuning t;
+    t.splits = c.splits;
+    t.keys = c.keys;
+    t.heads = c.heads;
+    t.prefetch = c.prefetch;
+    t.loads_only = c.loads_only;
+    backend.set_decode_tuning(t);
+    backend.stream().set_spin_us(c.spin_us < 0 ? saved_spin : uint32_t(c.spin_us));
+    longattn_forward_args a = LONGATTN_FORWARD_ARGS_INIT;
+    a.q = &q->t;
+    a.k = &k->t;
+    a.v = &v->t;
+    a.out = &o->t;
+    std::vector<double> wall;
+    std::map<std::string, std::vector<double>> gpu;
+    auto call = [&] {
+      REQUIRE_MESSAGE(longattn_attention_forward(ctx, attn, &a) == LONGATTN_OK, longattn_context_last_error(ctx));
+      REQUIRE(longattn_vulkan_synchronize(ctx) == LONGATTN_OK);
+    };
+    warm_up(call);  // the first call also compiles the pipelines
+    backend.stream().take_profile();
+    for (int r = 0; r < 20; ++r) {
+      const double t0 = now_ms();
+      call();
+      wall.push_back(now_ms() - t0);
+      for (const auto& e : backend.stream().take_profile()) gpu[e.label].push_back(e.ms);
+    }
+    longattn_attention_destroy(attn);
+    const double ms = median(wall);
+    const double bytes = 2.0 * (2.0 * c.hq * 128 + double(c.n_k) * 8 * 2 * 128);
+    std::printf("{\"case\":\"decode_sweep\",\"hq\":%d,\"n_k\":%lld,\"splits\":%lld,\"keys\":%d,\"heads\":%d,"
+                "\"prefetch\":%d,\"loads_only\":%d,\"spin_us\":%d,\"ms\":%.4f,\"gbps\":%.1f",
+                c.hq, (long long)c.n_k, (long long)c.splits, c.keys, c.heads, c.prefetch ? 1 : 0, c.loads_only ? 1 : 0,
+                c.spin_us, ms, bytes / (ms * 1e6));
+    for (const auto& [label, v] : gpu) std::printf(",\"%s\":%.4f", label.c_str(), median(v));
+    if (gpu.count("attend_decode"))
+      std::printf(",\"kernel_gbps\":%.1f", bytes / (median(gpu["attend_decode"]) * 1e6));
+    std::printf("}\n");
+    std::fflush(stdout);
+  }
+  q.reset();
+  k.reset();
+  v.reset();
+  o.reset();
+  backend.set_decode_tuning(saved);
+  backend.stream().set_spin_us(saved_spin);
 }
 
 }  // namespace
@@ -167,11 +297,16 @@ TEST_CASE("vulkan benchmark (LONGATTN_VULKAN_BENCH=1)") {
     REQUIRE(longattn_vulkan_buffer_create(ctx, bytes, &y) == LONGATTN_OK);
     std::vector<double> times;
     auto* be = ctx->backend.get();
-    for (int r = 0; r < 6; ++r) {
-      const double t0 = now_ms();
+    auto call = [&] {
       be->copy(y, x, bytes, nullptr);
       be->synchronize(nullptr);
-      if (r > 0) times.push_back(now_ms() - t0);
+    };
+    warm_up(call);
+    dynamic_cast<longattn::vk::VulkanBackend&>(*be).stream().take_profile();
+    for (int r = 0; r < 5; ++r) {
+      const double t0 = now_ms();
+      call();
+      times.push_back(now_ms() - t0);
     }
     for (const auto& e : dynamic_cast<longattn::vk::VulkanBackend&>(*be).stream().take_profile())
       std::printf("{\"case\":\"copy\",\"gpu_dispatch\":\"%s\",\"ms\":%.4f}\n", e.label.c_str(), e.ms);
@@ -180,6 +315,7 @@ TEST_CASE("vulkan benchmark (LONGATTN_VULKAN_BENCH=1)") {
     longattn_vulkan_buffer_destroy(ctx, x);
     longattn_vulkan_buffer_destroy(ctx, y);
   }
+  decode_sweep(ctx);
   const int64_t n = 16384;
   run(ctx, {"prefill_causal", LONGATTN_ALGORITHM_FLASH, n, n, 32, 8, 128, true, -1, 0, 3}, path);
   run(ctx, {"prefill_full", LONGATTN_ALGORITHM_FLASH, 4096, 4096, 32, 8, 128, false, -1, 0, 3}, path);

@@ -394,6 +394,14 @@ TEST_CASE("vulkan extras: attention sinks, prefill and split decode, rows with o
                  &lse);
     if (nq > 1) CHECK(lse.get(0, 1, 1, 0) == doctest::Approx(-1.0));
   }
+  // decode with more key splits than key steps: empty splits and the sink meet in the combine
+  ScopedEnv many_splits("LONGATTN_VULKAN_DECODE_SPLITS", "300");
+  Contexts split_c;
+  HostTensor q = random_tensor(rng, LONGATTN_DTYPE_F16, 1, 1, 4, 64);
+  KvTensor k(rng, LONGATTN_DTYPE_BF16, 1, 500, 2, 64), v(rng, LONGATTN_DTYPE_BF16, 1, 500, 2, 64);
+  Extras ex;
+  ex.sinks = sinks;
+  check_extras(split_c, desc_of(4, 2, 64, true), q, k, v, LONGATTN_DTYPE_F16, ex);
 }
 
 TEST_CASE("vulkan extras: Q8_0 / Q4_0 K/V from a strided cache, prefill and split decode") {

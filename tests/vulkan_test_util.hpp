@@ -36,6 +36,21 @@ inline bool have_vulkan(const char* what = "Vulkan tests") {
   return have;
 }
 
+// Sets an environment variable for the life of the object (backends read it when created).
+struct ScopedEnv {
+  std::string name, old;
+  bool had;
+  ScopedEnv(const char* n, const char* value) : name(n) {
+    const char* o = std::getenv(n);
+    had = o != nullptr;
+    if (had) old = o;
+    setenv(n, value, 1);
+  }
+  ~ScopedEnv() {
+    if (had) setenv(name.c_str(), old.c_str(), 1); else unsetenv(name.c_str());
+  }
+};
+
 // Fails the enclosing test case when the validation layer reported anything during its life.
 struct ValidationGuard {
   int64_t before = longattn::vk::validation_message_count();

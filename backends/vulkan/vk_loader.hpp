@@ -74,6 +74,7 @@ namespace longattn::vk {
   X(vkCreateFence)                      \
   X(vkDestroyFence)                     \
   X(vkWaitForFences)                    \
+  X(vkGetFenceStatus)                   \
   X(vkResetFences)                      \
   X(vkCreateQueryPool)                  \
   X(vkDestroyQueryPool)                 \

@@ -42,7 +42,12 @@ class CommandStream {
   void download(void* host, uint64_t src, size_t bytes);  // flushes
 
   // Submits everything recorded and waits for it; then frees what release_after() collected.
+  // The wait polls the fence for up to spin_us() microseconds before it blocks in the driver (a
+  // blocked wait wakes up late on some systems): 1000 on GPUs, 0 on CPU devices, or the
+  // environment's LONGATTN_VULKAN_SPIN_US when the stream is created.
   void flush();
+  uint32_t spin_us() const { return spin_us_; }
+  void set_spin_us(uint32_t us) { spin_us_ = us; }
   bool has_pending() const { return recording_; }
 
   // Releases a device allocation once the work recorded so far has completed.
@@ -50,7 +55,8 @@ class CommandStream {
 
   // GPU time of each dispatch and copy, when profiling is on (environment
   // LONGATTN_VULKAN_PROFILE=1 when the stream is created, and a device with timestamps): the
-  // entries of every flush since the last call, in recording order. For benchmarks.
+  // entries of every flush since the last call, in recording order, each flush's followed by
+  // the host's time in vkQueueSubmit ("host_submit") and in the wait ("host_wait"). For benchmarks.
   struct ProfileEntry {
     std::string label;
     double ms;
@@ -60,6 +66,7 @@ class CommandStream {
  private:
   void begin();
   void barrier();
+  VkResult wait();  // for the submitted fence
   void reset_after_wait();
   void stamp_begin(const char* label);  // timestamps around one command (profiling)
   void stamp_end();
@@ -77,6 +84,8 @@ class CommandStream {
   DeviceBuffer args_ring_;
   VkDeviceSize args_used_ = 0;
   std::vector<uint64_t> releases_;
+
+  uint32_t spin_us_ = 0;
 
   VkQueryPool queries_ = VK_NULL_HANDLE;  // 2 timestamps per profiled command
   uint32_t queries_used_ = 0;

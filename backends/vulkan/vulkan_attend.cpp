@@ -1,7 +1,7 @@
 // attend on Vulkan: picks the kernel (decode, cooperative-matrix or portable) and its tile sizes
 // for the device, lays out the work items (segments × query tiles × head blocks × KV heads ×
-// batch), decides split-KV, and records shaders/attend_decode.comp (+ the combine phase of
-// attend.comp), shaders/attend_coopmat.comp or shaders/attend.comp.
+// batch), decides split-KV, and records shaders/attend_decode.comp, shaders/attend_coopmat.comp
+// or shaders/attend.comp (split-KV: + shaders/attend_combine.comp).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -36,8 +36,8 @@ struct AttendGpuArgs {
   int64_t mask_stride[4];
 };
 
-// Split-KV phases (PHASE in attend.comp).
-constexpr int32_t kPhaseDirect = 0, kPhasePartial = 1, kPhaseCombine = 2;
+// Split-KV phases (PHASE in attend.comp); the splits are merged by attend_combine.comp.
+constexpr int32_t kPhaseDirect = 0, kPhasePartial = 1;
 // Workgroups a dispatch should have for the device to be busy; below half of it, work items are
 // split over their keys (each split at least kMinTilesPerSplit key tiles).
 constexpr int64_t kBusyWorkgroupsGpu = 1024;
@@ -56,31 +56,49 @@ constexpr int32_t kCoopmatMaxDim = 128;  // larger head dims spill registers: po
 // work items (otherwise the portable kernel with split-KV keeps the device busier).
 constexpr int64_t kCoopmatMinItems = 128;
 
-// Decode kernel (attend_decode.glsl): WG lanes in clusters of `lanes` per key, `keys` keys per
-// cluster and step, `bq` query rows per work item. Its split partials are finished by the combine
-// phase of attend.comp.
+// Decode kernel (attend_decode.glsl): WG lanes in clusters of `lanes` per key, `heads` KV heads
+// per workgroup, `keys` keys per cluster and step, `bq` query rows per work item. Its split
+// partials are finished by attend_combine.comp.
 constexpr int32_t kDecodeThreads = 128;
 constexpr int32_t kDecodeMaxRows = 16;        // query rows per work item
 constexpr int32_t kDecodeAutoRows = 8;        // automatic choice: at most this many rows per KV head
 constexpr int32_t kDecodeMinLanes = 4;        // fewer lanes per key: rows too short to spread
 constexpr int32_t kDecodeMaxLanes = 32;
-constexpr int32_t kDecodeMaxLaneFloats = 128;  // q and acc registers per lane: bq·(D + DV) / lanes
+constexpr int32_t kDecodeMaxLaneFloats = 64;  // q and acc registers per lane: bq·(D + DV) / lanes
+// Registers per lane the key loop may hold (decode_lane_registers); the plan takes the most keys
+// per step within it, loaded ahead. H100 (NVIDIA driver), f16 D = 128, 4 rows per item, steady
+// clock: 1 / 2 / 3 keys per step (92 / 112 / 132 registers) ran the kernel in 0.566 / 0.375 /
+// 0.332 ms; larger values were not measured at a steady clock, and the budget keeps them out.
+constexpr int32_t kDecodeLaneRegisters = 136;
+constexpr int32_t kDecodeMaxKeys = 8;
 constexpr int32_t kDecodeMaxDim = 256;
-constexpr int64_t kDecodeBusyGpu = 256;       // workgroups (items × splits) to aim for: H100, decode
-                                              // n_k = 131072 over 8 items: 256 → 2.24 ms, 1024 → 2.48,
-                                              // 2048 → 2.78 (the combine reads every split serially)
+constexpr int64_t kDecodeBusyGpu = 512;       // workgroups (work items / heads × splits) to aim for
 constexpr int64_t kDecodeBusyCpu = 32;
-constexpr int64_t kDecodeMinStepsPerSplit = 4;  // steps of CL·keys keys per split at least
+constexpr int64_t kDecodeMinKeysPerSplit = 128;
+constexpr int64_t kDecodeMaxSplits = 1024;
+
+// attend_combine.comp: CT column lanes × SP split lanes per workgroup.
+constexpr int32_t kCombineColumnLanes = 16;
+constexpr int32_t kCombineSplitLanes = 16;
 
 struct DecodePlan {
-  int32_t bq = 0, lanes = 0, keys = 0;
+  int32_t bq = 0, lanes = 0, keys = 0, heads = 1;
+  int32_t qe = 0, ae = 0, uk = 0, uv = 0;  // q / acc columns and K / V vectors per lane
   bool subgroup = false;  // reduction by subgroup shuffles (else shared memory)
+  bool prefetch = true;   // the next step's K/V loaded ahead of this step's arithmetic
 };
+
+// Registers per lane held across the key loop of attend_decode.glsl: q and acc, m and l, the
+// step's scores and its K/V vectors (twice when loaded ahead).
+int32_t decode_lane_registers(const DecodePlan& p) {
+  return p.bq * (p.qe + p.ae) + 2 * p.bq + p.keys * p.bq + (p.prefetch ? 2 : 1) * p.keys * (p.uk + p.uv) * 4;
+}
 
 // Shared memory of attend_decode.glsl (keep in step with its `shared` declarations).
 size_t decode_shared_bytes(const DecodePlan& p, int32_t dv) {
   const size_t clusters = size_t(kDecodeThreads / p.lanes);
-  size_t floats = clusters * size_t(p.bq) * 2 + size_t(p.bq) * size_t(dv);
+  const bool merge = clusters > size_t(p.heads);  // several key slots per head
+  size_t floats = merge ? clusters * size_t(p.bq) * 2 + size_t(p.heads) * size_t(p.bq) * size_t(dv) : 2;
   if (!p.subgroup) floats += size_t(p.keys) * size_t(p.bq) * size_t(kDecodeThreads);
   return 4 * floats;
 }
@@ -302,18 +320,64 @@ bool decode_plan(VulkanBackend& backend, const AttendArgs& a, int64_t rows_per_k
   p.lanes = 1;
   while (p.lanes * 2 <= max_lanes && vk % (p.lanes * 2) == 0 && vv % (p.lanes * 2) == 0) p.lanes *= 2;
   if (p.lanes < kDecodeMinLanes) return false;
+  p.uk = int32_t(vk / p.lanes);
+  p.uv = int32_t(vv / p.lanes);
+  p.qe = a.head_dim / p.lanes;
+  p.ae = a.head_dim_v / p.lanes;
   p.bq = 1;
   while (p.bq < kDecodeMaxRows && p.bq < rows_per_kv_head) p.bq *= 2;
-  while (p.bq > 1 && p.bq * (a.head_dim + a.head_dim_v) / p.lanes > kDecodeMaxLaneFloats) p.bq /= 2;
-  p.keys = p.bq <= 4 ? 4 : 2;
+  while (p.bq > 1 && p.bq * (p.qe + p.ae) > kDecodeMaxLaneFloats) p.bq /= 2;
+  // keys per step: the most that keep the loop within the register budget, loaded ahead if
+  // possible (fewer rows per item where even one key does not fit)
+  const DecodeTuning& tune = backend.decode_tuning();
+  p.prefetch = tune.prefetch;
+  for (;;) {
+    p.keys = kDecodeMaxKeys;
+    while (p.keys > 1 && decode_lane_registers(p) > kDecodeLaneRegisters) --p.keys;
+    if (decode_lane_registers(p) <= kDecodeLaneRegisters || p.bq == 1) break;
+    p.bq /= 2;
+  }
+  if (tune.keys > 0) p.keys = std::min(tune.keys, kDecodeMaxKeys);
+  // KV heads per workgroup: where the heads of a token are adjacent in memory (a [tokens, heads,
+  // dim] cache), the clusters of one key take consecutive heads and a workgroup reads whole token
+  // rows; a power of two dividing both the clusters and hkv (fewer where the call has too few
+  // keys to give the device enough workgroups otherwise, see record_decode)
+  const int32_t clusters = kDecodeThreads / p.lanes;
+  const bool heads_inner = a.k.strides[2] * a.n_kv_heads <= a.k.strides[1] &&
+                           a.v.strides[2] * a.n_kv_heads <= a.v.strides[1];
+  const int32_t max_heads = heads_inner ? (tune.heads > 0 ? std::min(tune.heads, clusters) : clusters) : 1;
+  p.heads = 1;
+  while (p.heads * 2 <= max_heads && a.n_kv_heads % (p.heads * 2) == 0) p.heads *= 2;
+  while (p.heads > 1 && decode_shared_bytes(p, a.head_dim_v) > info.max_shared_memory) p.heads /= 2;
+  while (p.keys > 1 && decode_shared_bytes(p, a.head_dim_v) > info.max_shared_memory) --p.keys;
   return decode_shared_bytes(p, a.head_dim_v) <= info.max_shared_memory;
 }
 
-// Records the decode kernel over `splits` key splits per work item, then the combine phase of the
-// portable kernel (which applies the running state and sinks and writes out / lse).
+// Records attend_combine.comp over the split partials in blk.g.part of `items` work items of `bq`
+// rows each (n_splits splits): running state, sinks, out / lse.
+void record_combine(VulkanBackend& backend, const AttendArgs& a, Block& blk, int64_t items, int32_t bq,
+                    const char* label) {
+  Device& dev = backend.device();
+  const PhysicalDeviceInfo& info = dev.info();
+  // a workgroup per row and chunk of ct columns; with a running state one chunk of every column
+  const int32_t ct = kCombineColumnLanes;
+  const int32_t nc = a.state ? (a.head_dim_v + ct - 1) / ct : 1;
+  const int64_t chunks = (a.head_dim_v + ct * nc - 1) / (ct * nc);
+  int32_t sp = std::min<int32_t>(kCombineSplitLanes, int32_t(info.max_workgroup_invocations) / ct);
+  while (sp > 1 && 4 * (size_t(sp) * size_t(ct) + size_t(sp) * size_t(ct * nc)) > info.max_shared_memory) sp /= 2;
+  const int32_t out_dtype = a.state ? LONGATTN_DTYPE_F32 : a.out.dtype;
+  VkPipeline p = dev.pipeline("attend_combine", {ct * sp, bq, a.head_dim_v, out_dtype, a.state ? 1 : 0, ct, nc});
+  blk.g.n_groups = items * bq * chunks;
+  const std::vector<uint8_t> bytes = blk.bytes();
+  backend.stream().dispatch(p, bytes.data(), bytes.size(), uint64_t(blk.g.n_groups), label);
+}
+
+// Records the decode kernel over the key splits of every work item, then attend_combine.comp
+// (which applies the running state and sinks and writes out / lse).
 void record_decode(VulkanBackend& backend, const AttendArgs& a, const DecodePlan& p) {
   Device& dev = backend.device();
   const PhysicalDeviceInfo& info = dev.info();
+  const DecodeTuning& tune = backend.decode_tuning();
   Block blk = common_block(a);
   const int32_t group = a.n_q_heads / a.n_kv_heads;
   const int32_t hg = largest_divisor_at_most(group, p.bq);
@@ -321,37 +385,35 @@ void record_decode(VulkanBackend& backend, const AttendArgs& a, const DecodePlan
   AttendGpuArgs& g = blk.g;
   if (g.n_tiles == 0) return;
 
+  // workgroups: (work items / heads) × splits; splits keep the device busy, each at least
+  // kDecodeMinKeysPerSplit keys; where even the most splits leave it idle, fewer heads per
+  // workgroup (more workgroups per split, more keys per step)
   const int64_t items = g.n_groups;
-  const int64_t chunk = int64_t(kDecodeThreads / p.lanes) * p.keys;
-  const int64_t steps = (a.n_k + chunk - 1) / chunk;
   const int64_t busy = info.is_gpu() ? kDecodeBusyGpu : kDecodeBusyCpu;
-  int64_t splits = backend.decode_splits();
-  if (splits == 0) splits = (busy + items - 1) / items;
-  splits = std::max<int64_t>(1, std::min({splits, kMaxSplits, steps / kDecodeMinStepsPerSplit}));
+  const int64_t max_splits = std::max<int64_t>(1, std::min(kDecodeMaxSplits, a.n_k / kDecodeMinKeysPerSplit));
+  DecodePlan plan = p;
+  while (tune.heads == 0 && plan.heads > 1 && items / plan.heads * max_splits < busy) {
+    DecodePlan fewer = plan;
+    fewer.heads /= 2;
+    if (decode_shared_bytes(fewer, a.head_dim_v) > info.max_shared_memory) break;
+    plan = fewer;
+  }
+  const int64_t groups_per_split = items / plan.heads;
+  int64_t splits = tune.splits;
+  if (splits == 0) splits = std::min((busy + groups_per_split - 1) / groups_per_split, max_splits);
+  splits = std::max<int64_t>(1, std::min(splits, kDecodeMaxSplits));
   g.n_splits = int32_t(splits);
   const size_t part_floats = size_t(items) * size_t(splits) * size_t(p.bq) * size_t(a.head_dim_v + 2);
   g.part = backend.scratch(part_floats * sizeof(float));
-  g.n_groups = items * splits;
+  g.n_groups = groups_per_split * splits;
   std::vector<uint8_t> bytes = blk.bytes();
-  VkPipeline decode = dev.pipeline(p.subgroup ? "attend_decode" : "attend_decode_shared",
-                                   {kDecodeThreads, p.bq, a.head_dim, a.head_dim_v, a.q.dtype, a.k.dtype, a.v.dtype,
-                                    p.lanes, p.keys});
+  VkPipeline decode = dev.pipeline(plan.subgroup ? "attend_decode" : "attend_decode_shared",
+                                   {kDecodeThreads, plan.bq, a.head_dim, a.head_dim_v, a.q.dtype, a.k.dtype,
+                                    a.v.dtype, plan.lanes, plan.keys, plan.heads, plan.prefetch ? 1 : 0,
+                                    tune.loads_only ? 1 : 0});
   backend.stream().dispatch(decode, bytes.data(), bytes.size(), uint64_t(g.n_groups), "attend_decode");
   backend.count_decode_dispatch();
-
-  // combine: attend.comp's PHASE 2 with the same rows per item (its key tile is unused: 1 key)
-  const int32_t tpr = std::max(1, std::min<int32_t>(kThreadsPerWorkgroup, int32_t(info.max_workgroup_invocations)) / p.bq);
-  const int32_t threads = p.bq * tpr, nc = (a.head_dim_v + tpr - 1) / tpr;
-  if (shared_bytes(p.bq, 1, a.head_dim, a.head_dim_v) > info.max_shared_memory)
-    throw Error(LONGATTN_ERROR_UNSUPPORTED, "Vulkan: head_dim " + std::to_string(a.head_dim) + "/" +
-                                                std::to_string(a.head_dim_v) + " does not fit in shared memory");
-  const int32_t out_dtype = a.state ? LONGATTN_DTYPE_F32 : a.out.dtype;
-  VkPipeline combine = dev.pipeline("attend", {threads, p.bq, 1, a.head_dim, a.head_dim_v, nc, a.q.dtype, a.k.dtype,
-                                               a.v.dtype, out_dtype, a.state ? 1 : 0, kPhaseCombine, 1, 1,
-                                               LONGATTN_DTYPE_F32});
-  g.n_groups = items;
-  bytes = blk.bytes();
-  backend.stream().dispatch(combine, bytes.data(), bytes.size(), uint64_t(g.n_groups), "attend_decode_combine");
+  record_combine(backend, a, blk, items, plan.bq, "attend_decode_combine");
 }
 
 }  // namespace
@@ -408,9 +470,11 @@ void record_attend(VulkanBackend& backend, const AttendArgs& a) {
   const bool vec_k = rows_vectorizable(a.k, a.head_dim), vec_v = rows_vectorizable(a.v, a.head_dim_v);
   const int32_t mask_dtype = a.add_mask.data ? a.add_mask.dtype : LONGATTN_DTYPE_F32;
   auto pipeline = [&](int32_t phase) {
+    // the partial phase writes no output: its out dtype and state switch stay fixed
+    const int32_t o_dt = phase == kPhasePartial ? LONGATTN_DTYPE_F32 : out_dtype;
     return dev.pipeline("attend", {t.threads, t.bq, t.bk, a.head_dim, a.head_dim_v, t.nc, a.q.dtype, a.k.dtype,
-                                   a.v.dtype, out_dtype, a.state ? 1 : 0, phase, vec_k ? 1 : 0, vec_v ? 1 : 0,
-                                   mask_dtype});
+                                   a.v.dtype, o_dt, a.state && phase != kPhasePartial ? 1 : 0, phase,
+                                   vec_k ? 1 : 0, vec_v ? 1 : 0, mask_dtype});
   };
   if (splits == 1) {
     const std::vector<uint8_t> bytes = blk.bytes();
@@ -423,10 +487,7 @@ void record_attend(VulkanBackend& backend, const AttendArgs& a) {
   std::vector<uint8_t> bytes = blk.bytes();
   backend.stream().dispatch(pipeline(kPhasePartial), bytes.data(), bytes.size(), uint64_t(g.n_groups),
                             "attend_split");
-  g.n_groups = items;
-  bytes = blk.bytes();
-  backend.stream().dispatch(pipeline(kPhaseCombine), bytes.data(), bytes.size(), uint64_t(g.n_groups),
-                            "attend_combine");
+  record_combine(backend, a, blk, items, t.bq, "attend_combine");
 }
 
 }  // namespace longattn::vk

@@ -69,8 +69,11 @@ VulkanBackend::VulkanBackend(std::shared_ptr<Device> device)
     if (std::strcmp(mode, "force") == 0) decode_mode_ = DecodeMode::force;
     if (std::strcmp(mode, "force_shared") == 0) decode_mode_ = DecodeMode::force_shared;
   }
-  if (const char* splits = std::getenv("LONGATTN_VULKAN_DECODE_SPLITS"))
-    decode_splits_ = std::max<int64_t>(0, std::atoll(splits));
+  DecodeTuning& t = decode_tuning_;
+  if (const char* x = std::getenv("LONGATTN_VULKAN_DECODE_SPLITS")) t.splits = std::max<int64_t>(0, std::atoll(x));
+  if (const char* x = std::getenv("LONGATTN_VULKAN_DECODE_KEYS")) t.keys = std::max(0, std::atoi(x));
+  if (const char* x = std::getenv("LONGATTN_VULKAN_DECODE_HEADS")) t.heads = std::max(0, std::atoi(x));
+  if (const char* x = std::getenv("LONGATTN_VULKAN_DECODE_PREFETCH")) t.prefetch = std::strcmp(x, "0") != 0;
 }
 
 VulkanBackend::~VulkanBackend() {

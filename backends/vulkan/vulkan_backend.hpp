@@ -23,9 +23,22 @@ enum class CoopmatMode { off, automatic, force };
 // Use of the decode kernel (environment LONGATTN_VULKAN_DECODE, read when the backend is created:
 // "0" = off, "force" = whenever the call is eligible, "force_shared" = likewise with the score
 // reduction through shared memory even where subgroup shuffles exist, else automatic: calls with
-// few query rows per KV head). LONGATTN_VULKAN_DECODE_SPLITS=n fixes its key splits per work item
-// (benchmarks). Switches for tests and benchmarks; results agree within the tolerances either way.
+// few query rows per KV head). Switches for tests and benchmarks; results agree within the
+// tolerances either way.
 enum class DecodeMode { off, automatic, force, force_shared };
+
+// The decode kernel's choices, fixed for tests and benchmarks; 0 = chosen for the device and the
+// call. Read from the environment when the backend is created: LONGATTN_VULKAN_DECODE_SPLITS (key
+// splits per work item; more splits than key steps leave some empty), LONGATTN_VULKAN_DECODE_KEYS
+// (keys per lane and step), LONGATTN_VULKAN_DECODE_HEADS (at most this many KV heads per
+// workgroup), LONGATTN_VULKAN_DECODE_PREFETCH (0: no loads ahead of the arithmetic).
+struct DecodeTuning {
+  int64_t splits = 0;
+  int32_t keys = 0;
+  int32_t heads = 0;
+  bool prefetch = true;
+  bool loads_only = false;  // measurement only: the kernel's loads without its arithmetic (wrong output)
+};
 
 class VulkanBackend final : public Backend {
  public:
@@ -60,7 +73,8 @@ class VulkanBackend final : public Backend {
   Device& device() { return *device_; }
   CoopmatMode coopmat_mode() const { return coopmat_mode_; }
   DecodeMode decode_mode() const { return decode_mode_; }
-  int64_t decode_splits() const { return decode_splits_; }  // 0 = sized for the device
+  const DecodeTuning& decode_tuning() const { return decode_tuning_; }
+  void set_decode_tuning(const DecodeTuning& t) { decode_tuning_ = t; }  // benchmarks
   // Dispatches of the decode kernel recorded so far (tests check that it ran).
   int64_t decode_dispatches() const { return decode_dispatches_; }
   void count_decode_dispatch() { ++decode_dispatches_; }
@@ -79,7 +93,7 @@ class VulkanBackend final : public Backend {
   CommandStream stream_;
   CoopmatMode coopmat_mode_ = CoopmatMode::automatic;
   DecodeMode decode_mode_ = DecodeMode::automatic;
-  int64_t decode_splits_ = 0;
+  DecodeTuning decode_tuning_;
   int64_t decode_dispatches_ = 0;
   uint64_t scratch_ = 0;
   size_t scratch_bytes_ = 0;

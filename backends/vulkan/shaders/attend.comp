@@ -31,7 +31,7 @@
 //
 // Split-KV (decode and other calls with few work items): PHASE 1 runs n_splits workgroups per
 // item, each over its share of the item's key tiles, and stores (m, l, acc) per row in `part`
-// ([item][split][row][2 + DV] floats); PHASE 2 merges them per row
+// ([item][split][row][2 + DV] floats); attend_combine.comp merges them per row
 //   m = max_s m_s,  l = Σ_s l_s·2^(m_s − m),  acc = Σ_s acc_s·2^(m_s − m)
 // (with the running state as one more term) and writes like PHASE 0.
 //
@@ -54,7 +54,7 @@ layout(constant_id = 7) const int K_DT = 0;     // of k (float or block format)
 layout(constant_id = 8) const int V_DT = 0;     // of v (float or block format)
 layout(constant_id = 9) const int O_DT = 0;     // of out
 layout(constant_id = 10) const bool STATE = false;  // fold into a running state instead of out/lse
-layout(constant_id = 11) const int PHASE = 0;       // kPhaseDirect / kPhasePartial / kPhaseCombine
+layout(constant_id = 11) const int PHASE = 0;       // kPhaseDirect / kPhasePartial
 layout(constant_id = 12) const bool VEC_K = false;  // K rows contiguous and 16-byte aligned (float)
 layout(constant_id = 13) const bool VEC_V = false;  // V rows likewise
 layout(constant_id = 14) const int MASK_DT = 0;     // dtype of the additive mask (f32 / f16), if any
@@ -152,7 +152,6 @@ void main() {
   if (gid >= uint64_t(A.n_groups)) return;
   const int tid = int(gl_LocalInvocationID.x);
   const Item it = decode_item(A, gid, PHASE == kPhasePartial);
-  const uint64_t base_item = PHASE == kPhasePartial ? gid / uint64_t(A.n_splits) : gid;
   const int64_t b = it.b;
   const int hk = it.hk;
 
@@ -186,15 +185,14 @@ void main() {
     sRange[0] = q_lo;
     sRange[1] = q_hi;
   }
-  if (PHASE != kPhaseCombine)
-    for (int p = tid; p < BQ * D; p += WG) {
-      const int r = p / D, d = p % D;
-      float x = 0.0;
-      if (sQvalid[r])
-        x = load_elem(elem_addr(A.q, A.q_stride[0], A.q_stride[1], A.q_stride[2], A.q_stride[3], b,
-                                sQphys[r], sQhead[r], d), Q_DT) * A.qscale;
-      sQ[p] = x;
-    }
+  for (int p = tid; p < BQ * D; p += WG) {
+    const int r = p / D, d = p % D;
+    float x = 0.0;
+    if (sQvalid[r])
+      x = load_elem(elem_addr(A.q, A.q_stride[0], A.q_stride[1], A.q_stride[2], A.q_stride[3], b,
+                              sQphys[r], sQhead[r], d), Q_DT) * A.qscale;
+    sQ[p] = x;
+  }
 
   // ---- running statistics and accumulators ----
   const int my_row = tid / TPR, my_c0 = tid % TPR;
@@ -226,7 +224,7 @@ void main() {
   const bool has_groups = A.q_group != 0 && A.k_group != 0;
   const bool need_meta = !affine_k || A.key_logw != 0 || has_groups;
   int64_t rb[2], re[2];
-  int n_ranges = PHASE == kPhaseCombine ? 0 : key_ranges(A, affine_k, q_lo, q_hi, it.kb, it.ke, rb[0], re[0], rb[1], re[1]);
+  const int n_ranges = key_ranges(A, affine_k, q_lo, q_hi, it.kb, it.ke, rb[0], re[0], rb[1], re[1]);
   int64_t t_begin = 0, t_end = kFarHigh;
   if (PHASE == kPhasePartial) split_tiles(n_ranges, rb[0], re[0], rb[1], re[1], BK, it.split, A.n_splits, t_begin, t_end);
 
@@ -383,40 +381,6 @@ void main() {
   }
 
   const int PART_STRIDE = DV + 2;  // floats per row in `part`: m, l, acc[DV]
-  if (PHASE == kPhaseCombine) {
-    // merge the splits (and the state loaded above) row by row; every thread of a row computes
-    // the same m and l, and its own columns of acc
-    float m = kNegInf, l = 0.0;
-    if (sQvalid[my_row]) {
-      const uint64_t first_row = (base_item * uint64_t(A.n_splits)) * uint64_t(BQ) + uint64_t(my_row);
-      m = sM[my_row];
-      for (int s = 0; s < A.n_splits; ++s)
-        m = max(m, ld_f32(A.part, int64_t(first_row + uint64_t(s) * BQ) * PART_STRIDE));
-      if (m != kNegInf) {
-        const float w0 = exp2(sM[my_row] - m);
-        l = sL[my_row] * w0;
-        for (int c = 0; c < NC; ++c) acc[c] *= w0;
-        for (int s = 0; s < A.n_splits; ++s) {
-          const int64_t at = int64_t(first_row + uint64_t(s) * BQ) * PART_STRIDE;
-          const float ms = ld_f32(A.part, at);
-          if (ms == kNegInf) continue;
-          const float w = exp2(ms - m);
-          l += ld_f32(A.part, at + 1) * w;
-          for (int c = 0; c < NC; ++c) {
-            const int col = my_c0 + c * TPR;
-            if (col < DV) acc[c] += ld_f32(A.part, at + 2 + col) * w;
-          }
-        }
-      }
-    }
-    barrier();  // every thread has read the state's m and l of its row
-    if (sQvalid[my_row] && my_c0 == 0) {
-      sM[my_row] = m;
-      sL[my_row] = l;
-    }
-    barrier();
-  }
-
   // ---- write out ----
   if (!sQvalid[my_row]) return;
   const int h = sQhead[my_row];

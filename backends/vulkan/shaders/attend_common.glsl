@@ -33,8 +33,7 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Arg
 
 // Split-KV phases (specialization constant PHASE of the attend shaders).
 const int kPhaseDirect = 0;   // write out/lse or the running state
-const int kPhasePartial = 1;  // write (m, l, acc) of one key split to `part`
-const int kPhaseCombine = 2;  // merge the splits of `part` and write like kPhaseDirect
+const int kPhasePartial = 1;  // write (m, l, acc) of one key split to `part` (attend_combine.comp merges)
 
 const int kSkip = 0, kFull = 1, kPartial = 2;
 const int64_t kFarLow = -(int64_t(1) << 60);
