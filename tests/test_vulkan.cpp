@@ -823,6 +823,22 @@ void check_decode(Backend& vk, Backend& cpu, const AttendCase& c, uint64_t seed,
 
 }  // namespace
 
+// The benchmark's decode shape scaled down: one f16 query row per query head, head dim 128, causal
+// (bottom-right) over n_k keys.
+AttendCase decode_bench_case(int64_t n_k, int32_t hq, int32_t hkv) {
+  AttendCase c;
+  c.n_q = 1;
+  c.n_k = n_k;
+  c.hq = hq;
+  c.hkv = hkv;
+  c.d = c.dv = 128;
+  c.qt = c.kvt = c.ot = LONGATTN_DTYPE_F16;
+  c.mask.causal = true;
+  c.q_pos0 = c.n_k - c.n_q;
+  c.scale = 1.0f / std::sqrt(128.0f);
+  return c;
+}
+
 TEST_CASE("vulkan: decode kernel matches the CPU backend (forced)") {
   if (!have_vulkan()) return;
   ValidationGuard guard;
@@ -833,17 +849,8 @@ TEST_CASE("vulkan: decode kernel matches the CPU backend (forced)") {
     std::mt19937_64 rng(31337);
     for (int i = 0; i < 14; ++i) check_decode(*b.vk, *b.cpu, random_decode_case(rng), 3000 + uint64_t(i), true);
 
-    AttendCase c;
-    c.n_q = 1;
-    c.n_k = 1000;
-    c.hq = 8;
-    c.hkv = 2;
-    c.d = c.dv = 128;
-    c.qt = c.kvt = c.ot = LONGATTN_DTYPE_F16;
-    c.mask.causal = true;
-    c.q_pos0 = c.n_k - c.n_q;
-    c.scale = 1.0f / std::sqrt(128.0f);
-    check_decode(*b.vk, *b.cpu, c, 1, true);  // the benchmark's shape, scaled down
+    const AttendCase c = decode_bench_case(1000, 8, 2);
+    check_decode(*b.vk, *b.cpu, c, 1, true);
     AttendCase odd = c;
     odd.d = odd.dv = 72;  // 9 vectors of 16 bytes per row: the portable kernel runs
     check_decode(*b.vk, *b.cpu, odd, 2, false);
@@ -862,16 +869,7 @@ TEST_CASE("vulkan: decode kernel matches the CPU backend (forced)") {
 TEST_CASE("vulkan: decode kernel over KV heads per workgroup, layouts, many splits (forced)") {
   if (!have_vulkan()) return;
   ValidationGuard guard;
-  AttendCase base;  // the benchmark's shape, scaled down: 8 KV heads side by side in each token
-  base.n_q = 1;
-  base.n_k = 1500;
-  base.hq = 32;
-  base.hkv = 8;
-  base.d = base.dv = 128;
-  base.qt = base.kvt = base.ot = LONGATTN_DTYPE_F16;
-  base.mask.causal = true;
-  base.q_pos0 = base.n_k - base.n_q;
-  base.scale = 1.0f / std::sqrt(128.0f);
+  const AttendCase base = decode_bench_case(1500, 32, 8);  // 8 KV heads side by side in each token
   std::vector<AttendCase> cases;
   cases.push_back(base);
   AttendCase mha = base;  // one query row per KV head, f32 K/V, a band with global tokens
