@@ -62,6 +62,7 @@ def main():
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <type_traits>
 
 namespace longattn::cuda {
 
@@ -81,11 +82,11 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
 // Keeps registers that an issued wgmma still reads (A fragments) or writes (accumulators) alive
 // and unmoved up to this point: the compiler sees only the issuing instruction, so without this it
 // may reuse or move them while the tensor cores still use them (ptxas then serializes).
-template <class T, int N>
+template <class T, int N>  // T: float (accumulators) or uint32_t (A fragments)
 __device__ __forceinline__ void wgmma_hold(T (&r)[N]) {
 #pragma unroll
   for (int i = 0; i < N; ++i) {
-    if constexpr (sizeof(T) == 4 && T(0.5) != T(0)) asm volatile("" : "+f"(r[i]));
+    if constexpr (std::is_same_v<T, float>) asm volatile("" : "+f"(r[i]));
     else asm volatile("" : "+r"(r[i]));
   }
 }

@@ -99,6 +99,19 @@ struct MaxDiff {
   double o = 0, lse = 0;
   int64_t lse_mismatch = 0;
 };
+// LSE of a against b: the largest difference where both are finite, and the count of entries
+// where either is infinite or NaN and the two differ.
+inline void compare_lse(const Outputs& a, const Outputs& b, double& max_abs, int64_t& mismatches) {
+  HostTensor& al = const_cast<HostTensor&>(a.lse);
+  al.each([&](int64_t bb, int64_t n, int64_t h, int64_t) {
+    const float x = a.lse.get(bb, n, h, 0), y = b.lse.get(bb, n, h, 0);
+    if (std::isinf(x) || std::isinf(y) || std::isnan(x) || std::isnan(y)) {
+      mismatches += !(x == y);
+    } else {
+      max_abs = std::max(max_abs, double(std::fabs(x - y)));
+    }
+  });
+}
 inline MaxDiff max_diff(const Outputs& a, const Outputs& b) {
   MaxDiff d;
   HostTensor& ao = const_cast<HostTensor&>(a.out);
@@ -106,15 +119,7 @@ inline MaxDiff max_diff(const Outputs& a, const Outputs& b) {
     d.o = std::max(d.o, double(std::fabs(a.out.get(bb, n, h, e) - b.out.get(bb, n, h, e))));
     if (std::isnan(a.out.get(bb, n, h, e)) != std::isnan(b.out.get(bb, n, h, e))) d.o = INFINITY;
   });
-  HostTensor& al = const_cast<HostTensor&>(a.lse);
-  al.each([&](int64_t bb, int64_t n, int64_t h, int64_t) {
-    const float x = a.lse.get(bb, n, h, 0), y = b.lse.get(bb, n, h, 0);
-    if (std::isinf(x) || std::isinf(y) || std::isnan(x) || std::isnan(y)) {
-      d.lse_mismatch += !(x == y);
-    } else {
-      d.lse = std::max(d.lse, double(std::fabs(x - y)));
-    }
-  });
+  compare_lse(a, b, d.lse, d.lse_mismatch);
   return d;
 }
 

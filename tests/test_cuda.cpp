@@ -772,6 +772,18 @@ void run_hyper_on(longattn::Backend& be, bool on_device, const AttentionConfig& 
 
 }  // namespace
 
+// HYPER with small blocks and samples on 4 query / 2 KV heads of dim 64, so that 1500 tokens
+// recurse several levels.
+AttentionConfig hyper_test_config(bool causal, uint64_t seed) {
+  longattn_attention_desc desc = LONGATTN_ATTENTION_DESC_INIT;
+  desc.algorithm = LONGATTN_ALGORITHM_HYPER;
+  desc.n_q_heads = 4, desc.n_kv_heads = 2, desc.head_dim = 64, desc.causal = causal;
+  desc.hyper_block_size = 64, desc.hyper_sample_size = 64, desc.hyper_lsh_bits = 6;
+  desc.hyper_min_seq_len = 256;
+  desc.seed = seed;
+  return config_of(desc);
+}
+
 TEST_CASE("cuda: HYPER with the CPU's choices injected matches the CPU numerics") {
   SKIP_WITHOUT_CUDA();
   std::mt19937_64 rng(std::random_device{}());
@@ -779,13 +791,7 @@ TEST_CASE("cuda: HYPER with the CPU's choices injected matches the CPU numerics"
   auto cpu = longattn::make_cpu_backend(2);
   for (bool causal : {false, true})
     for (longattn_dtype t : {LONGATTN_DTYPE_BF16, LONGATTN_DTYPE_F32}) {
-      longattn_attention_desc desc = LONGATTN_ATTENTION_DESC_INIT;
-      desc.algorithm = LONGATTN_ALGORITHM_HYPER;
-      desc.n_q_heads = 4, desc.n_kv_heads = 2, desc.head_dim = 64, desc.causal = causal;
-      desc.hyper_block_size = 64, desc.hyper_sample_size = 64, desc.hyper_lsh_bits = 6;
-      desc.hyper_min_seq_len = 256;
-      desc.seed = rng();
-      const AttentionConfig cfg = config_of(desc);
+      const AttentionConfig cfg = hyper_test_config(causal, rng());
       const int64_t n = 1500;
       HostTensor q = random_tensor(rng, t, 1, n, 4, 64), k = random_tensor(rng, t, 1, n, 2, 64),
                  v = random_tensor(rng, t, 1, n, 2, 64);
@@ -809,13 +815,7 @@ TEST_CASE("cuda: HYPER choosing on the device matches the CPU replaying the same
   auto gpu = longattn::make_cuda_backend(0);
   auto cpu = longattn::make_cpu_backend(2);
   for (bool causal : {false, true}) {
-    longattn_attention_desc desc = LONGATTN_ATTENTION_DESC_INIT;
-    desc.algorithm = LONGATTN_ALGORITHM_HYPER;
-    desc.n_q_heads = 4, desc.n_kv_heads = 2, desc.head_dim = 64, desc.causal = causal;
-    desc.hyper_block_size = 64, desc.hyper_sample_size = 64, desc.hyper_lsh_bits = 6;
-    desc.hyper_min_seq_len = 256;
-    desc.seed = rng();
-    const AttentionConfig cfg = config_of(desc);
+    const AttentionConfig cfg = hyper_test_config(causal, rng());
     const longattn_dtype t = LONGATTN_DTYPE_BF16;
     const int64_t B = 2, n = 1500;
     HostTensor q = random_tensor(rng, t, B, n, 4, 64), k = random_tensor(rng, t, B, n, 2, 64),

@@ -95,15 +95,7 @@ Diff diff(const Outputs& a, const Outputs& b) {
     den += y * y;
   });
   d.rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-  HostTensor& al = const_cast<HostTensor&>(a.lse);
-  al.each([&](int64_t bb, int64_t n, int64_t h, int64_t) {
-    const float x = a.lse.get(bb, n, h, 0), y = b.lse.get(bb, n, h, 0);
-    if (std::isinf(x) || std::isinf(y) || std::isnan(x) || std::isnan(y)) {
-      d.lse_mismatch += !(x == y);
-    } else {
-      d.lse = std::max(d.lse, double(std::fabs(x - y)));
-    }
-  });
+  compare_lse(a, b, d.lse, d.lse_mismatch);
   return d;
 }
 

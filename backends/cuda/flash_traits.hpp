@@ -51,12 +51,10 @@ LONGATTN_WGMMA_TRAITS(128, 128, 128, 3, true)
 #undef LONGATTN_WGMMA_TRAITS
 // Q tile + stages of K and V (16-bit), the query positions (i64), 1024 bytes to align the base.
 template <int kHeadDim>
-constexpr int wgmma_smem_bytes_of() {
+constexpr int wgmma_smem_bytes() {
   using T = WgmmaTraits<kHeadDim>;
   return (T::kBlockM + 2 * T::kStages * T::kBlockN) * kHeadDim * 2 + T::kBlockM * 8 + 1024;
 }
-template <int kHeadDim>
-constexpr int wgmma_smem_bytes() { return wgmma_smem_bytes_of<kHeadDim>(); }
 
 // Shared-memory row pitch in elements: head dims that are multiples of 64 use an XOR swizzle of
 // the 16-byte chunks (no padding); others pad each row by one chunk. Both keep ldmatrix and
