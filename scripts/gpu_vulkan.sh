@@ -16,6 +16,15 @@
 #                                   Steps are cut to LONGATTN_VK_BUDGET_S seconds (340) in all;
 #                                   LONGATTN_VK_SWEEP=0 leaves out the sweep;
 #                                   LONGATTN_VK_FULL_BENCH=1 adds the prefill/sparse/hyper cases.
+#   scripts/gpu_vulkan.sh prefill   likewise for the cooperative-matrix prefill kernel: its tests
+#                                   forced wherever eligible (LONGATTN_VK_TEST_CASES: the doctest -tc
+#                                   filter), the prefill benchmark for each tile in LONGATTN_VK_TILES
+#                                   (default: the automatic one; e.g. "auto 4x32 8x32", GPU
+#                                   timestamps on; LONGATTN_VK_TILE_CASES: the cases for the tiles
+#                                   other than auto), PyTorch on the same shapes, the forced tests again
+#                                   for each tile in LONGATTN_VK_FORCE_TILES, then the tests with the
+#                                   automatic choice; LONGATTN_VK_FULL_BENCH=1 adds the sparse/hyper
+#                                   cases, LONGATTN_VK_SKIP_TESTS=1 leaves the tests out.
 set -u
 # LONGATTN_VK_ROOT: the repository root (default: this script's parent folder); LONGATTN_VK_BIN: the
 # folder with the test binaries (default build-vkbin)
@@ -31,18 +40,12 @@ prepare() {
   if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then (cd .gl && apt-get download libvulkan1); fi
 }
 
-run() {
-  local out="${OUT:-gpu_vulkan_out}"
+# Output folder, time budget helpers and the Vulkan loader; shared by run and prefill.
+setup() {
+  out="${OUT:-gpu_vulkan_out}"
   mkdir -p "$out"
   # one run gets a fixed time: steps are ordered by importance and each is cut to what is left
-  local budget="${LONGATTN_VK_BUDGET_S:-340}"
-  left() { local l=$((budget - SECONDS)); [ "$l" -lt "$1" ] && echo "$l" || echo "$1"; }
-  step() {  # step CAP_SECONDS command...: runs when at least 15 s are left
-    local cap="$1"; shift
-    local t; t=$(left "$cap")
-    if [ "$t" -lt 15 ]; then echo "(skipped: ${t}s left)"; return; fi
-    timeout "$t" "$@"
-  }
+  budget="${LONGATTN_VK_BUDGET_S:-340}"
   # the Vulkan loader and the GL dispatch libraries NVIDIA's ICD links against (the machine has
   # NVIDIA's driver and ICD description but neither of those)
   for f in .gl/*.deb; do dpkg -x "$f" /; done
@@ -52,35 +55,19 @@ run() {
   fi
   nvidia-smi -L
   export LONGATTN_VULKAN_VALIDATION=0  # no validation layer there; lavapipe runs validate in CI
-  # SM / memory clocks, power and utilisation every 200 ms while the benchmarks run
-  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,pstate,power.draw,utilization.gpu \
-    --format=csv,noheader -lms 200 >"$out/clocks.csv" 2>&1 &
-  local smi=$!
+}
+left() { local l=$((budget - SECONDS)); [ "$l" -lt "$1" ] && echo "$l" || echo "$1"; }
+step() {  # step CAP_SECONDS command...: runs when at least 15 s are left
+  local cap="$1"; shift
+  local t; t=$(left "$cap")
+  if [ "$t" -lt 15 ]; then echo "(skipped: ${t}s left)"; return; fi
+  timeout "$t" "$@"
+}
 
-  export LONGATTN_VULKAN_BENCH=1
-  if [ "${LONGATTN_VK_SWEEP:-1}" != 0 ]; then
-    echo "== decode sweep: decode-kernel choices (GPU timestamps) [t=${SECONDS}s]"
-    LONGATTN_VULKAN_BENCH_CASES=decode_sweep LONGATTN_VULKAN_PROFILE=1 \
-      step 110 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' >"$out/bench_decode_sweep.jsonl"
-    grep -v '"gpu_dispatch"' "$out/bench_decode_sweep.jsonl"
-  fi
-  echo "== decode benchmark: decode kernel (automatic choice, no timestamps) [t=${SECONDS}s]"
-  LONGATTN_VULKAN_BENCH_CASES=decode \
-    step 45 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_decode_auto_noprofile.jsonl"
-  kill "$smi" 2>/dev/null
-  echo "== tests, decode kernel wherever eligible [t=${SECONDS}s]"
-  LONGATTN_VULKAN_DECODE=force step 120 "$BIN"/test_vulkan 2>&1 | tee "$out/test_decode_force.txt" | tail -8
-  echo "== decode benchmark: decode kernel and portable kernel, GPU timestamps [t=${SECONDS}s]"
-  LONGATTN_VULKAN_BENCH_CASES=decode LONGATTN_VULKAN_PROFILE=1 \
-    step 45 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_decode_auto.jsonl"
-  LONGATTN_VULKAN_BENCH_CASES=decode LONGATTN_VULKAN_PROFILE=1 LONGATTN_VULKAN_DECODE=0 \
-    step 45 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_decode_portable.jsonl"
-  if [ -x "$BIN"/test_vulkan_extras ]; then
-    echo "== ggml-style extras (mask, ALiBi, sinks, Q8_0/Q4_0), automatic choice [t=${SECONDS}s]"
-    step 40 "$BIN"/test_vulkan_extras 2>&1 | tee "$out/test_extras_auto.txt" | tail -6
-  fi
-  echo "== PyTorch scaled_dot_product_attention (FLASH_ATTENTION backend), decode"
-  step 60 python3 - <<'EOF' 2>&1 | tee "$out/bench_torch.jsonl"
+# PyTorch's scaled_dot_product_attention with the FLASH_ATTENTION backend on the benchmark shapes
+# (torch_bench CAP_SECONDS; LONGATTN_VK_TORCH_PREFILL=1: the prefill shapes only).
+torch_bench() {
+  step "$1" python3 - <<'EOF' 2>&1
 import json, torch
 import torch.nn.functional as F
 from torch.nn.attention import sdpa_kernel, SDPBackend
@@ -121,11 +108,45 @@ def sdpa(name, nq, nk, hq, hkv, d, causal, reps):
     print(json.dumps({"case": name, "ms": ms, "tflops": flops / (ms * 1e9), "gbps": bytes_ / (ms * 1e6), "gqa": gqa}))
 
 import os
-if os.environ.get("LONGATTN_VK_FULL_BENCH") == "1":
+if os.environ.get("LONGATTN_VK_FULL_BENCH") == "1" or os.environ.get("LONGATTN_VK_TORCH_PREFILL") == "1":
     sdpa("prefill_causal", 16384, 16384, 32, 8, 128, True, 5)
     sdpa("prefill_full", 4096, 4096, 32, 8, 128, False, 5)
-sdpa("decode", 1, 131072, 32, 8, 128, False, 20)
+if os.environ.get("LONGATTN_VK_TORCH_PREFILL") != "1":
+    sdpa("decode", 1, 131072, 32, 8, 128, False, 20)
 EOF
+}
+
+run() {
+  setup
+  # SM / memory clocks, power and utilisation every 200 ms while the benchmarks run
+  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,pstate,power.draw,utilization.gpu \
+    --format=csv,noheader -lms 200 >"$out/clocks.csv" 2>&1 &
+  local smi=$!
+
+  export LONGATTN_VULKAN_BENCH=1
+  if [ "${LONGATTN_VK_SWEEP:-1}" != 0 ]; then
+    echo "== decode sweep: decode-kernel choices (GPU timestamps) [t=${SECONDS}s]"
+    LONGATTN_VULKAN_BENCH_CASES=decode_sweep LONGATTN_VULKAN_PROFILE=1 \
+      step 110 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' >"$out/bench_decode_sweep.jsonl"
+    grep -v '"gpu_dispatch"' "$out/bench_decode_sweep.jsonl"
+  fi
+  echo "== decode benchmark: decode kernel (automatic choice, no timestamps) [t=${SECONDS}s]"
+  LONGATTN_VULKAN_BENCH_CASES=decode \
+    step 45 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_decode_auto_noprofile.jsonl"
+  kill "$smi" 2>/dev/null
+  echo "== tests, decode kernel wherever eligible [t=${SECONDS}s]"
+  LONGATTN_VULKAN_DECODE=force step 120 "$BIN"/test_vulkan 2>&1 | tee "$out/test_decode_force.txt" | tail -8
+  echo "== decode benchmark: decode kernel and portable kernel, GPU timestamps [t=${SECONDS}s]"
+  LONGATTN_VULKAN_BENCH_CASES=decode LONGATTN_VULKAN_PROFILE=1 \
+    step 45 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_decode_auto.jsonl"
+  LONGATTN_VULKAN_BENCH_CASES=decode LONGATTN_VULKAN_PROFILE=1 LONGATTN_VULKAN_DECODE=0 \
+    step 45 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_decode_portable.jsonl"
+  if [ -x "$BIN"/test_vulkan_extras ]; then
+    echo "== ggml-style extras (mask, ALiBi, sinks, Q8_0/Q4_0), automatic choice [t=${SECONDS}s]"
+    step 40 "$BIN"/test_vulkan_extras 2>&1 | tee "$out/test_extras_auto.txt" | tail -6
+  fi
+  echo "== PyTorch scaled_dot_product_attention (FLASH_ATTENTION backend), decode"
+  torch_bench 60 | tee "$out/bench_torch.jsonl"
 
   echo "== tests, automatic kernel choice"
   step 80 "$BIN"/test_vulkan 2>&1 | tee "$out/test_auto.txt" | tail -8
@@ -140,8 +161,48 @@ EOF
   fi
 }
 
+prefill() {
+  setup
+  local t tiles="${LONGATTN_VK_TILES:-auto}"
+  local attend_cases="${LONGATTN_VK_TEST_CASES:-*attend*,*FLASH*,*SPARSE*,*HYPER*,*device buffers*}"
+  local tests=1
+  [ "${LONGATTN_VK_SKIP_TESTS:-0}" = 1 ] && tests=0
+  if [ $tests = 1 ]; then
+    echo "== tests, cooperative-matrix kernel wherever eligible (LONGATTN_VULKAN_COOPMAT=force)"
+    LONGATTN_VULKAN_COOPMAT=force step 100 "$BIN"/test_vulkan -tc="$attend_cases" 2>&1 |
+      tee "$out/test_coopmat_force.txt" | grep -E 'ERROR|FAILED|CHECK|test cases|assertions|Status' | head -40
+  fi
+  echo "== prefill benchmark per tile (GPU timestamps), at ${SECONDS}s"
+  export LONGATTN_VULKAN_BENCH=1
+  local cases="prefill_causal,prefill_full"
+  [ "${LONGATTN_VK_FULL_BENCH:-0}" = 1 ] && cases="$cases,sparse_w4096,hyper_causal"
+  for t in $tiles; do
+    if [ "$t" = auto ]; then
+      LONGATTN_VULKAN_BENCH_CASES=$cases LONGATTN_VULKAN_PROFILE=1 \
+        step 40 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_prefill_auto.jsonl"
+    else
+      LONGATTN_VULKAN_COOPMAT_TILE=$t LONGATTN_VULKAN_BENCH_CASES=${LONGATTN_VK_TILE_CASES:-$cases} LONGATTN_VULKAN_PROFILE=1 \
+        step 40 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | sed "s/^{/{\"tile\":\"$t\",/" |
+        tee "$out/bench_prefill_$t.jsonl"
+    fi
+  done
+  echo "== PyTorch scaled_dot_product_attention (FLASH_ATTENTION backend), prefill, at ${SECONDS}s"
+  LONGATTN_VK_TORCH_PREFILL=1 torch_bench 60 | tee "$out/bench_torch_prefill.jsonl"
+  [ $tests = 1 ] || return 0
+  if [ -n "${LONGATTN_VK_FORCE_TILES:-}" ]; then
+    for t in $LONGATTN_VK_FORCE_TILES; do
+      echo "== tests, cooperative-matrix kernel forced with tile $t"
+      LONGATTN_VULKAN_COOPMAT=force LONGATTN_VULKAN_COOPMAT_TILE=$t step 60 "$BIN"/test_vulkan -tc="$attend_cases" 2>&1 |
+        tee "$out/test_coopmat_force_$t.txt" | grep -E 'ERROR|FAILED|test cases|assertions|Status' | head -20
+    done
+  fi
+  echo "== tests, automatic kernel choice, at ${SECONDS}s"
+  step 90 "$BIN"/test_vulkan 2>&1 | tee "$out/test_auto.txt" | grep -E 'ERROR|FAILED|test cases|assertions|Status' | head -20
+}
+
 case "${1:-run}" in
   prepare) prepare ;;
   run) run ;;
-  *) echo "usage: $0 prepare|run" >&2; exit 2 ;;
+  prefill) prefill ;;
+  *) echo "usage: $0 prepare|run|prefill" >&2; exit 2 ;;
 esac

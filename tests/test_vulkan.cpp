@@ -467,6 +467,30 @@ TEST_CASE("vulkan: attend matches the CPU backend (random features)") {
   for (int i = 0; i < 60; ++i) check_attend(*b.vk, *b.cpu, random_attend_case(rng), 1000 + uint64_t(i));
 }
 
+// f16 Q/K/V with head dims that are multiples of 16 and several key tiles: on devices with
+// cooperative matrices every case is eligible for attend_coopmat.comp (and with
+// LONGATTN_VULKAN_COOPMAT=force each one runs it); elsewhere the portable kernel runs them.
+AttendCase random_f16_attend_case(std::mt19937_64& rng) {
+  auto pick = [&](std::initializer_list<int64_t> xs) { return *(xs.begin() + rng() % xs.size()); };
+  AttendCase c = random_attend_case(rng);
+  c.qt = c.kvt = LONGATTN_DTYPE_F16;
+  c.pad = 0;
+  c.d = int32_t(pick({16, 32, 64, 80, 128}));
+  c.dv = rng() % 4 == 0 ? int32_t(pick({16, 48})) : c.d;
+  c.n_q = pick({1, 9, 16, 33, 64});
+  c.n_k = pick({17, 48, 96, 130, 257});
+  c.scale = 1.0f / std::sqrt(float(c.d));
+  return c;
+}
+
+TEST_CASE("vulkan: attend with f16 inputs over several key tiles matches the CPU backend") {
+  if (!have_vulkan()) return;
+  ValidationGuard guard;
+  Backends b;
+  std::mt19937_64 rng(4242);
+  for (int i = 0; i < 24; ++i) check_attend(*b.vk, *b.cpu, random_f16_attend_case(rng), 5000 + uint64_t(i));
+}
+
 TEST_CASE("vulkan: attend edge cases") {
   if (!have_vulkan()) return;
   ValidationGuard guard;

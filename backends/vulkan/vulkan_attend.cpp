@@ -4,6 +4,8 @@
 // or shaders/attend.comp (split-KV: + shaders/attend_combine.comp).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -46,12 +48,18 @@ constexpr int64_t kMinTilesPerSplit = 2;
 constexpr int64_t kMaxSplits = 256;
 constexpr uint64_t kVectorBytes = 16;
 
-// Cooperative-matrix kernel: 4 subgroups of 32 lanes, 16 query rows each, 16×16×16 fragments.
+// Cooperative-matrix kernel (attend_coopmat.comp): subgroups of 32 lanes, 16 query rows each,
+// 16×16×16 fragments; the tile (subgroups, keys per tile) is the first of kCoopmatTiles whose
+// shared memory fits.
 constexpr int32_t kCoopmatLanes = 32;
-constexpr int32_t kCoopmatSubgroups = 4;
-constexpr int32_t kCoopmatRows = 16 * kCoopmatSubgroups;
 constexpr int32_t kCoopmatFragment = 16;
 constexpr int32_t kCoopmatMaxDim = 128;  // larger head dims spill registers: portable kernel
+struct CoopmatTile {
+  int32_t subgroups, bk;
+};
+// 4 × 48 was the fastest measured on an H100 (docs/PERFORMANCE_VULKAN.md); the others are for
+// devices with less shared memory.
+constexpr CoopmatTile kCoopmatTiles[] = {{4, 48}, {4, 32}, {4, 16}};
 // The cooperative-matrix kernel has no split-KV: it runs when the call has at least this many
 // work items (otherwise the portable kernel with split-KV keeps the device busier).
 constexpr int64_t kCoopmatMinItems = 128;
@@ -118,12 +126,14 @@ size_t shared_bytes(int32_t bq, int32_t bk, int32_t d, int32_t dv) {
   return 4 * floats + 8 * int64s + 4 * ints;
 }
 
-// Shared memory of attend_coopmat.comp (keep in step with its `shared` declarations).
-size_t coopmat_shared_bytes(int32_t bk, int32_t d, int32_t dv) {
-  const size_t bq = kCoopmatRows;
-  const size_t kv_halves = std::max(bq * size_t(d), size_t(bk) * size_t(d + dv));
-  return 2 * kv_halves + 4 * bq * size_t(bk) + 2 * bq * size_t(bk) + 4 * 3 * bq + 8 * 2 * bq + 4 * bq +
-         4 * bq + size_t(bk) * (8 + 8 + 4 + 4) + 8 * 4;
+// Shared memory of attend_coopmat.comp (keep in step with its `shared` declarations): 16-byte
+// units for the K and V tiles and the per-subgroup scratches (rows padded by one unit), or for the
+// Q rows while they are staged; row positions; the tile's key positions, log-weights and groups.
+size_t coopmat_shared_bytes(const CoopmatTile& t, int32_t d, int32_t dv) {
+  const size_t bq = size_t(kCoopmatFragment) * size_t(t.subgroups), bk = size_t(t.bk);
+  const size_t ks = size_t(d) / 8 + 1, vs = size_t(dv) / 8 + 1, ss = bk / 4 + 1;
+  const size_t units = std::max(bk * (ks + vs) + bq * ss, bq * ks);
+  return 16 * units + 2 * 8 * bq + bk * (8 + 4 + 4);
 }
 
 // Rows per workgroup follow the head dim (shared memory) and, for calls with few query rows per
@@ -275,19 +285,37 @@ bool uses_extras(const AttendArgs& a) {
   return a.add_mask.data || a.alibi_slopes || a.sinks || is_block_dtype(a.k.dtype) || is_block_dtype(a.v.dtype);
 }
 
-// Keys per tile of the cooperative-matrix kernel, or 0 when the call cannot use it.
-int32_t coopmat_tile(const VulkanBackend& backend, const AttendArgs& a) {
+// LONGATTN_VULKAN_COOPMAT_TILE=SxK (benchmarks): S subgroups and K keys per tile instead of the
+// first of kCoopmatTiles that fits (ignored when it does not fit).
+CoopmatTile coopmat_tile_override() {
+  CoopmatTile t{0, 0};
+  const char* e = std::getenv("LONGATTN_VULKAN_COOPMAT_TILE");
+  if (!e || std::sscanf(e, "%dx%d", &t.subgroups, &t.bk) != 2) return {0, 0};
+  return t;
+}
+
+// The cooperative-matrix kernel's tile for the call, or {0, 0} when the call cannot use it.
+CoopmatTile coopmat_tile(const VulkanBackend& backend, const AttendArgs& a) {
   const PhysicalDeviceInfo& info = const_cast<VulkanBackend&>(backend).device().info();
-  if (backend.coopmat_mode() == CoopmatMode::off || !info.cooperative_matrix_nv) return 0;
-  if (uses_extras(a)) return 0;
-  if (info.subgroup_size != uint32_t(kCoopmatLanes)) return 0;
-  if (a.q.dtype != LONGATTN_DTYPE_F16 || a.k.dtype != LONGATTN_DTYPE_F16 || a.v.dtype != LONGATTN_DTYPE_F16) return 0;
-  if (a.head_dim % kCoopmatFragment || a.head_dim_v % kCoopmatFragment) return 0;
-  if (a.head_dim > kCoopmatMaxDim || a.head_dim_v > kCoopmatMaxDim) return 0;
-  if (!rows_vectorizable(a.k, a.head_dim) || !rows_vectorizable(a.v, a.head_dim_v)) return 0;
-  for (int32_t bk : {64, 48, 32, 16})
-    if (coopmat_shared_bytes(bk, a.head_dim, a.head_dim_v) <= info.max_shared_memory) return bk;
-  return 0;
+  const CoopmatTile none{0, 0};
+  if (backend.coopmat_mode() == CoopmatMode::off || !info.cooperative_matrix_nv) return none;
+  if (uses_extras(a)) return none;
+  if (info.subgroup_size != uint32_t(kCoopmatLanes)) return none;
+  if (a.q.dtype != LONGATTN_DTYPE_F16 || a.k.dtype != LONGATTN_DTYPE_F16 || a.v.dtype != LONGATTN_DTYPE_F16) return none;
+  if (a.head_dim % kCoopmatFragment || a.head_dim_v % kCoopmatFragment) return none;
+  if (a.head_dim > kCoopmatMaxDim || a.head_dim_v > kCoopmatMaxDim) return none;
+  if (!rows_vectorizable(a.k, a.head_dim) || !rows_vectorizable(a.v, a.head_dim_v)) return none;
+  auto fits = [&](const CoopmatTile& t) {
+    const int32_t threads = kCoopmatLanes * t.subgroups;
+    return t.subgroups >= 1 && t.bk >= kCoopmatFragment && t.bk % kCoopmatFragment == 0 && t.bk <= threads &&
+           uint32_t(threads) <= info.max_workgroup_invocations &&
+           coopmat_shared_bytes(t, a.head_dim, a.head_dim_v) <= info.max_shared_memory;
+  };
+  const CoopmatTile forced = coopmat_tile_override();
+  if (forced.subgroups > 0 && fits(forced)) return forced;
+  for (const CoopmatTile& t : kCoopmatTiles)
+    if (fits(t)) return t;
+  return none;
 }
 
 // The decode kernel's plan for the call, or false when it does not handle it (then the portable
@@ -437,14 +465,21 @@ void record_attend(VulkanBackend& backend, const AttendArgs& a) {
   }
 
   // ---- cooperative-matrix kernel, when the device, dtypes and shapes allow and there is work ----
-  if (const int32_t bk = coopmat_tile(backend, a)) {
+  if (const CoopmatTile t = coopmat_tile(backend, a); t.bk > 0) {
     Block blk = common_block(a);
-    blk.lay_out(a, 1, kCoopmatRows);
+    const int32_t rows = kCoopmatFragment * t.subgroups;
+    // the heads of a GQA group share the workgroup's K/V tiles: as many heads as leave each at
+    // least 16 rows (or all the rows of its longest segment)
+    const int64_t head_rows = std::max<int64_t>(1, std::min<int64_t>(longest_segment, kCoopmatFragment));
+    const int32_t hg = largest_divisor_at_most(group, int32_t(rows / head_rows));
+    blk.lay_out(a, hg, rows / hg);
     if (blk.g.n_groups >= kCoopmatMinItems || backend.coopmat_mode() == CoopmatMode::force) {
       if (blk.g.n_tiles == 0) return;
       const std::vector<uint8_t> bytes = blk.bytes();
-      VkPipeline p = dev.pipeline("attend_coopmat", {kCoopmatLanes * kCoopmatSubgroups, bk, a.head_dim,
-                                                     a.head_dim_v, out_dtype, a.state ? 1 : 0});
+      // the plain case (affine positions, no log-weights or groups) skips every per-element feature
+      const bool general = a.q_rows || a.q_pos || a.k_rows || a.k_pos || a.key_logw || a.q_group || a.k_group;
+      VkPipeline p = dev.pipeline("attend_coopmat", {kCoopmatLanes * t.subgroups, t.bk, a.head_dim, a.head_dim_v,
+                                                     out_dtype, a.state ? 1 : 0, general ? 1 : 0});
       backend.stream().dispatch(p, bytes.data(), bytes.size(), uint64_t(blk.g.n_groups), "attend_coopmat");
       return;
     }

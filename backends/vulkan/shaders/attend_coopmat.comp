@@ -2,19 +2,36 @@
 // attend_coopmat — attend with VK_NV_cooperative_matrix tensor-core tiles (f16 q/k/v, fp32
 // accumulation), for devices with 16×16×16 f16→f32 subgroup matrices and 32-lane subgroups.
 //
-// Same contract, argument block and work items as attend.comp (see there and src/backend.hpp),
-// with one query head per item (hg = 1) and BQ = 16·NW consecutive logical query rows: subgroup w
-// owns rows 16w … 16w + 15. Shapes: q [batch, n_q, hq, D] f16, k [batch, ·, hkv, D] f16,
-// v [batch, ·, hkv, DV] f16 (K/V rows contiguous and 16-byte aligned), D and DV multiples of 16.
+// Same contract, argument block and work items as attend.comp (see there and src/backend.hpp).
+// A workgroup has NW subgroups and BQ = 16·NW query rows: hg query heads of one KV head × tr
+// queries (row r = head r / tr, query q0 + r % tr, as the portable kernel packs them), so the heads
+// of a GQA group share every K/V tile. Subgroup w owns rows 16w … 16w + 15. Shapes: q [batch, n_q,
+// hq, D] f16, k [batch, ·, hkv, D] f16, v [batch, ·, hkv, DV] f16 (K/V rows contiguous and 16-byte
+// aligned), D and DV multiples of 16.
 //
-// Per key tile of BK keys (K and V staged in shared memory as f16):
-//   S = Q·Kᵀ                      (16×16×16 matrix products, fp32 accumulators)
-//   s = S·scale·log2e (softcap, key_logw, mask, groups applied per element, one lane pair a row)
+// Per key tile of BK keys:
+//   S = Q·Kᵀ                      (16×16×16 matrix products, fp32 accumulators, Q in registers)
+//   s = S·scale·log2e              (softcap; on partial tiles the mask, per element)
 //   lazy rescale: the row reference m_ref moves only when the tile max exceeds it by more than
-//   kTau (so P ≤ 2^kTau fits f16); then O_row ·= 2^(m_ref − m_new) through shared memory
+//   kTau (so P ≤ 2^kTau fits f16); then O_row ·= α = 2^(m_ref − m_new) through shared memory
 //   P = exp2(s − m_ref) in f16;  l = α·l + rowsum P;  O += P·V  (matrix products)
 // and at the end out = O / l, lse = (m_ref + log2 l)·ln 2, or (m_ref, l, O) into the state.
+// The softmax reads S back from a per-subgroup scratch, two lanes per row (lanes rr and rr + 16,
+// each half of the row's columns), and writes P there for the P·V products.
 // No split-KV here: the host uses this kernel when the call has enough work items.
+//
+// Shared memory is one array of 16-byte units: K tile [BK][D], V tile [BK][DV] (f16), and per
+// subgroup a scratch of 16 rows for S (fp32) or P (f16, over S) or one 16×16 O fragment (fp32);
+// Q [BQ][D] is staged over them before the first tile. Every row stride is padded by one unit, so
+// the 8 rows one 8-lane phase of a fragment load or store touches fall in 8 different bank
+// groups. K/V move in 16-byte units (global → registers → shared) and are software pipelined:
+// V(t) is read from global memory while S(t) and its softmax are computed, K(t + 1) while P·V(t)
+// is; two workgroup barriers per tile.
+//
+// GENERAL = false (specialization) is the plain case: affine query and key positions (no gathers,
+// no explicit positions), no log-weights, no exclusion groups. Full tiles then skip all per-element
+// mask work. GENERAL = true handles every attend feature of the portable kernel except the
+// ggml-style extras.
 
 #extension GL_GOOGLE_include_directive : require
 #extension GL_NV_cooperative_matrix : require
@@ -32,6 +49,7 @@ layout(constant_id = 2) const int D = 64;       // q/k head dim, a multiple of 1
 layout(constant_id = 3) const int DV = 64;      // v/out head dim, a multiple of 16
 layout(constant_id = 4) const int O_DT = 0;     // longattn_dtype of out
 layout(constant_id = 5) const bool STATE = false;
+layout(constant_id = 6) const bool GENERAL = true;
 
 const int kLanes = 32;                          // subgroup size (checked by the host)
 const int kFrag = 16;                           // matrix fragment edge
@@ -39,39 +57,86 @@ const int WG = int(gl_WorkGroupSize.x);
 const int NW = WG / kLanes;                     // subgroups; each owns kFrag query rows
 const int BQ = NW * kFrag;
 const int HALF = BK / 2;                        // columns of a row handled by one lane
-const int SSW = BK;                             // row stride of a subgroup's fp32 scratch
-const int KV_HALVES = BQ * D > BK * (D + DV) ? BQ * D : BK * (D + DV);  // K | V, or Q staging
 const float kTau = 8.0;                         // lazy-rescale threshold (log2 units)
+
+// 16-byte units: per K/V row, per S row (4 floats), per P row (8 halves); each padded by one
+const int KU = D / 8, VU = DV / 8;              // units of a K / V row
+const int KS = KU + 1, VS = VU + 1;             // row strides of the K / V tiles and of Q staging
+const int SS = BK / 4 + 1;                      // S row stride (also O fragment rows: 16 floats)
+const int PS = BK / 8 + 1;                      // P row stride
+const int SCR = kFrag * SS;                     // scratch units per subgroup
+const int V_AT = BK * KS;
+const int SCR_AT = V_AT + BK * VS;
+const int TILE_UNITS = SCR_AT + NW * SCR;
+const int SM_UNITS = TILE_UNITS > BQ * KS ? TILE_UNITS : BQ * KS;  // Q is staged over the same
+const int NKC = (BK * KU + WG - 1) / WG;        // K units per lane and tile
+const int NVC = (BK * VU + WG - 1) / WG;        // V units per lane and tile
 
 #define HMAT fcoopmatNV<16, gl_ScopeSubgroup, kFrag, kFrag>
 #define FMAT fcoopmatNV<32, gl_ScopeSubgroup, kFrag, kFrag>
 
 layout(buffer_reference, std430, buffer_reference_align = 16) buffer U32x4s { uvec4 v[]; };
 
-shared float16_t sKV[KV_HALVES];     // K tile [BK][D] then V tile [BK][DV]; Q [BQ][D] at start
-shared float sS[NW * kFrag * SSW];   // per subgroup: S tile [16][BK], or a 16×16 O fragment
-shared float16_t sP[NW * kFrag * BK];  // per subgroup: P tile [16][BK]
-shared float sAlpha[BQ], sRowM[BQ], sRowL[BQ];
-shared int64_t sQpos[BQ], sQphys[BQ];
-shared int sQgroup[BQ];
-shared bool sQvalid[BQ];
-shared int64_t sKpos[BK], sKphys[BK];
-shared float sKlogw[BK];
-shared int sKgroup[BK];
-shared int64_t sRange[2];
-shared int64_t sKrange[2];
+shared uvec4 sm[SM_UNITS];
+shared int64_t sRowLo[BQ], sRowHi[BQ];          // GENERAL: query positions of the rows
+shared int64_t sKpos[BK];                       // GENERAL: the tile's key positions,
+shared float sKlogw[BK];                        //   log-weights (log2 units)
+shared int sKgroup[BK];                         //   and exclusion groups
 
 void sync_subgroup() {
   subgroupMemoryBarrierShared();
   subgroupBarrier();
 }
 
-// Eight f16 values (16 bytes) into sKV[at …].
-void put8(uvec4 w, int at) {
-  for (int e = 0; e < 4; ++e) {
-    const f16vec2 x = unpackFloat2x16(w[e]);
-    sKV[at + 2 * e] = x.x;
-    sKV[at + 2 * e + 1] = x.y;
+// A query row of the work item: head, logical and physical index, position, exclusion group.
+struct Row {
+  bool valid;
+  int h;
+  int64_t phys, pos;
+  int group;
+};
+
+Row row_of(Args A, Item it, int r) {
+  Row q;
+  const int g = r / A.tr;
+  const int64_t i = it.q0 + r % A.tr;
+  q.valid = g < A.hg && i < it.q1;
+  q.h = it.hk * A.group + it.hb * A.hg + min(g, A.hg - 1);
+  q.phys = i;
+  q.group = -1;
+  if (GENERAL && q.valid && A.q_rows != 0) q.phys = int64_t(ld_i32(A.q_rows, (it.b * A.hq + q.h) * A.n_q + i));
+  q.pos = GENERAL && q.valid && A.q_pos != 0 ? ld_i64(A.q_pos, q.phys) : A.q_pos0 + q.phys;
+  if (GENERAL && q.valid && A.q_group != 0 && A.k_group != 0)
+    q.group = ld_i32(A.q_group, (it.b * A.hq + q.h) * A.n_q + i);
+  return q;
+}
+
+// Physical K/V row of logical key j.
+int64_t key_phys(Args A, int64_t kv_row0, int64_t j) {
+  return GENERAL && A.k_rows != 0 ? int64_t(ld_i32(A.k_rows, kv_row0 + j)) : j;
+}
+
+// Elements at byte addresses `at` and `at + step` of out (dtype O_DT): one 32-bit store when they
+// are the two halves of an aligned word.
+void store_two(uint64_t at, int64_t step, float x0, float x1) {
+  if (O_DT != kDtypeF32 && step == 2 && (at & uint64_t(3)) == 0) {
+    const uint lo = O_DT == kDtypeF16 ? float_to_f16_bits(x0) : float_to_bf16_bits(x0);
+    const uint hi = O_DT == kDtypeF16 ? float_to_f16_bits(x1) : float_to_bf16_bits(x1);
+    U32s(at).v[0] = lo | (hi << 16);
+  } else {
+    store_elem(at, O_DT, x0);
+    store_elem(at + uint64_t(step), O_DT, x1);
+  }
+}
+
+// Tile t of the key ranges: first key and key count.
+void tile_at(int t, int n_t0, int64_t rb0, int64_t re0, int64_t rb1, int64_t re1, out int64_t j0, out int nc) {
+  if (t < n_t0) {
+    j0 = rb0 + int64_t(t) * BK;
+    nc = int(min(int64_t(BK), re0 - j0));
+  } else {
+    j0 = rb1 + int64_t(t - n_t0) * BK;
+    nc = int(min(int64_t(BK), re1 - j0));
   }
 }
 
@@ -85,258 +150,286 @@ void main() {
   const Item it = decode_item(A, gid, false);
   const int64_t b = it.b;
   const int hk = it.hk;
-  const int h = hk * A.group + it.hb;  // hg = 1
 
-  // ---- query rows ----
-  if (tid < BQ) {
-    const int64_t i = it.q0 + tid;
-    const bool valid = i < it.q1;
-    sQvalid[tid] = valid;
-    if (valid) {
-      const int64_t phys = A.q_rows != 0 ? int64_t(ld_i32(A.q_rows, (b * A.hq + h) * A.n_q + i)) : i;
-      sQphys[tid] = phys;
-      sQpos[tid] = A.q_pos != 0 ? ld_i64(A.q_pos, phys) : A.q_pos0 + phys;
-      sQgroup[tid] = A.q_group != 0 ? ld_i32(A.q_group, (b * A.hq + h) * A.n_q + i) : -1;
+  // ---- query positions covered by the workgroup ----
+  int64_t q_lo, q_hi;
+  if (GENERAL) {
+    if (lane < kFrag) {
+      const Row q = row_of(A, it, w * kFrag + lane);
+      sRowLo[w * kFrag + lane] = q.valid ? q.pos : kFarHigh;
+      sRowHi[w * kFrag + lane] = q.valid ? q.pos : kFarLow;
     }
+    barrier();
+    q_lo = kFarHigh;
+    q_hi = kFarLow;
+    for (int r = 0; r < BQ; ++r) {
+      q_lo = min(q_lo, sRowLo[r]);
+      q_hi = max(q_hi, sRowHi[r]);
+    }
+  } else {  // every head has the rows q0 … q1 − 1
+    q_lo = A.q_pos0 + it.q0;
+    q_hi = A.q_pos0 + it.q1 - 1;
   }
-  barrier();
-  if (tid == 0) {
-    int64_t q_lo = kFarHigh, q_hi = kFarLow;
-    for (int r = 0; r < BQ; ++r)
-      if (sQvalid[r]) {
-        q_lo = min(q_lo, sQpos[r]);
-        q_hi = max(q_hi, sQpos[r]);
+
+  // ---- Q rows staged as f16 in shared memory, then held as matrix fragments ----
+  for (int p = tid; p < BQ * KU; p += WG) {
+    const int r = p / KU, u = p % KU;
+    const Row q = row_of(A, it, r);
+    uvec4 x = uvec4(0);
+    if (q.valid) {
+      const uint64_t at = elem_addr(A.q, A.q_stride[0], A.q_stride[1], A.q_stride[2], A.q_stride[3], b, q.phys, q.h, u * 8);
+      if (A.q_stride[3] == 2 && (at & uint64_t(15)) == 0) {
+        x = U32x4s(at).v[0];
+      } else {
+        for (int e = 0; e < 4; ++e)
+          x[e] = load_half_bits(at + uint64_t((2 * e) * A.q_stride[3])) |
+                 (load_half_bits(at + uint64_t((2 * e + 1) * A.q_stride[3])) << 16);
       }
-    sRange[0] = q_lo;
-    sRange[1] = q_hi;
-  }
-  for (int p = tid; p < BQ * D; p += WG) {
-    const int r = p / D, d = p % D;
-    float x = 0.0;
-    if (sQvalid[r])
-      x = load_elem(elem_addr(A.q, A.q_stride[0], A.q_stride[1], A.q_stride[2], A.q_stride[3], b, sQphys[r], h, d),
-                    kDtypeF16);
-    sKV[p] = float16_t(x);
+    }
+    sm[r * KS + u] = x;
   }
   barrier();
   HMAT qf[D / kFrag];
-  for (int kk = 0; kk < D / kFrag; ++kk) coopMatLoadNV(qf[kk], sKV, uint((w * kFrag) * D + kk * kFrag), uint(D), false);
+  for (int kk = 0; kk < D / kFrag; ++kk) coopMatLoadNV(qf[kk], sm, uint(w * kFrag * KS + kk * 2), uint(KS), false);
+  barrier();  // Q is in registers: the shared array takes K, V and the scratches
 
-  // ---- row statistics (lane pair per row) and output accumulators ----
-  const int rr = lane >> 1, hh = lane & 1;
-  const int my_row = w * kFrag + rr;
-  const bool row_valid = sQvalid[my_row];
+  // ---- this lane's query row (16w + rr, columns hh·HALF …), its statistics, the accumulators ----
+  const int rr = lane & 15, hh = lane >> 4;
+  const Row me = row_of(A, it, w * kFrag + rr);
+  const int64_t sidx = state_index(A, b, me.h, me.phys);
+  const int scr = SCR_AT + w * SCR;             // this subgroup's scratch
+  const int my_o = scr + rr * SS + hh * 2;      // this lane's 8 floats of a 16×16 O fragment there
   float m_ref = kNegInf, l = 0.0;
   FMAT of[DV / kFrag];
   for (int c = 0; c < DV / kFrag; ++c) of[c] = FMAT(0.0);
-  const int scratch = w * kFrag * SSW;
   if (STATE) {
-    if (row_valid) {
-      const int64_t idx = state_index(A, b, h, sQphys[my_row]);
-      m_ref = ld_f32(A.st_m, idx);
-      l = ld_f32(A.st_l, idx);
+    if (me.valid) {
+      m_ref = ld_f32(A.st_m, sidx);
+      l = ld_f32(A.st_l, sidx);
     }
     for (int c = 0; c < DV / kFrag; ++c) {
-      for (int e = lane * 8; e < lane * 8 + 8; ++e) {
-        const int row = e / kFrag, col = e % kFrag;
-        const int r = w * kFrag + row;
-        float x = 0.0;
-        if (sQvalid[r]) x = ld_f32(A.st_acc, state_index(A, b, h, sQphys[r]) * DV + c * kFrag + col);
-        sS[scratch + row * SSW + col] = x;
+      for (int e = 0; e < 2; ++e) {
+        vec4 x = vec4(0.0);
+        if (me.valid)
+          for (int k = 0; k < 4; ++k) x[k] = ld_f32(A.st_acc, sidx * DV + c * kFrag + hh * 8 + e * 4 + k);
+        sm[my_o + e] = floatBitsToUint(x);
       }
       sync_subgroup();
-      coopMatLoadNV(of[c], sS, uint(scratch), uint(SSW), false);
+      coopMatLoadNV(of[c], sm, uint(scr), uint(SS), false);
       sync_subgroup();
     }
   }
-  barrier();  // Q fragments are loaded: sKV may take K and V
-  const int64_t q_lo = sRange[0], q_hi = sRange[1];
 
   // ---- key tiles ----
-  const bool affine_k = A.k_pos == 0 && A.k_rows == 0;
-  const bool has_groups = A.q_group != 0 && A.k_group != 0;
-  const bool need_meta = !affine_k || A.key_logw != 0 || has_groups;
-  int64_t rb[2], re[2];
-  const int n_ranges = key_ranges(A, affine_k, q_lo, q_hi, it.kb, it.ke, rb[0], re[0], rb[1], re[1]);
+  const bool affine_k = !GENERAL || (A.k_pos == 0 && A.k_rows == 0);
+  const bool has_groups = GENERAL && A.q_group != 0 && A.k_group != 0;
+  int64_t rb0, re0, rb1, re1;
+  const int n_ranges = key_ranges(A, affine_k, q_lo, q_hi, it.kb, it.ke, rb0, re0, rb1, re1);
+  const int n_t0 = n_ranges > 0 ? int((re0 - rb0 + BK - 1) / BK) : 0;
+  const int n_t = n_t0 + (n_ranges > 1 ? int((re1 - rb1 + BK - 1) / BK) : 0);
   const bool softcap_on = A.softcap > 0.0;
-  const float softcap_log2 = A.softcap * kLog2e;
+  const float softcap = A.softcap, softcap_log2 = A.softcap * kLog2e, qscale = A.qscale;
+  const int64_t k_pos0 = A.k_pos0;
   const int64_t kv_row0 = (b * A.hkv + hk) * A.n_k;
   const uint64_t k_head = A.k + uint64_t(b * A.k_stride[0] + hk * A.k_stride[2]);
   const uint64_t v_head = A.v + uint64_t(b * A.v_stride[0] + hk * A.v_stride[2]);
-  const int64_t my_qpos = row_valid ? sQpos[my_row] : 0;
-  const int my_qgroup = row_valid ? sQgroup[my_row] : -1;
+  const int64_t k_row_bytes = A.k_stride[1], v_row_bytes = A.v_stride[1];
 
-  for (int ri = 0; ri < n_ranges; ++ri) {
-    for (int64_t j0 = rb[ri]; j0 < re[ri]; j0 += BK) {
-      const int nc = int(min(int64_t(BK), re[ri] - j0));
-      int kind;
-      if (need_meta) {
-        if (tid < BK && tid < nc) {
-          const int64_t j = j0 + tid;
-          const int64_t phys = A.k_rows != 0 ? int64_t(ld_i32(A.k_rows, kv_row0 + j)) : j;
-          sKphys[tid] = phys;
-          sKpos[tid] = A.k_pos != 0 ? ld_i64(A.k_pos, phys) : A.k_pos0 + phys;
-          sKlogw[tid] = A.key_logw != 0 ? ld_f32(A.key_logw, kv_row0 + j) * kLog2e : 0.0;
-          sKgroup[tid] = has_groups ? ld_i32(A.k_group, kv_row0 + j) : -2;
-        }
-        barrier();
-        if (!affine_k) {
-          if (tid == 0) {
-            int64_t k_lo = kFarHigh, k_hi = kFarLow;
-            for (int c = 0; c < nc; ++c) {
-              k_lo = min(k_lo, sKpos[c]);
-              k_hi = max(k_hi, sKpos[c]);
-            }
-            sKrange[0] = k_lo;
-            sKrange[1] = k_hi;
-          }
-          barrier();
-          kind = classify(A, q_lo, q_hi, sKrange[0], sKrange[1]);
-        } else {
-          kind = classify(A, q_lo, q_hi, A.k_pos0 + j0, A.k_pos0 + j0 + nc - 1);
-        }
-      } else {
-        kind = classify(A, q_lo, q_hi, A.k_pos0 + j0, A.k_pos0 + j0 + nc - 1);
-      }
-      if (kind == kSkip) {
-        barrier();
-        continue;
-      }
-      // K and V tiles, 16 bytes per load; rows past the range are zero
-      const int ku = D / 8, vu = DV / 8;
-      for (int p = tid; p < BK * ku; p += WG) {
-        const int c = p / ku, u = p % ku;
-        uvec4 x = uvec4(0);
-        if (c < nc) {
-          const int64_t phys = need_meta ? sKphys[c] : j0 + c;
-          x = U32x4s(k_head + uint64_t(phys * A.k_stride[1]) + uint64_t(u) * 16).v[0];
-        }
-        put8(x, c * D + u * 8);
-      }
-      for (int p = tid; p < BK * vu; p += WG) {
-        const int c = p / vu, u = p % vu;
-        uvec4 x = uvec4(0);
-        if (c < nc) {
-          const int64_t phys = need_meta ? sKphys[c] : j0 + c;
-          x = U32x4s(v_head + uint64_t(phys * A.v_stride[1]) + uint64_t(u) * 16).v[0];
-        }
-        put8(x, BK * D + c * DV + u * 8);
-      }
-      barrier();
+  // K of the first tile into registers (16-byte units; rows past the range are zero)
+  uvec4 kreg[NKC], vreg[NVC];
+  {
+    int64_t j0 = 0;
+    int nc = 0;
+    if (n_t > 0) tile_at(0, n_t0, rb0, re0, rb1, re1, j0, nc);
+    for (int i = 0; i < NKC; ++i) {
+      const int p = tid + i * WG, c = p / KU, u = p % KU;
+      kreg[i] = uvec4(0);
+      if (p < BK * KU && c < nc)
+        kreg[i] = U32x4s(k_head + uint64_t(key_phys(A, kv_row0, j0 + c) * k_row_bytes) + uint64_t(u) * 16).v[0];
+    }
+  }
 
-      // S = Q·Kᵀ for this subgroup's 16 rows
+  for (int t = 0; t < n_t; ++t) {
+    int64_t j0;
+    int nc;
+    tile_at(t, n_t0, rb0, re0, rb1, re1, j0, nc);
+
+    // K(t) registers → shared (the last barrier ended every read of the previous K tile)
+    for (int i = 0; i < NKC; ++i) {
+      const int p = tid + i * WG;
+      if (p < BK * KU) sm[(p / KU) * KS + p % KU] = kreg[i];
+    }
+    if (GENERAL && tid < BK) {
+      const int c = tid;
+      int64_t kpos = kFarHigh;  // columns past the tile: masked below, outside any range here
+      if (c < nc) {
+        const int64_t j = j0 + c;
+        kpos = A.k_pos != 0 ? ld_i64(A.k_pos, key_phys(A, kv_row0, j)) : k_pos0 + key_phys(A, kv_row0, j);
+        sKlogw[c] = A.key_logw != 0 ? ld_f32(A.key_logw, kv_row0 + j) * kLog2e : 0.0;
+        sKgroup[c] = has_groups ? ld_i32(A.k_group, kv_row0 + j) : -2;
+      }
+      sKpos[c] = kpos;
+    }
+    // V(t) global → registers, consumed after S(t) and its softmax
+    for (int i = 0; i < NVC; ++i) {
+      const int p = tid + i * WG, c = p / VU, u = p % VU;
+      vreg[i] = uvec4(0);
+      if (p < BK * VU && c < nc)
+        vreg[i] = U32x4s(v_head + uint64_t(key_phys(A, kv_row0, j0 + c) * v_row_bytes) + uint64_t(u) * 16).v[0];
+    }
+    barrier();  // K(t) and the key metadata are visible
+
+    int kind;
+    if (affine_k) {
+      kind = classify(A, q_lo, q_hi, k_pos0 + j0, k_pos0 + j0 + nc - 1);
+    } else {
+      int64_t k_lo = kFarHigh, k_hi = kFarLow;
+      for (int c = 0; c < nc; ++c) {
+        k_lo = min(k_lo, sKpos[c]);
+        k_hi = max(k_hi, sKpos[c]);
+      }
+      kind = classify(A, q_lo, q_hi, k_lo, k_hi);
+    }
+
+    if (kind != kSkip) {
+      // S = Q·Kᵀ for this subgroup's 16 rows, into its scratch
       for (int j = 0; j < BK / kFrag; ++j) {
         FMAT s = FMAT(0.0);
         for (int kk = 0; kk < D / kFrag; ++kk) {
           HMAT kt;
-          coopMatLoadNV(kt, sKV, uint((j * kFrag) * D + kk * kFrag), uint(D), true);  // Kᵀ block
+          coopMatLoadNV(kt, sm, uint(j * kFrag * KS + kk * 2), uint(KS), true);  // Kᵀ block
           s = coopMatMulAddNV(qf[kk], kt, s);
         }
-        coopMatStoreNV(s, sS, uint(scratch + j * kFrag), uint(SSW), false);
+        coopMatStoreNV(s, sm, uint(scr + j * 4), uint(SS), false);
       }
       sync_subgroup();
 
       // scores of this lane's half row, the row max, the lazy reference
+      const bool exact = GENERAL || kind == kPartial || nc < BK;  // per-element masking
       float sv[HALF];
       float mx = kNegInf;
-      for (int e = 0; e < HALF; ++e) {
-        const int c = hh * HALF + e;
-        float s = kNegInf;
-        if (row_valid && c < nc) {
-          const float dot = sS[scratch + rr * SSW + c] * A.qscale;
-          s = softcap_on ? softcap_log2 * tanh(dot / A.softcap) : dot;
-          if (need_meta) {
-            s += sKlogw[c];
-            if (kind == kPartial && !mask_allows(A, my_qpos, sKpos[c])) s = kNegInf;
-            if (has_groups && my_qgroup >= 0 && my_qgroup == sKgroup[c]) s = kNegInf;
-          } else if (kind == kPartial && !mask_allows(A, my_qpos, A.k_pos0 + j0 + c)) {
-            s = kNegInf;
+      for (int e = 0; e < HALF / 4; ++e) {
+        const vec4 x = uintBitsToFloat(sm[scr + rr * SS + hh * (HALF / 4) + e]);
+        for (int k = 0; k < 4; ++k) {
+          const int c = hh * HALF + 4 * e + k;
+          const float dot = x[k] * qscale;
+          float s = softcap_on ? softcap_log2 * tanh(dot / softcap) : dot;
+          if (exact) {
+            if (c >= nc) {
+              s = kNegInf;
+            } else if (GENERAL) {
+              s += sKlogw[c];
+              if (kind == kPartial && !mask_allows(A, me.pos, sKpos[c])) s = kNegInf;
+              if (has_groups && me.group >= 0 && me.group == sKgroup[c]) s = kNegInf;
+            } else if (kind == kPartial && !mask_allows(A, me.pos, k_pos0 + j0 + c)) {
+              s = kNegInf;
+            }
           }
+          sv[4 * e + k] = s;
+          mx = max(mx, s);
         }
-        sv[e] = s;
-        mx = max(mx, s);
       }
-      mx = max(mx, subgroupShuffleXor(mx, 1));
+      mx = max(mx, subgroupShuffleXor(mx, 16));
       const bool move = mx > m_ref + kTau;  // also true for the first finite max (m_ref = −inf)
       const float m_new = move ? mx : m_ref;
       const float alpha = move ? exp2(m_ref - m_new) : 1.0;
-      float sum = 0.0;
-      for (int e = 0; e < HALF; ++e) {
-        const float pr = m_new == kNegInf ? 0.0 : exp2(sv[e] - m_new);
-        sum += pr;
-        sP[(w * kFrag + rr) * BK + hh * HALF + e] = float16_t(pr);
-      }
-      sum += subgroupShuffleXor(sum, 1);
       const bool rescale = move && m_ref != kNegInf;  // O holds something to scale
-      l = l * alpha + sum;
+      const float m_sub = m_new == kNegInf ? 0.0 : m_new;  // an empty row keeps P = exp2(−inf) = 0
       m_ref = m_new;
+      sync_subgroup();  // S is read: the scratch takes O fragments and P
+
+      // O_row ·= α, one fragment at a time through the scratch (each lane scales its own row)
       if (subgroupAny(rescale)) {
-        if (hh == 0) sAlpha[my_row] = alpha;
-        sync_subgroup();
         for (int c = 0; c < DV / kFrag; ++c) {
-          coopMatStoreNV(of[c], sS, uint(scratch), uint(SSW), false);
+          coopMatStoreNV(of[c], sm, uint(scr), uint(SS), false);
           sync_subgroup();
-          for (int e = lane * 8; e < lane * 8 + 8; ++e) {
-            const int row = e / kFrag, col = e % kFrag;
-            sS[scratch + row * SSW + col] *= sAlpha[w * kFrag + row];
-          }
+          sm[my_o] = floatBitsToUint(uintBitsToFloat(sm[my_o]) * alpha);
+          sm[my_o + 1] = floatBitsToUint(uintBitsToFloat(sm[my_o + 1]) * alpha);
           sync_subgroup();
-          coopMatLoadNV(of[c], sS, uint(scratch), uint(SSW), false);
+          coopMatLoadNV(of[c], sm, uint(scr), uint(SS), false);
           sync_subgroup();
         }
       }
-      sync_subgroup();
 
+      // P = exp2(s − m_ref) as f16 over S;  l = α·l + rowsum P
+      float sum = 0.0;
+      for (int e = 0; e < HALF / 8; ++e) {
+        uvec4 packed;
+        for (int k = 0; k < 4; ++k) {
+          const float p0 = exp2(sv[8 * e + 2 * k] - m_sub), p1 = exp2(sv[8 * e + 2 * k + 1] - m_sub);
+          sum += p0 + p1;
+          packed[k] = packFloat2x16(f16vec2(p0, p1));
+        }
+        sm[scr + rr * PS + hh * (HALF / 8) + e] = packed;
+      }
+      sum += subgroupShuffleXor(sum, 16);
+      l = l * alpha + sum;
+    }
+
+    // V(t) registers → shared (every read of V(t − 1) ended before the barrier above)
+    for (int i = 0; i < NVC; ++i) {
+      const int p = tid + i * WG;
+      if (p < BK * VU) sm[V_AT + (p / VU) * VS + p % VU] = vreg[i];
+    }
+    // K(t + 1) global → registers, consumed at the start of the next tile
+    if (t + 1 < n_t) {
+      int64_t j1;
+      int nc1;
+      tile_at(t + 1, n_t0, rb0, re0, rb1, re1, j1, nc1);
+      for (int i = 0; i < NKC; ++i) {
+        const int p = tid + i * WG, c = p / KU, u = p % KU;
+        kreg[i] = uvec4(0);
+        if (p < BK * KU && c < nc1)
+          kreg[i] = U32x4s(k_head + uint64_t(key_phys(A, kv_row0, j1 + c) * k_row_bytes) + uint64_t(u) * 16).v[0];
+      }
+    }
+    barrier();  // V(t) and P are visible; every read of K(t) has ended
+
+    if (kind != kSkip) {
       // O += P·V
       HMAT pf[BK / kFrag];
-      for (int j = 0; j < BK / kFrag; ++j)
-        coopMatLoadNV(pf[j], sP, uint((w * kFrag) * BK + j * kFrag), uint(BK), false);
+      for (int j = 0; j < BK / kFrag; ++j) coopMatLoadNV(pf[j], sm, uint(scr + j * 2), uint(PS), false);
       for (int c = 0; c < DV / kFrag; ++c) {
         for (int j = 0; j < BK / kFrag; ++j) {
           HMAT vf;
-          coopMatLoadNV(vf, sKV, uint(BK * D + (j * kFrag) * DV + c * kFrag), uint(DV), false);
+          coopMatLoadNV(vf, sm, uint(V_AT + j * kFrag * VS + c * 2), uint(VS), false);
           of[c] = coopMatMulAddNV(pf[j], vf, of[c]);
         }
       }
-      barrier();  // the next tile overwrites sKV
     }
   }
+  sync_subgroup();  // the scratch's P is read
 
-  // ---- write out: O fragments through the subgroup's scratch, one element per lane at a time ----
-  if (hh == 0) {
-    sRowM[my_row] = m_ref;
-    sRowL[my_row] = l;
-  }
-  sync_subgroup();
+  // ---- write out (or the running state): O fragments through the scratch, 8 consecutive
+  // elements of its row per lane ----
+  const float inv_l = l == 0.0 ? 0.0 : 1.0 / l;
+  const int64_t o_step = A.o_stride[3];
   for (int c = 0; c < DV / kFrag; ++c) {
-    coopMatStoreNV(of[c], sS, uint(scratch), uint(SSW), false);
+    coopMatStoreNV(of[c], sm, uint(scr), uint(SS), false);
     sync_subgroup();
-    for (int e = lane * 8; e < lane * 8 + 8; ++e) {
-      const int row = e / kFrag, col = e % kFrag;
-      const int r = w * kFrag + row;
-      if (!sQvalid[r]) continue;
-      const float x = sS[scratch + row * SSW + col];
-      const int64_t phys = sQphys[r];
-      if (STATE) {
-        st_f32(A.st_acc, state_index(A, b, h, phys) * DV + c * kFrag + col, x);
-      } else {
-        const float rl = sRowL[r];
-        store_elem(elem_addr(A.o, A.o_stride[0], A.o_stride[1], A.o_stride[2], A.o_stride[3], b, phys, h,
-                             c * kFrag + col),
-                   O_DT, rl == 0.0 ? 0.0 : x * (1.0 / rl));
+    if (me.valid) {
+      const vec4 x0 = uintBitsToFloat(sm[my_o]), x1 = uintBitsToFloat(sm[my_o + 1]);
+      const int d0 = c * kFrag + hh * 8;
+      for (int e = 0; e < 8; e += 2) {
+        const float y0 = e < 4 ? x0[e] : x1[e - 4], y1 = e < 4 ? x0[e + 1] : x1[e - 3];
+        if (STATE) {
+          st_f32(A.st_acc, sidx * DV + d0 + e, y0);
+          st_f32(A.st_acc, sidx * DV + d0 + e + 1, y1);
+        } else {
+          store_two(elem_addr(A.o, A.o_stride[0], A.o_stride[1], A.o_stride[2], o_step, b, me.phys, me.h, d0 + e),
+                    o_step, y0 * inv_l, y1 * inv_l);
+        }
       }
     }
     sync_subgroup();
   }
-  if (hh == 0 && row_valid) {
-    const int64_t phys = sQphys[my_row];
+  if (hh == 0 && me.valid) {  // row statistics
     if (STATE) {
-      const int64_t idx = state_index(A, b, h, phys);
-      st_f32(A.st_m, idx, m_ref);
-      st_f32(A.st_l, idx, l);
+      st_f32(A.st_m, sidx, m_ref);
+      st_f32(A.st_l, sidx, l);
     } else if (A.lse != 0) {
       const float lse = l == 0.0 ? kNegInf : (m_ref + log2(l)) * kLn2;
-      F32s(elem_addr(A.lse, A.lse_stride[0], A.lse_stride[1], A.lse_stride[2], A.lse_stride[3], b, phys, h, 0)).v[0] = lse;
+      F32s(elem_addr(A.lse, A.lse_stride[0], A.lse_stride[1], A.lse_stride[2], A.lse_stride[3], b, me.phys, me.h, 0)).v[0] = lse;
     }
   }
 }
