@@ -16,7 +16,9 @@
 #                                           and on request: sanitize_flash (memcheck and racecheck on
 #                                           the prefill kernels only), cuda_mma (test_cuda with the Hopper
 #                                           kernel off), prefill (FLASH prefill with the Hopper kernel
-#                                           and with the mma.sync kernel), sdpa (PyTorch on the same shapes)
+#                                           and with the mma.sync kernel), sdpa (PyTorch on the same shapes),
+#                                           nopdl (the FLASH/HYPER timings with programmatic dependent
+#                                           launch off: LONGATTN_CUDA_PDL=0)
 set -u
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT" build-gpu && tar xJf build-gpu/gpu.tar.xz -C build-gpu
@@ -69,6 +71,9 @@ for step in "${steps[@]}"; do
       sanitize_flash ;;
     sanitize_flash)
       sanitize_flash ;;
+    nopdl)
+      run bench_hyper_nopdl 240 env LONGATTN_CUDA_PDL=0 $B/cuda_bench --only prefill64,hyper
+      cat "$OUT/bench_hyper_nopdl.log" ;;
     bench)
       run bench_hyper 240 $B/cuda_bench --only decode,prefill64,sparse,hyper
       cat "$OUT/bench_hyper.log"

@@ -167,6 +167,7 @@ struct PrimCase {
   longattn::Mask mask;
   int64_t q_pos0 = 0, k_pos0 = 0;
   bool explicit_pos = false, gathers = false, logw = false, groups = false;
+  int64_t group_rows = 0;  // > 0: query i is in group ⌊i / group_rows⌋ (HYPER's query blocks)
   int32_t n_segments = 0;
   float softcap = 0.0f;
 };
@@ -179,7 +180,7 @@ std::string describe(const PrimCase& c) {
          " wr=" + std::to_string(c.mask.window_right) + " g=" + std::to_string(c.mask.n_global) +
          " pos0=" + std::to_string(c.q_pos0) + "/" + std::to_string(c.k_pos0) + " pos=" +
          std::to_string(c.explicit_pos) + " gather=" + std::to_string(c.gathers) + " logw=" +
-         std::to_string(c.logw) + " groups=" + std::to_string(c.groups) + " segs=" +
+         std::to_string(c.logw) + " groups=" + std::to_string(c.groups) + "/" + std::to_string(c.group_rows) + " segs=" +
          std::to_string(c.n_segments) + " softcap=" + std::to_string(c.softcap);
 }
 
@@ -229,7 +230,11 @@ PrimInputs make_inputs(const PrimCase& c, std::mt19937_64& rng) {
     std::normal_distribution<float> nd(0.0f, 1.0f);
     for (int64_t x = 0; x < c.batch * c.hkv * c.n_k; ++x) in.key_logw.push_back(nd(rng));
   }
-  if (c.groups) {
+  if (c.groups && c.group_rows > 0) {  // contiguous query blocks, keys in random blocks
+    const int64_t n_blocks = (c.n_q + c.group_rows - 1) / c.group_rows;
+    for (int64_t x = 0; x < c.batch * c.hq * c.n_q; ++x) in.q_group.push_back(int32_t((x % c.n_q) / c.group_rows));
+    for (int64_t x = 0; x < c.batch * c.hkv * c.n_k; ++x) in.k_group.push_back(int32_t(rng() % n_blocks));
+  } else if (c.groups) {
     for (int64_t x = 0; x < c.batch * c.hq * c.n_q; ++x) in.q_group.push_back(int32_t(rng() % 5) - 1);
     for (int64_t x = 0; x < c.batch * c.hkv * c.n_k; ++x) in.k_group.push_back(int32_t(rng() % 4));
   }
@@ -600,7 +605,17 @@ TEST_CASE("cuda: attend features against the CPU backend (gathers, log-weights, 
   c.gathers = c.logw = c.groups = true;
   c.n_segments = 70;
   check_prim_case(*gpu, *cpu, c, rng());
-  c.n_segments = 0, c.gathers = false, c.logw = false, c.groups = false, c.explicit_pos = true;
+  // groups in contiguous query blocks, as HYPER's sampled keys use them: blocks of 256 rows
+  // (every tile inside one block: the groups fold into the key bias) and of 100 rows (tiles
+  // straddle blocks: per-(row, key) comparisons), no GQA and GQA
+  c.n_segments = 0, c.n_q = 1024, c.n_k = 300;
+  for (int64_t rows : {256, 100})
+    for (int32_t hkv : {8, 2}) {
+      c.group_rows = rows, c.hkv = hkv;
+      check_prim_case(*gpu, *cpu, c, rng());
+    }
+  c.group_rows = 0, c.hkv = 2, c.n_q = 400, c.n_k = 900;
+  c.gathers = false, c.logw = false, c.groups = false, c.explicit_pos = true;
   c.mask.causal = true, c.mask.window_left = 100, c.mask.n_global = 3;
   check_prim_case(*gpu, *cpu, c, rng());
 }

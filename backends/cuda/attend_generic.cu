@@ -30,6 +30,7 @@
 
 #include "attend_launch.hpp"
 #include "cuda_check.hpp"
+#include "launch.cuh"
 #include "device_dtype.cuh"
 #include "quant_blocks.cuh"
 
@@ -52,6 +53,7 @@ __device__ __forceinline__ float warp_sum(float x) {
 
 __global__ void __launch_bounds__(kWarpsPerBlock* kWarpSize)
     generic_attend_kernel(const __grid_constant__ AttendParams p, const __grid_constant__ ExtrasParams x) {
+  pdl_begin();
   __shared__ float q_smem[kWarpsPerBlock][kMaxDim];
   const int lane = threadIdx.x % kWarpSize;
   const int warp = threadIdx.x / kWarpSize;
@@ -219,8 +221,7 @@ void launch_generic_attend(const AttendParams& p, const ExtrasParams& x, cudaStr
   if (units == 0) return;
   const int64_t blocks = (units + kWarpsPerBlock - 1) / kWarpsPerBlock;
   const dim3 grid(unsigned(blocks), unsigned(p.n_splits > 1 ? p.n_splits : 1));
-  generic_attend_kernel<<<grid, dim3(kWarpsPerBlock * kWarpSize), 0, stream>>>(p, x);
-  check_launch("generic_attend_kernel");
+  launch("generic_attend_kernel", generic_attend_kernel, grid, dim3(kWarpsPerBlock * kWarpSize), 0, stream, p, x);
 }
 
 // Asked once per device (decode-shaped calls size their split from it before launching).

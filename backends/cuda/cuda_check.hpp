@@ -23,9 +23,6 @@ inline void check(cudaError_t e, const char* what) {
                                 cudaGetErrorString(e));
 }
 
-// After a kernel launch: reports a bad launch configuration or an earlier asynchronous fault.
-inline void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
-
 // Makes `device` current for a scope, restoring the previous device at its end.
 class DeviceGuard {
  public:

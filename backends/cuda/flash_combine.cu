@@ -18,6 +18,7 @@
 
 #include "attend_launch.hpp"
 #include "cuda_check.hpp"
+#include "launch.cuh"
 #include "device_dtype.cuh"
 
 namespace longattn::cuda {
@@ -38,6 +39,7 @@ __device__ __forceinline__ float warp_sum(float v) {
 
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     flash_combine_kernel(const __grid_constant__ AttendParams p, const float* __restrict__ sinks) {
+  pdl_begin();
   const int lane = threadIdx.x & 31;
   const int n_chunks = (p.dv + 31) / 32;
   const int64_t item = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
@@ -87,8 +89,8 @@ void launch_flash_combine(const AttendParams& p, const float* sinks, cudaStream_
   const int64_t units = int64_t(p.batch) * p.hkv * p.packed_rows * ((p.dv + 31) / 32);
   if (units == 0) return;
   const int64_t blocks = (units + kWarpsPerBlock - 1) / kWarpsPerBlock;
-  flash_combine_kernel<<<dim3(unsigned(blocks)), dim3(kWarpsPerBlock * 32), 0, stream>>>(p, sinks);
-  check_launch("flash_combine_kernel");
+  launch("flash_combine_kernel", flash_combine_kernel, dim3(unsigned(blocks)), dim3(kWarpsPerBlock * 32), 0, stream,
+         p, sinks);
 }
 
 }  // namespace longattn::cuda

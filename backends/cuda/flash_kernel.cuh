@@ -11,7 +11,9 @@
 //   plain:   m' = max(m, rowmax S);  P = 2^(S·c − m'·c)  with c = scale·log2e (one FFMA + EX2)
 //   general: S = c·S or softcap·log2e·tanh(scale·S / softcap); S += log2e·key_logw;
 //            m' = max(m, rowmax S);  P = 2^(S − m')
-//   −inf where the mask, the groups or the segment end forbid (partial tiles only)
+//   −inf where the mask, the groups or the segment end forbid: per (row, key) on partial tiles
+//            and where the rows' groups differ, else through the per-key bias (groups the
+//            same for every row of the block fold into it)
 //   α = 2^(m − m');  l = α·l + rowsum P;  O = α·O + P·V
 // P never leaves registers: the S accumulators of two n8 tiles are exactly the A fragment of the
 // next mma. Tiles are classified skip / full / partial from their position ranges (classify_tile)
@@ -32,6 +34,7 @@
 #include "attend_launch.hpp"
 #include "attend_params.hpp"
 #include "cuda_check.hpp"
+#include "launch.cuh"
 #include "device_dtype.cuh"
 #include "flash_block.cuh"
 #include "flash_epilogue.cuh"
@@ -112,6 +115,7 @@ template <class Elem, int kHeadDim, bool kDecode, bool kGeneral>
 __global__ void __launch_bounds__(FlashConfig<Elem, kHeadDim, kDecode, kGeneral>::kThreads,
                                   FlashTraits<kHeadDim, kDecode>::kMinBlocksPerSm)
     flash_attend_kernel(const __grid_constant__ AttendParams p) {
+  pdl_begin();
   using C = FlashConfig<Elem, kHeadDim, kDecode, kGeneral>;
   constexpr int kBlockM = C::kBlockM, kBlockN = C::kBlockN, kMT = C::kMTiles, kStages = C::kStages;
   constexpr int kNT = C::kNTiles, kDT = C::kDTiles, kChunks = C::kChunks;
@@ -152,6 +156,16 @@ __global__ void __launch_bounds__(FlashConfig<Elem, kHeadDim, kDecode, kGeneral>
     cp_async_16(sQ + C::offset(row, c), src, valid);
   }
   cp_async_commit();
+  // Exclusion groups: when every row of the tile has the same group (HYPER's sampled keys: a
+  // query tile lies inside one query block), keys of that group get a −inf bias instead, so
+  // that full tiles need one add per logit rather than a per-(row, key) comparison.
+  const bool groups = kGeneral && p.q_group && p.k_group;
+  int32_t tile_grp = -1;
+  if (groups) {
+    const int32_t h0 = w.hk * p.group + w.r0 % p.group;
+    tile_grp = p.q_group[(int64_t(w.b) * p.hq + h0) * p.n_q + w.seg_q0 + w.r0 / p.group];
+  }
+  bool same_grp = true;
   for (int row = tid; row < kBlockM; row += C::kThreads) {
     const int32_t r = w.r0 + row;
     int64_t position = 0;
@@ -163,6 +177,7 @@ __global__ void __launch_bounds__(FlashConfig<Elem, kHeadDim, kDecode, kGeneral>
         const int64_t phys = p.q_rows ? p.q_rows[(int64_t(w.b) * p.hq + h) * p.n_q + i] : i;
         position = p.q_pos ? p.q_pos[phys] : p.q_pos0 + phys;
         if (p.q_group) grp = p.q_group[(int64_t(w.b) * p.hq + h) * p.n_q + i];
+        same_grp = same_grp && grp == tile_grp;
       } else {
         position = p.q_pos0 + i;
       }
@@ -170,6 +185,7 @@ __global__ void __launch_bounds__(FlashConfig<Elem, kHeadDim, kDecode, kGeneral>
     sQPos[row] = position;
     if constexpr (kGeneral) sQGrp[row] = grp;
   }
+  const bool tile_groups = groups && __syncthreads_and(same_grp);  // uniform over the block
 
   // ---- K/V tile t → stage (zero rows past the segment), key facts (general) ----
   // When the threads tile whole rows (kThreads a multiple of the chunks per row), each thread
@@ -228,6 +244,7 @@ __global__ void __launch_bounds__(FlashConfig<Elem, kHeadDim, kDecode, kGeneral>
             position = p.k_pos ? p.k_pos[phys] : p.k_pos0 + phys;
           }
           if (p.k_group) grp = p.k_group[kv_bh * p.n_k + j];
+          if (tile_groups && tile_grp >= 0 && grp == tile_grp) bias = -INFINITY;
         }
         sBias[stage * kBlockN + row] = bias;
         sKPos[stage * kBlockN + row] = position;
@@ -358,8 +375,7 @@ __global__ void __launch_bounds__(FlashConfig<Elem, kHeadDim, kDecode, kGeneral>
 #pragma unroll
             for (int e = 0; e < 4; ++e) s_acc[mt][nt][e] *= c_log2;
       }
-      const bool groups = p.q_group && p.k_group;
-      if (kind == TileKind::partial || ragged || p.key_logw || groups) {
+      if (kind == TileKind::partial || (groups && !tile_groups)) {
         const float* bias = sBias + stage * kBlockN;
         const int64_t* k_position = sKPos + stage * kBlockN;
         const int32_t* k_grp = sKGrp + stage * kBlockN;
@@ -380,6 +396,19 @@ __global__ void __launch_bounds__(FlashConfig<Elem, kHeadDim, kDecode, kGeneral>
                 float& sv = s_acc[mt][nt][2 * hf + e];
                 sv = ok ? sv + bias[col] : -INFINITY;
               }
+          }
+      } else if (ragged || p.key_logw || groups) {
+        // per-key bias only: log-weight, −inf past the end of the keys or in the tile's group
+        const float* bias = sBias + stage * kBlockN;
+#pragma unroll
+        for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const float b = bias[k_row0 + nt * 8 + 2 * tq + e];
+#pragma unroll
+            for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+              for (int hf = 0; hf < 2; ++hf) s_acc[mt][nt][2 * hf + e] += b;
           }
       }
     } else if (kind == TileKind::partial || ragged) {
@@ -565,8 +594,8 @@ struct FlashInstance {
     configure();
     const dim3 grid(unsigned(p.seg.unit_begin[p.seg.n]), unsigned(p.batch * p.hkv), unsigned(p.n_splits));
     if (grid.x == 0) return;
-    flash_attend_kernel<Elem, kHeadDim, kDecode, kGeneral><<<grid, dim3(C::kThreads), C::kSmemBytes, stream>>>(p);
-    check_launch("flash_attend_kernel");
+    cuda::launch("flash_attend_kernel", flash_attend_kernel<Elem, kHeadDim, kDecode, kGeneral>, grid, dim3(C::kThreads),
+           C::kSmemBytes, stream, p);
   }
   // Resident blocks per SM (a decode call sizes its split-KV from it before its first launch, so
   // the query is asked once per device rather than in every call's latency).

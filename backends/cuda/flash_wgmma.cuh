@@ -31,6 +31,7 @@
 #include "attend_launch.hpp"
 #include "attend_params.hpp"
 #include "cuda_check.hpp"
+#include "launch.cuh"
 #include "device_dtype.cuh"
 #include "flash_block.cuh"
 #include "flash_epilogue.cuh"
@@ -83,6 +84,7 @@ __device__ __forceinline__ void tree_sum(float* a) {
 template <class Elem, int kHeadDim>
 __global__ void __launch_bounds__(WgmmaConfig<Elem, kHeadDim>::kThreads, 1)
     flash_wgmma_kernel(const __grid_constant__ AttendParams p) {
+  pdl_begin();
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = WgmmaConfig<Elem, kHeadDim>;
   constexpr int kBlockM = C::kBlockM, kBlockN = C::kBlockN, kStages = C::kStages;
@@ -403,8 +405,7 @@ struct WgmmaInstance {
     configure();
     const dim3 grid(unsigned(p.seg.unit_begin[p.seg.n]), unsigned(p.batch * p.hkv), unsigned(p.n_splits));
     if (grid.x == 0) return;
-    flash_wgmma_kernel<Elem, kHeadDim><<<grid, dim3(C::kThreads), C::kSmemBytes, stream>>>(p);
-    check_launch("flash_wgmma_kernel");
+    cuda::launch("flash_wgmma_kernel", flash_wgmma_kernel<Elem, kHeadDim>, grid, dim3(C::kThreads), C::kSmemBytes, stream, p);
   }
   static int blocks_per_sm() {
     configure();

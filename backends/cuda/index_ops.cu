@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "cuda_check.hpp"
+#include "launch.cuh"
 #include "cuda_internal.hpp"
 
 namespace longattn::cuda {
@@ -20,6 +21,7 @@ constexpr int64_t kMaxGridY = 65535;
 
 __global__ void gather_i32_kernel(int32_t* dst, const int32_t* src, const int32_t* index,
                                   int64_t n_src, int64_t n_index, int64_t total) {
+  pdl_begin();
   const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (e >= total) return;
   dst[e] = src[(e / n_index) * n_src + index[e]];
@@ -31,6 +33,7 @@ struct SegmentOffsets {
 
 __global__ void segment_labels_kernel(int32_t* dst, SegmentOffsets off, int32_t s0, int64_t n,
                                       int64_t copies) {
+  pdl_begin();
   const int t = blockIdx.x;
   const int64_t i0 = off.begin[t], i1 = off.begin[t + 1];
   for (int64_t c = blockIdx.y; c < copies; c += gridDim.y)
@@ -43,9 +46,8 @@ void gather_i32(int32_t* dst, const int32_t* src, const int32_t* index, int64_t 
                 int64_t n_index, cudaStream_t stream) {
   const int64_t total = n_seg * n_index;
   if (total == 0) return;
-  gather_i32_kernel<<<unsigned((total + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
-      dst, src, index, n_src, n_index, total);
-  check_launch("gather_i32_kernel");
+  launch("gather_i32_kernel", gather_i32_kernel, unsigned((total + kThreads - 1) / kThreads), kThreads, 0, stream,
+         dst, src, index, n_src, n_index, total);
 }
 
 void segment_labels(int32_t* dst, const int64_t* offsets, int32_t n_seg, int64_t copies,
@@ -57,8 +59,7 @@ void segment_labels(int32_t* dst, const int64_t* offsets, int32_t n_seg, int64_t
     SegmentOffsets off;
     for (int32_t t = 0; t <= count; ++t) off.begin[t] = offsets[s0 + t];
     const dim3 grid(unsigned(count), unsigned(std::min(copies, kMaxGridY)));
-    segment_labels_kernel<<<grid, kThreads, 0, stream>>>(dst, off, s0, n, copies);
-    check_launch("segment_labels_kernel");
+    launch("segment_labels_kernel", segment_labels_kernel, grid, kThreads, 0, stream, dst, off, s0, n, copies);
   }
 }
 

@@ -17,6 +17,7 @@
 #include <algorithm>
 
 #include "cuda_check.hpp"
+#include "launch.cuh"
 #include "cuda_internal.hpp"
 #include "device_dtype.cuh"
 
@@ -62,6 +63,7 @@ __global__ void __launch_bounds__(kRowsPerBlock)
     lsh_codes_kernel(const char* x, int32_t dtype, int64_t s0, int64_t s1, int64_t s2, int64_t s3,
                      int64_t batch, int64_t n, int64_t heads, int64_t d, const float* G, int32_t r,
                      const float* center, uint16_t* codes, bool vec16) {
+  pdl_begin();
   extern __shared__ float g_smem[];  // [d][r]
   __shared__ float x_smem[kRowsPerBlock][kDimChunk + 1];
   __shared__ int64_t row_offset[kRowsPerBlock];  // byte offset of each row's element 0, or −1
@@ -130,6 +132,7 @@ __global__ void __launch_bounds__(kRowsPerBlock)
 
 __global__ void sort_keys_kernel(const uint16_t* codes, int64_t n_seg, int64_t n, int32_t r,
                                  uint32_t* keys, int32_t* values) {
+  pdl_begin();
   const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (e >= n_seg * n) return;
   keys[e] = (uint32_t(e / n) << r) | codes[e];
@@ -155,10 +158,9 @@ void lsh_codes(const View& x, const float* G, int32_t r, const float* center, ui
   const size_t g_bytes = size_t(x.shape[3]) * size_t(r) * sizeof(float);
   const unsigned blocks = unsigned((total + kRowsPerBlock - 1) / kRowsPerBlock);
   auto kernel = r == 8 ? lsh_codes_kernel<8> : lsh_codes_kernel<0>;
-  kernel<<<blocks, kRowsPerBlock, g_bytes, stream>>>(static_cast<const char*>(x.data), x.dtype, x.strides[0],
-                                                     x.strides[1], x.strides[2], x.strides[3], x.shape[0], x.shape[1],
-                                                     x.shape[2], x.shape[3], G, r, center, codes, vec16);
-  check_launch("lsh_codes_kernel");
+  launch("lsh_codes_kernel", kernel, blocks, kRowsPerBlock, g_bytes, stream, static_cast<const char*>(x.data),
+         x.dtype, x.strides[0], x.strides[1], x.strides[2], x.strides[3], x.shape[0], x.shape[1], x.shape[2],
+         x.shape[3], G, r, center, codes, vec16);
 }
 
 void counting_sort(const uint16_t* codes, int64_t n_seg, int64_t n, int32_t r, int32_t* perm,
@@ -175,9 +177,8 @@ void counting_sort(const uint16_t* codes, int64_t n_seg, int64_t n, int32_t r, i
   for (int64_t s0 = 0; s0 < n_seg; s0 += chunk) {
     const int64_t segs = std::min(chunk, n_seg - s0);
     const int64_t count = segs * n;
-    sort_keys_kernel<<<unsigned((count + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
-        codes + s0 * n, segs, n, r, keys_in, values_in);
-    check_launch("sort_keys_kernel");
+    launch("sort_keys_kernel", sort_keys_kernel, unsigned((count + kThreads - 1) / kThreads), kThreads, 0, stream,
+           codes + s0 * n, segs, n, r, keys_in, values_in);
     const int end_bit = r + bits_for(segs);
     size_t temp_bytes = 0;
     check(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys_in, keys_out, values_in,

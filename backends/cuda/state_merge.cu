@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "cuda_check.hpp"
+#include "launch.cuh"
 #include "cuda_internal.hpp"
 #include "device_dtype.cuh"
 
@@ -42,6 +43,7 @@ __device__ __forceinline__ char* at(const ViewArg& v, int64_t b, int64_t t, int6
 unsigned blocks_for(int64_t warps) { return unsigned((warps + kWarpsPerBlock - 1) / kWarpsPerBlock); }
 
 __global__ void state_init_kernel(float* m, float* l, float* acc, int64_t n_rows, int32_t dv) {
+  pdl_begin();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n_rows) m[i] = -INFINITY, l[i] = 0.0f;
   if (i < n_rows * dv) acc[i] = 0.0f;
@@ -49,6 +51,7 @@ __global__ void state_init_kernel(float* m, float* l, float* acc, int64_t n_rows
 
 __global__ void state_finish_kernel(const float* m, const float* l, const float* acc, int64_t batch,
                                     int32_t heads, int64_t rows, int32_t dv, ViewArg out, ViewArg lse) {
+  pdl_begin();
   const int lane = threadIdx.x & 31;
   const int64_t unit = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
   if (unit >= batch * rows * heads) return;
@@ -78,6 +81,7 @@ __device__ __forceinline__ MergeWeights merge_weights(float lse_a, float lse_b) 
 
 __global__ void merge_kernel(ViewArg a, ViewArg la, ViewArg b, ViewArg lb, ViewArg out, ViewArg lout,
                              int64_t batch, int64_t rows, int64_t heads, int64_t dv) {
+  pdl_begin();
   const int lane = threadIdx.x & 31;
   const int64_t unit = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
   if (unit >= batch * rows * heads) return;
@@ -103,6 +107,7 @@ __global__ void merge_kernel(ViewArg a, ViewArg la, ViewArg b, ViewArg lb, ViewA
 // formula as merge_kernel.
 __global__ void merge4_kernel(ViewArg a, ViewArg la, ViewArg b, ViewArg lb, ViewArg out, ViewArg lout,
                               int32_t rows, int32_t heads, int32_t groups, int64_t batch) {
+  pdl_begin();
   const uint32_t tid = blockIdx.x * blockDim.x + threadIdx.x;
   const uint32_t per_batch = uint32_t(rows) * uint32_t(heads) * uint32_t(groups);
   if (tid >= per_batch) return;
@@ -157,17 +162,16 @@ void state_init(RunningState& s, int64_t batch, int32_t heads, int64_t rows, int
   const int64_t n_rows = batch * heads * rows;
   const int64_t n = n_rows * std::max<int64_t>(dv, 1);
   if (n == 0) return;
-  state_init_kernel<<<unsigned((n + kThreads - 1) / kThreads), kThreads, 0, stream>>>(s.m, s.l, s.acc, n_rows, dv);
-  check_launch("state_init_kernel");
+  launch("state_init_kernel", state_init_kernel, unsigned((n + kThreads - 1) / kThreads), kThreads, 0, stream, s.m,
+         s.l, s.acc, n_rows, dv);
 }
 
 void state_finish(const RunningState& s, int64_t batch, int32_t heads, int64_t rows, int32_t dv,
                   const View& out, const View& lse, cudaStream_t stream) {
   const int64_t warps = batch * heads * rows;
   if (warps == 0) return;
-  state_finish_kernel<<<blocks_for(warps), kThreads, 0, stream>>>(s.m, s.l, s.acc, batch, heads, rows, dv,
-                                                                 view_arg(out), view_arg(lse));
-  check_launch("state_finish_kernel");
+  launch("state_finish_kernel", state_finish_kernel, blocks_for(warps), kThreads, 0, stream, s.m, s.l, s.acc, batch,
+         heads, rows, dv, view_arg(out), view_arg(lse));
 }
 
 void merge(const View& a, const View& lse_a, const View& b, const View& lse_b, const View& out,
@@ -178,16 +182,12 @@ void merge(const View& a, const View& lse_a, const View& b, const View& lse_b, c
   if (merge4_fits(a, b, out)) {
     const int64_t threads = rows * heads * (dv / 4);
     const dim3 grid(unsigned((threads + kThreads - 1) / kThreads), unsigned(std::min<int64_t>(batch, 65535)));
-    merge4_kernel<<<grid, kThreads, 0, stream>>>(view_arg(a), view_arg(lse_a), view_arg(b), view_arg(lse_b),
-                                                 view_arg(out), view_arg(lse_out), int32_t(rows), int32_t(heads),
-                                                 int32_t(dv / 4), batch);
-    check_launch("merge4_kernel");
+    launch("merge4_kernel", merge4_kernel, grid, kThreads, 0, stream, view_arg(a), view_arg(lse_a), view_arg(b),
+           view_arg(lse_b), view_arg(out), view_arg(lse_out), int32_t(rows), int32_t(heads), int32_t(dv / 4), batch);
     return;
   }
-  merge_kernel<<<blocks_for(warps), kThreads, 0, stream>>>(view_arg(a), view_arg(lse_a), view_arg(b),
-                                                          view_arg(lse_b), view_arg(out), view_arg(lse_out),
-                                                          batch, rows, heads, dv);
-  check_launch("merge_kernel");
+  launch("merge_kernel", merge_kernel, blocks_for(warps), kThreads, 0, stream, view_arg(a), view_arg(lse_a),
+         view_arg(b), view_arg(lse_b), view_arg(out), view_arg(lse_out), batch, rows, heads, dv);
 }
 
 }  // namespace longattn::cuda
