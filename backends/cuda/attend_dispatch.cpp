@@ -208,8 +208,8 @@ void attend(const AttendArgs& a, const DeviceProps& dev, ScratchPool& scratch, c
       flash = true, variant = FlashVariant::prefill_wgmma, tile = flash_wgmma_tile(a.head_dim);
     } else if (!general && prefill_tile.smem_plain <= dev.max_smem_optin) {
       flash = true, variant = FlashVariant::prefill_plain, tile = prefill_tile;
-    } else if (general && prefill_tile.smem_general <= dev.max_smem_optin) {
-      flash = true, variant = FlashVariant::prefill_general, tile = prefill_tile;
+    } else if (general && flash_general_tile(a.head_dim).smem_general <= dev.max_smem_optin) {
+      flash = true, variant = FlashVariant::prefill_general, tile = flash_general_tile(a.head_dim);
     }
   }
 

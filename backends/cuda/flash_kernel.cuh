@@ -45,7 +45,7 @@ namespace longattn::cuda {
 
 template <class Elem, int kHeadDim, bool kDecode, bool kGeneral>
 struct FlashConfig {
-  using Traits = FlashTraits<kHeadDim, kDecode>;
+  using Traits = FlashTraitsOf<kHeadDim, kDecode, kGeneral>;
   static constexpr int kBlockM = Traits::kBlockM;
   static constexpr int kBlockN = Traits::kBlockN;
   static constexpr int kWarpsM = Traits::kWarpsM;
@@ -113,7 +113,7 @@ struct LdmatrixAddr {
 
 template <class Elem, int kHeadDim, bool kDecode, bool kGeneral>
 __global__ void __launch_bounds__(FlashConfig<Elem, kHeadDim, kDecode, kGeneral>::kThreads,
-                                  FlashTraits<kHeadDim, kDecode>::kMinBlocksPerSm)
+                                  FlashTraitsOf<kHeadDim, kDecode, kGeneral>::kMinBlocksPerSm)
     flash_attend_kernel(const __grid_constant__ AttendParams p) {
   pdl_begin();
   using C = FlashConfig<Elem, kHeadDim, kDecode, kGeneral>;

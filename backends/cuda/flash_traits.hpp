@@ -9,6 +9,8 @@
 // elements); cp.async keeps kStages − 1 key tiles in flight while one is consumed.
 #pragma once
 
+#include <type_traits>
+
 namespace longattn::cuda {
 
 template <int kHeadDim, bool kDecode>
@@ -32,6 +34,22 @@ LONGATTN_FLASH_TRAITS(80, true, 16, 64, 1, 4, 3, 2)
 LONGATTN_FLASH_TRAITS(96, true, 16, 64, 1, 4, 3, 2)
 LONGATTN_FLASH_TRAITS(128, true, 16, 64, 1, 4, 3, 2)
 LONGATTN_FLASH_TRAITS(256, true, 16, 32, 1, 2, 2, 2)
+
+// The general variant's prefill tile (gathers, log-weights, groups: HYPER's blocks and sampled
+// keys) where it differs from the plain one. Its calls have few key tiles per query tile (256
+// keys), so the prologue's gathered Q rows and the epilogue weigh more than the products:
+// d = 64 takes blocks of 64 rows (one m16 tile per warp, ~half the registers), three per SM.
+template <int kHeadDim>
+struct FlashGeneralTraits : FlashTraits<kHeadDim, false> {};
+template <>
+struct FlashGeneralTraits<64> {
+  static constexpr int kBlockM = 64, kBlockN = 64, kWarpsM = 4, kWarpsN = 1;
+  static constexpr int kStages = 3, kMinBlocksPerSm = 3;
+};
+
+// The traits of a kernel instance.
+template <int kHeadDim, bool kDecode, bool kGeneral>
+using FlashTraitsOf = std::conditional_t<kGeneral && !kDecode, FlashGeneralTraits<kHeadDim>, FlashTraits<kHeadDim, kDecode>>;
 #undef LONGATTN_FLASH_TRAITS
 
 // Hopper kernel (flash_wgmma.cuh): kBlockM / 64 warpgroups of 64 rows, kBlockN keys per tile,
@@ -80,12 +98,23 @@ struct FlashTile {
 inline bool flash_head_dim_supported(int d) {
   return d == 64 || d == 80 || d == 96 || d == 128 || d == 256;
 }
-template <int D, bool DECODE>
+template <int D, bool DECODE, bool GENERAL = false>
 constexpr FlashTile flash_tile_of() {
-  using T = FlashTraits<D, DECODE>;
+  using T = FlashTraitsOf<D, DECODE, GENERAL>;
   return {T::kBlockM, T::kBlockN,
           flash_smem_bytes(D, T::kBlockM, T::kBlockN, T::kStages, false) + kFlashStaticSmemBytes,
           flash_smem_bytes(D, T::kBlockM, T::kBlockN, T::kStages, true) + kFlashStaticSmemBytes};
+}
+// The general variant's prefill tile (its smem_general applies).
+inline FlashTile flash_general_tile(int head_dim) {
+  switch (head_dim) {
+    case 64: return flash_tile_of<64, false, true>();
+    case 80: return flash_tile_of<80, false, true>();
+    case 96: return flash_tile_of<96, false, true>();
+    case 128: return flash_tile_of<128, false, true>();
+    case 256: return flash_tile_of<256, false, true>();
+    default: return {};
+  }
 }
 inline FlashTile flash_tile(int head_dim, bool decode) {
   switch (head_dim) {
