@@ -24,7 +24,10 @@
 #                                   other than auto), PyTorch on the same shapes, the forced tests again
 #                                   for each tile in LONGATTN_VK_FORCE_TILES, then the tests with the
 #                                   automatic choice; LONGATTN_VK_FULL_BENCH=1 adds the sparse/hyper
-#                                   cases, LONGATTN_VK_SKIP_TESTS=1 leaves the tests out.
+#                                   cases (HYPER's exact leaves alone too) and a second run of
+#                                   FLASH causal, SPARSE and HYPER without timestamps; GPU clocks are
+#                                   sampled meanwhile (clocks_prefill.csv); LONGATTN_VK_SKIP_TESTS=1
+#                                   leaves the tests out.
 set -u
 # LONGATTN_VK_ROOT: the repository root (default: this script's parent folder); LONGATTN_VK_BIN: the
 # folder with the test binaries (default build-vkbin)
@@ -175,17 +178,27 @@ prefill() {
   echo "== prefill benchmark per tile (GPU timestamps), at ${SECONDS}s"
   export LONGATTN_VULKAN_BENCH=1
   local cases="prefill_causal,prefill_full"
-  [ "${LONGATTN_VK_FULL_BENCH:-0}" = 1 ] && cases="$cases,sparse_w4096,hyper_causal"
+  [ "${LONGATTN_VK_FULL_BENCH:-0}" = 1 ] && cases="$cases,sparse_w4096,hyper_causal,hyper_leaves,causal_4096_f32"
+  # SM / memory clocks, power and utilisation every 200 ms while the benchmarks run
+  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,pstate,power.draw,utilization.gpu \
+    --format=csv,noheader -lms 200 >"$out/clocks_prefill.csv" 2>&1 &
+  local smi=$!
   for t in $tiles; do
     if [ "$t" = auto ]; then
       LONGATTN_VULKAN_BENCH_CASES=$cases LONGATTN_VULKAN_PROFILE=1 \
-        step 40 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_prefill_auto.jsonl"
+        step 90 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_prefill_auto.jsonl"
     else
       LONGATTN_VULKAN_COOPMAT_TILE=$t LONGATTN_VULKAN_BENCH_CASES=${LONGATTN_VK_TILE_CASES:-$cases} LONGATTN_VULKAN_PROFILE=1 \
         step 40 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | sed "s/^{/{\"tile\":\"$t\",/" |
         tee "$out/bench_prefill_$t.jsonl"
     fi
   done
+  if [ "${LONGATTN_VK_FULL_BENCH:-0}" = 1 ]; then
+    echo "== sparse and hyper cases without GPU timestamps, at ${SECONDS}s"
+    LONGATTN_VULKAN_BENCH_CASES=prefill_causal,sparse_w4096,hyper_causal \
+      step 60 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_prefill_noprofile.jsonl"
+  fi
+  kill "$smi" 2>/dev/null
   echo "== PyTorch scaled_dot_product_attention (FLASH_ATTENTION backend), prefill, at ${SECONDS}s"
   LONGATTN_VK_TORCH_PREFILL=1 torch_bench 60 | tee "$out/bench_torch_prefill.jsonl"
   [ $tests = 1 ] || return 0

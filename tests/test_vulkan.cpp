@@ -11,6 +11,7 @@
 // warning or error it reports fails the test case that caused it.
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <numeric>
 
@@ -429,6 +430,105 @@ TEST_CASE("vulkan: memory, transfers and copies") {
   be->download(got.data(), y, 4096, nullptr);
   CHECK(got == ones);
   be->free(y);
+}
+
+TEST_CASE("vulkan: full slots are submitted without waiting, reused in turn, and their frees deferred") {
+  if (!have_vulkan()) return;
+  ValidationGuard guard;
+  ScopedEnv profile("LONGATTN_VULKAN_PROFILE", "1");  // the reasons of submissions and waits
+  auto owned = longattn::make_vulkan_backend(kDevice);
+  auto& be = dynamic_cast<longattn::vk::VulkanBackend&>(*owned);
+  auto& stream = be.stream();
+  REQUIRE(longattn::vk::CommandStream::kSlots == 3);
+  std::mt19937_64 rng(11);
+  // 5 uploads of 12 MB through 16 MB of staging per slot: slots 0, 1, 2 fill and are submitted
+  // without a wait; the fifth upload waits for slot 0 to come round again
+  const size_t bytes = size_t(12) << 20;
+  std::vector<std::vector<uint32_t>> data(5, std::vector<uint32_t>(bytes / 4));
+  std::vector<void*> bufs;
+  for (auto& d : data) {
+    for (auto& x : d) x = uint32_t(rng());
+    bufs.push_back(be.alloc(bytes));
+    be.upload(bufs.back(), d.data(), bytes, nullptr);
+  }
+  CHECK(stream.in_flight() == 2);
+  CHECK(stream.has_pending());
+  // a free after a submission without wait is deferred until that submission has completed
+  void* z = be.alloc(bytes);
+  be.copy(z, bufs[4], bytes, nullptr);
+  stream.submit("test");
+  CHECK(stream.in_flight() == 3);
+  CHECK(!stream.has_pending());
+  be.free(bufs[4]);
+  std::vector<uint32_t> back(bytes / 4);
+  be.download(back.data(), z, bytes, nullptr);
+  CHECK(stream.in_flight() == 0);
+  CHECK(back == data[4]);
+  for (int i = 0; i < 4; ++i) {
+    be.download(back.data(), bufs[size_t(i)], bytes, nullptr);
+    CHECK_MESSAGE(back == data[size_t(i)], "buffer ", i);
+    be.free(bufs[size_t(i)]);
+  }
+  be.free(z);
+
+  // argument blocks beyond the slot's ring: the ring grows (a block larger than it) or the slot is
+  // submitted without waiting (a block that does not fit what is left); segment_labels carries
+  // its offsets inside its block
+  int32_t* dst[3];
+  std::vector<std::vector<int64_t>> offsets;
+  for (int32_t n_seg : {150000, 100000, 100000}) {
+    std::vector<int64_t> o(size_t(n_seg) + 1, 0);
+    for (int32_t s = 0; s < n_seg; ++s) o[size_t(s) + 1] = o[size_t(s)] + int64_t(rng() % 4);  // empty ones too
+    dst[offsets.size()] = static_cast<int32_t*>(be.alloc(size_t(o.back()) * 2 * sizeof(int32_t)));
+    be.segment_labels(dst[offsets.size()], o.data(), n_seg, 2, nullptr);
+    offsets.push_back(std::move(o));
+  }
+  CHECK(stream.in_flight() == 1);
+  for (size_t i = 0; i < 3; ++i) {
+    const int32_t n_seg = int32_t(offsets[i].size() - 1);
+    const int64_t n = offsets[i].back();
+    int32_t* want_dev = static_cast<int32_t*>(be.alloc(size_t(n) * 2 * sizeof(int32_t)));
+    be.longattn::Backend::segment_labels(want_dev, offsets[i].data(), n_seg, 2, nullptr);  // on the host
+    std::vector<int32_t> got(size_t(n) * 2), want(size_t(n) * 2);
+    be.download(got.data(), dst[i], got.size() * sizeof(int32_t), nullptr);
+    be.download(want.data(), want_dev, want.size() * sizeof(int32_t), nullptr);
+    CHECK_MESSAGE(got == want, "table ", i);
+    be.free(dst[i]);
+    be.free(want_dev);
+  }
+
+  // gather_i32 against the host
+  const int64_t n_seg = 3, n_src = 1000, n_index = 517;
+  std::vector<int32_t> src(size_t(n_seg * n_src)), index(size_t(n_seg * n_index));
+  for (auto& x : src) x = int32_t(rng());
+  for (auto& x : index) x = int32_t(rng() % uint64_t(n_src));
+  std::vector<int32_t> want(index.size()), got(index.size(), -1);
+  for (int64_t s = 0; s < n_seg; ++s)
+    for (int64_t j = 0; j < n_index; ++j)
+      want[size_t(s * n_index + j)] = src[size_t(s * n_src + index[size_t(s * n_index + j)])];
+  {
+    Mirror m(be);
+    const int32_t* src_dev = m.put(src);
+    const int32_t* index_dev = m.put(index);
+    int32_t* out_dev = static_cast<int32_t*>(m.put(got.data(), got.size() * sizeof(int32_t)));
+    be.gather_i32(out_dev, src_dev, index_dev, n_seg, n_src, n_index, nullptr);
+    got = m.get(out_dev, got.size());
+  }
+  CHECK(got == want);
+
+  // the profile names every submission and wait
+  std::map<std::string, int> submits, waits;
+  for (const auto& e : stream.take_profile()) {
+    if (e.label == "host_submit") ++submits[e.note];
+    if (e.label == "host_wait") ++waits[e.note];
+  }
+  if (be.device().info().timestamp_valid_bits > 0) {
+    CHECK(submits["staging full"] == 3);
+    CHECK(submits["test"] == 1);
+    CHECK(submits["args ring full"] == 1);
+    CHECK(waits["slot reuse"] == 2);  // the fifth upload, and the download after the three submissions
+    CHECK(waits["download"] >= 1);
+  }
 }
 
 TEST_CASE("vulkan: errors become statuses") {
@@ -1053,7 +1153,12 @@ TEST_CASE("vulkan: HYPER with injected choices matches the CPU numerics") {
     p.lse = m.put(vk.lse);
     p.q_pos0 = c.pos0();
     p.ws = &ws;
+    be->synchronize(nullptr);
     longattn::run_hyper_with_choices(*be, p, &replay);
+    // the whole call is recorded without a submission: the host never waited inside it
+    auto& stream = dynamic_cast<longattn::vk::VulkanBackend&>(*be).stream();
+    CHECK(stream.in_flight() == 0);
+    CHECK(stream.has_pending());
     m.get(vk.out, p.out);
     m.get(vk.lse, p.lse);
   }

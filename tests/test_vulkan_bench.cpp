@@ -9,6 +9,7 @@
 // sustained load (a 0.4 ms decode measured cold runs up to 5.7× slower).
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -46,6 +47,16 @@ void warm_up(F&& call) {
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+std::string json_list(const std::vector<double>& v) {
+  std::string out = "[";
+  char buf[32];
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::snprintf(buf, sizeof buf, "%s%.3f", i ? "," : "", v[i]);
+    out += buf;
+  }
+  return out + "]";
 }
 
 bool enabled() {
@@ -133,12 +144,16 @@ void run(longattn_context* ctx, const Shape& s, const std::string& path_name) {
   std::vector<double> times;
   auto& stream = dynamic_cast<longattn::vk::VulkanBackend&>(*ctx->backend).stream();
   std::vector<longattn::vk::CommandStream::ProfileEntry> gpu;  // of the last run (LONGATTN_VULKAN_PROFILE=1)
+  std::vector<double> forward_times;  // the forward call alone (recording, submissions it makes)
   auto call = [&] {
+    const double t0 = now_ms();
     REQUIRE_MESSAGE(longattn_attention_forward(ctx, attn, &a) == LONGATTN_OK, longattn_context_last_error(ctx));
+    forward_times.push_back(now_ms() - t0);
     REQUIRE(longattn_vulkan_synchronize(ctx) == LONGATTN_OK);
   };
   warm_up(call);  // the first call also compiles the pipelines
   stream.take_profile();
+  forward_times.clear();
   for (int r = 0; r < s.repeat; ++r) {
     const double t0 = now_ms();
     call();
@@ -146,16 +161,94 @@ void run(longattn_context* ctx, const Shape& s, const std::string& path_name) {
     gpu = stream.take_profile();
   }
   for (const auto& e : gpu)
-    std::printf("{\"case\":\"%s\",\"gpu_dispatch\":\"%s\",\"ms\":%.4f}\n", s.name, e.label.c_str(), e.ms);
+    std::printf("{\"case\":\"%s\",\"gpu_dispatch\":\"%s\",\"ms\":%.4f,\"note\":\"%s\"}\n", s.name, e.label.c_str(),
+                e.ms, e.note.c_str());
   const double ms = median(times);
   const double flops = allowed_pairs(s) * s.hq * 4.0 * s.d;
   const double bytes = 2.0 * (double(s.n_q) * s.hq * 2 * s.d + double(s.n_k) * s.hkv * 2 * s.d);
   std::printf("{\"case\":\"%s\",\"path\":\"%s\",\"algo\":%d,\"n_q\":%lld,\"n_k\":%lld,\"heads\":\"%d:%d\",\"d\":%d,"
-              "\"causal\":%d,\"window_left\":%d,\"n_global\":%d,\"ms\":%.4f,\"tflops\":%.2f,\"gbps\":%.1f}\n",
+              "\"causal\":%d,\"window_left\":%d,\"n_global\":%d,\"ms\":%.4f,\"tflops\":%.2f,\"gbps\":%.1f,"
+              "\"forward_ms\":%.4f,\"runs_ms\":%s}\n",
               s.name, path, s.algo, (long long)s.n_q, (long long)s.n_k, s.hq, s.hkv, s.d, s.causal ? 1 : 0,
-              s.window_left, s.n_global, ms, flops / (ms * 1e9), bytes / (ms * 1e6));
+              s.window_left, s.n_global, ms, flops / (ms * 1e9), bytes / (ms * 1e6), median(forward_times),
+              json_list(times).c_str());
   std::fflush(stdout);
   longattn_attention_destroy(attn);
+}
+
+// HYPER causal's exact leaves at n = 16384 (b = m = 256, n0 = 4096), through the backend: one attend
+// with 4 segments of 4096 rows, causal, fp32 out and LSE (the accumulator HYPER merges into)
+// ("hyper_leaves"), and the same attend over the first segment alone ("causal_4096_f32"): at
+// FLASH's rate per allowed pair the first takes 4× the second, and a quarter of prefill_causal.
+// Median wall time of attend + synchronize, and the GPU time of the last run's dispatches.
+// LONGATTN_VULKAN_BENCH_SWEEP_SCALE divides the lengths, as in the decode sweep.
+void segmented_causal(longattn_context* ctx) {
+  if (!selected("hyper_leaves") && !selected("causal_4096_f32")) return;
+  auto& backend = dynamic_cast<longattn::vk::VulkanBackend&>(*ctx->backend);
+  // LONGATTN_VULKAN_BENCH_SWEEP_SCALE=s divides the lengths by s here too (a quick check)
+  const char* scale_env = std::getenv("LONGATTN_VULKAN_BENCH_SWEEP_SCALE");
+  const int64_t scale = scale_env ? std::max<int64_t>(1, std::atoll(scale_env)) : 1;
+  const int64_t n = 16384 / scale, seg = 4096 / scale;
+  const int32_t hq = 32, hkv = 8, d = 128;
+  DeviceTensor q(ctx, LONGATTN_DTYPE_F16, 1, n, hq, d, 1), k(ctx, LONGATTN_DTYPE_F16, 1, n, hkv, d, 2);
+  DeviceTensor v(ctx, LONGATTN_DTYPE_F16, 1, n, hkv, d, 3), o(ctx, LONGATTN_DTYPE_F32, 1, n, hq, d, 4);
+  DeviceTensor lse(ctx, LONGATTN_DTYPE_F32, 1, n, hq, 1, 5);
+  auto view = [](const DeviceTensor& t) {
+    longattn::View x;
+    x.data = t.t.data;
+    x.dtype = t.t.dtype;
+    for (int i = 0; i < 4; ++i) {
+      x.shape[i] = t.t.shape[i];
+      x.strides[i] = t.t.strides[i];
+    }
+    return x;
+  };
+  for (int segments : {4, 1}) {
+    const char* name = segments == 4 ? "hyper_leaves" : "causal_4096_f32";
+    if (!selected(name)) continue;
+    const int64_t rows = segments * seg;
+    std::vector<int64_t> bounds;
+    for (int i = 0; i <= segments; ++i) bounds.push_back(i * seg);
+    longattn::AttendArgs a;
+    a.batch = 1;
+    a.n_q = a.n_k = rows;
+    a.n_q_heads = hq;
+    a.n_kv_heads = hkv;
+    a.head_dim = a.head_dim_v = d;
+    a.q = view(q);
+    a.k = view(k);
+    a.v = view(v);
+    a.out = view(o);
+    a.lse = view(lse);
+    a.q.shape[1] = a.k.shape[1] = a.v.shape[1] = a.out.shape[1] = a.lse.shape[1] = rows;
+    a.scale = 1.0f / std::sqrt(float(d));
+    a.mask.causal = true;
+    a.n_segments = segments;
+    a.q_seg = bounds.data();
+    a.k_seg = bounds.data();
+    auto call = [&] {
+      backend.attend(a);
+      backend.synchronize(nullptr);
+    };
+    warm_up(call);
+    backend.stream().take_profile();
+    std::vector<double> times;
+    std::vector<longattn::vk::CommandStream::ProfileEntry> gpu;
+    for (int r = 0; r < 10; ++r) {
+      const double t0 = now_ms();
+      call();
+      times.push_back(now_ms() - t0);
+      gpu = backend.stream().take_profile();
+    }
+    for (const auto& e : gpu)
+      std::printf("{\"case\":\"%s\",\"gpu_dispatch\":\"%s\",\"ms\":%.4f,\"note\":\"%s\"}\n", name,
+                  e.label.c_str(), e.ms, e.note.c_str());
+    const double ms = median(times);
+    const double pairs = double(segments) * double(seg) * double(seg + 1) / 2;
+    std::printf("{\"case\":\"%s\",\"segments\":%d,\"rows\":%lld,\"ms\":%.4f,\"tflops\":%.2f,\"runs_ms\":%s}\n", name,
+                segments, (long long)rows, ms, pairs * hq * 4.0 * d / (ms * 1e9), json_list(times).c_str());
+    std::fflush(stdout);
+  }
 }
 
 // One decode-kernel choice of the sweep below (0 = the backend's own choice); spin_us < 0 keeps
@@ -320,8 +413,9 @@ TEST_CASE("vulkan benchmark (LONGATTN_VULKAN_BENCH=1)") {
   run(ctx, {"prefill_causal", LONGATTN_ALGORITHM_FLASH, n, n, 32, 8, 128, true, -1, 0, 3}, path);
   run(ctx, {"prefill_full", LONGATTN_ALGORITHM_FLASH, 4096, 4096, 32, 8, 128, false, -1, 0, 3}, path);
   run(ctx, {"decode", LONGATTN_ALGORITHM_FLASH, 1, 131072, 32, 8, 128, true, -1, 0, 20}, path);
-  run(ctx, {"sparse_w4096", LONGATTN_ALGORITHM_SPARSE, n, n, 32, 8, 128, true, 4095, 4, 3}, path);
-  run(ctx, {"hyper_causal", LONGATTN_ALGORITHM_HYPER, n, n, 32, 8, 128, true, -1, 0, 3}, path);
+  run(ctx, {"sparse_w4096", LONGATTN_ALGORITHM_SPARSE, n, n, 32, 8, 128, true, 4095, 4, 5}, path);
+  run(ctx, {"hyper_causal", LONGATTN_ALGORITHM_HYPER, n, n, 32, 8, 128, true, -1, 0, 10}, path);
+  segmented_causal(ctx);
   longattn_context_destroy(ctx);
 }
 

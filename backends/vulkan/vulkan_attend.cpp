@@ -57,9 +57,16 @@ constexpr int32_t kCoopmatMaxDim = 128;  // larger head dims spill registers: po
 struct CoopmatTile {
   int32_t subgroups, bk;
 };
-// 4 × 48 was the fastest measured on an H100 (docs/PERFORMANCE_VULKAN.md); the others are for
-// devices with less shared memory.
+// 4 × 48 was the fastest measured on an H100 for long key ranges (docs/PERFORMANCE_VULKAN.md); the
+// others are for devices with less shared memory. Calls whose work items visit at most
+// kCoopmatShortSpan keys (HYPER's exact leaves and its block and sample calls) take other tiles,
+// also measured on the H100: plain segmented calls 4 × 16 (HYPER's leaves, 4 causal segments of
+// 4096: 10.7 ms against 12.3 ms with 4 × 48), calls with gathers, explicit positions, log-weights
+// or exclusion groups 8 × 32 (its block and sample calls of 256 keys: 1.3 ms against 1.9 ms).
 constexpr CoopmatTile kCoopmatTiles[] = {{4, 48}, {4, 32}, {4, 16}};
+constexpr CoopmatTile kCoopmatTilesShortSegmented[] = {{4, 16}};
+constexpr CoopmatTile kCoopmatTilesShortGeneral[] = {{8, 32}, {4, 32}, {4, 16}};
+constexpr int64_t kCoopmatShortSpan = 4096;
 // The cooperative-matrix kernel has no split-KV: it runs when the call has at least this many
 // work items (otherwise the portable kernel with split-KV keeps the device busier).
 constexpr int64_t kCoopmatMinItems = 128;
@@ -128,12 +135,13 @@ size_t shared_bytes(int32_t bq, int32_t bk, int32_t d, int32_t dv) {
 
 // Shared memory of attend_coopmat.comp (keep in step with its `shared` declarations): 16-byte
 // units for the K and V tiles and the per-subgroup scratches (rows padded by one unit), or for the
-// Q rows while they are staged; row positions; the tile's key positions, log-weights and groups.
+// Q rows while they are staged; row positions, physical indices and groups; the tile's key
+// positions, log-weights and groups.
 size_t coopmat_shared_bytes(const CoopmatTile& t, int32_t d, int32_t dv) {
   const size_t bq = size_t(kCoopmatFragment) * size_t(t.subgroups), bk = size_t(t.bk);
   const size_t ks = size_t(d) / 8 + 1, vs = size_t(dv) / 8 + 1, ss = bk / 4 + 1;
   const size_t units = std::max(bk * (ks + vs) + bq * ss, bq * ks);
-  return 16 * units + 2 * 8 * bq + bk * (8 + 4 + 4);
+  return 16 * units + bq * (8 + 8 + 8 + 4) + bk * (8 + 4 + 4);
 }
 
 // Rows per workgroup follow the head dim (shared memory) and, for calls with few query rows per
@@ -294,6 +302,20 @@ CoopmatTile coopmat_tile_override() {
   return t;
 }
 
+// The call needs the cooperative-matrix kernel's general variant (GENERAL = true): gathers, explicit
+// positions, log-weights or exclusion groups.
+bool coopmat_general(const AttendArgs& a) {
+  return a.q_rows || a.q_pos || a.k_rows || a.k_pos || a.key_logw || a.q_group || a.k_group;
+}
+
+// The most keys one work item can visit: the longest segment's key range, or n_k.
+int64_t longest_key_span(const AttendArgs& a) {
+  if (a.n_segments <= 0) return a.n_k;
+  int64_t span = 0;
+  for (int32_t s = 0; s < a.n_segments; ++s) span = std::max(span, a.k_seg[s + 1] - a.k_seg[s]);
+  return span;
+}
+
 // The cooperative-matrix kernel's tile for the call, or {0, 0} when the call cannot use it.
 CoopmatTile coopmat_tile(const VulkanBackend& backend, const AttendArgs& a) {
   const PhysicalDeviceInfo& info = const_cast<VulkanBackend&>(backend).device().info();
@@ -313,6 +335,15 @@ CoopmatTile coopmat_tile(const VulkanBackend& backend, const AttendArgs& a) {
   };
   const CoopmatTile forced = coopmat_tile_override();
   if (forced.subgroups > 0 && fits(forced)) return forced;
+  if (longest_key_span(a) <= kCoopmatShortSpan) {
+    if (coopmat_general(a)) {
+      for (const CoopmatTile& t : kCoopmatTilesShortGeneral)
+        if (fits(t)) return t;
+    } else if (a.n_segments > 0) {
+      for (const CoopmatTile& t : kCoopmatTilesShortSegmented)
+        if (fits(t)) return t;
+    }
+  }
   for (const CoopmatTile& t : kCoopmatTiles)
     if (fits(t)) return t;
   return none;
@@ -477,7 +508,7 @@ void record_attend(VulkanBackend& backend, const AttendArgs& a) {
       if (blk.g.n_tiles == 0) return;
       const std::vector<uint8_t> bytes = blk.bytes();
       // the plain case (affine positions, no log-weights or groups) skips every per-element feature
-      const bool general = a.q_rows || a.q_pos || a.k_rows || a.k_pos || a.key_logw || a.q_group || a.k_group;
+      const bool general = coopmat_general(a);
       VkPipeline p = dev.pipeline("attend_coopmat", {kCoopmatLanes * t.subgroups, t.bk, a.head_dim, a.head_dim_v,
                                                      out_dtype, a.state ? 1 : 0, general ? 1 : 0});
       backend.stream().dispatch(p, bytes.data(), bytes.size(), uint64_t(blk.g.n_groups), "attend_coopmat");

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "error.hpp"
 
@@ -17,6 +18,7 @@ constexpr int32_t kElementwiseWorkgroup = 256;
 constexpr int32_t kMergeWorkgroup = 64;
 constexpr int32_t kMergeThreadsPerRow = 16;
 constexpr int32_t kSortWorkgroup = 256;
+constexpr int32_t kIndexGather = 0, kIndexLabels = 1;  // MODE of index_ops.comp
 
 uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
@@ -46,6 +48,12 @@ struct LshArgs {
   int64_t batch, n, heads, dim;
   int32_t bits;
   int32_t pad;
+};
+
+struct IndexArgs {
+  int64_t n_groups;
+  uint64_t dst, src, index;
+  int64_t total, n_src, n_index, n_seg, table_offset;
 };
 
 struct SortArgs {
@@ -78,7 +86,7 @@ VulkanBackend::VulkanBackend(std::shared_ptr<Device> device)
 
 VulkanBackend::~VulkanBackend() {
   try {
-    stream_.flush();
+    stream_.flush("destroy");
   } catch (...) {
     // a destructor cannot report; the device is marked lost if that was the cause
   }
@@ -201,6 +209,40 @@ void VulkanBackend::counting_sort(const uint16_t* codes, int64_t n_seg, int64_t 
   g.bits = r;
   VkPipeline p = device_->pipeline("counting_sort", {kSortWorkgroup});
   stream_.dispatch(p, &g, sizeof g, uint64_t(n_seg), "counting_sort");
+}
+
+void VulkanBackend::gather_i32(int32_t* dst, const int32_t* src, const int32_t* index, int64_t n_seg,
+                               int64_t n_src, int64_t n_index, void*) {
+  if (n_seg == 0 || n_index == 0) return;
+  IndexArgs g{};
+  g.total = n_seg * n_index;
+  g.n_groups = int64_t(ceil_div(uint64_t(g.total), kElementwiseWorkgroup));
+  g.dst = addr(dst);
+  g.src = addr(src);
+  g.index = addr(index);
+  g.n_src = n_src;
+  g.n_index = n_index;
+  VkPipeline p = device_->pipeline("index_ops", {kElementwiseWorkgroup, kIndexGather});
+  stream_.dispatch(p, &g, sizeof g, uint64_t(g.n_groups), "gather_i32");
+}
+
+void VulkanBackend::segment_labels(int32_t* dst, const int64_t* offsets, int32_t n_seg, int64_t copies, void*) {
+  if (n_seg <= 0) return;
+  const int64_t n = offsets[n_seg];
+  if (n == 0 || copies == 0) return;
+  IndexArgs g{};
+  g.total = n * copies;
+  g.n_groups = int64_t(ceil_div(uint64_t(g.total), kElementwiseWorkgroup));
+  g.dst = addr(dst);
+  g.n_index = n;
+  g.n_seg = n_seg;
+  g.table_offset = int64_t(sizeof g);
+  // the block, then the offsets table
+  std::vector<uint8_t> bytes(sizeof g + size_t(n_seg + 1) * sizeof(int64_t));
+  std::memcpy(bytes.data(), &g, sizeof g);
+  std::memcpy(bytes.data() + sizeof g, offsets, size_t(n_seg + 1) * sizeof(int64_t));
+  VkPipeline p = device_->pipeline("index_ops", {kElementwiseWorkgroup, kIndexLabels});
+  stream_.dispatch(p, bytes.data(), bytes.size(), uint64_t(g.n_groups), "segment_labels");
 }
 
 }  // namespace vk

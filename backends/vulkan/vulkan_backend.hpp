@@ -69,6 +69,12 @@ class VulkanBackend final : public Backend {
                  void* stream) override;
   void counting_sort(const uint16_t* codes, int64_t n_seg, int64_t n, int32_t r, int32_t* perm,
                      void* stream) override;
+  // In device memory (shaders/index_ops.comp): HYPER's sample rows and query block labels never
+  // travel through the host, so a HYPER call needs no wait before its end.
+  void gather_i32(int32_t* dst, const int32_t* src, const int32_t* index, int64_t n_seg, int64_t n_src,
+                  int64_t n_index, void* stream) override;
+  void segment_labels(int32_t* dst, const int64_t* offsets, int32_t n_seg, int64_t copies,
+                      void* stream) override;
 
   Device& device() { return *device_; }
   CoopmatMode coopmat_mode() const { return coopmat_mode_; }

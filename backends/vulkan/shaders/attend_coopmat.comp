@@ -78,7 +78,9 @@ const int NVC = (BK * VU + WG - 1) / WG;        // V units per lane and tile
 layout(buffer_reference, std430, buffer_reference_align = 16) buffer U32x4s { uvec4 v[]; };
 
 shared uvec4 sm[SM_UNITS];
-shared int64_t sRowLo[BQ], sRowHi[BQ];          // GENERAL: query positions of the rows
+shared int64_t sRowLo[BQ], sRowHi[BQ];          // GENERAL: query positions of the rows,
+shared int64_t sRowPhys[BQ];                    //   their physical indices
+shared int sRowGroup[BQ];                       //   and exclusion groups
 shared int64_t sKpos[BK];                       // GENERAL: the tile's key positions,
 shared float sKlogw[BK];                        //   log-weights (log2 units)
 shared int sKgroup[BK];                         //   and exclusion groups
@@ -108,6 +110,19 @@ Row row_of(Args A, Item it, int r) {
   q.pos = GENERAL && q.valid && A.q_pos != 0 ? ld_i64(A.q_pos, q.phys) : A.q_pos0 + q.phys;
   if (GENERAL && q.valid && A.q_group != 0 && A.k_group != 0)
     q.group = ld_i32(A.q_group, (it.b * A.hq + q.h) * A.n_q + i);
+  return q;
+}
+
+// row_of for the rows of this workgroup once GENERAL has stored them in shared memory (no global
+// loads: the gathers, positions and groups of the rows are read once per workgroup).
+Row row_at(Args A, Item it, int r) {
+  if (!GENERAL) return row_of(A, it, r);
+  Row q;
+  q.valid = sRowHi[r] != kFarLow;
+  q.h = it.hk * A.group + it.hb * A.hg + min(r / A.tr, A.hg - 1);
+  q.phys = sRowPhys[r];
+  q.pos = q.valid ? sRowLo[r] : A.q_pos0 + q.phys;
+  q.group = sRowGroup[r];
   return q;
 }
 
@@ -152,19 +167,25 @@ void main() {
   const int hk = it.hk;
 
   // ---- query positions covered by the workgroup ----
-  int64_t q_lo, q_hi;
+  // (without causality or windows every pair is allowed: no positions are needed)
+  const bool any_mask = A.causal != 0 || A.window_left >= 0 || A.window_right >= 0;
+  int64_t q_lo = kFarLow, q_hi = kFarHigh;
   if (GENERAL) {
     if (lane < kFrag) {
       const Row q = row_of(A, it, w * kFrag + lane);
       sRowLo[w * kFrag + lane] = q.valid ? q.pos : kFarHigh;
       sRowHi[w * kFrag + lane] = q.valid ? q.pos : kFarLow;
+      sRowPhys[w * kFrag + lane] = q.phys;
+      sRowGroup[w * kFrag + lane] = q.group;
     }
     barrier();
-    q_lo = kFarHigh;
-    q_hi = kFarLow;
-    for (int r = 0; r < BQ; ++r) {
-      q_lo = min(q_lo, sRowLo[r]);
-      q_hi = max(q_hi, sRowHi[r]);
+    if (any_mask) {
+      q_lo = kFarHigh;
+      q_hi = kFarLow;
+      for (int r = 0; r < BQ; ++r) {
+        q_lo = min(q_lo, sRowLo[r]);
+        q_hi = max(q_hi, sRowHi[r]);
+      }
     }
   } else {  // every head has the rows q0 … q1 − 1
     q_lo = A.q_pos0 + it.q0;
@@ -174,7 +195,7 @@ void main() {
   // ---- Q rows staged as f16 in shared memory, then held as matrix fragments ----
   for (int p = tid; p < BQ * KU; p += WG) {
     const int r = p / KU, u = p % KU;
-    const Row q = row_of(A, it, r);
+    const Row q = row_at(A, it, r);
     uvec4 x = uvec4(0);
     if (q.valid) {
       const uint64_t at = elem_addr(A.q, A.q_stride[0], A.q_stride[1], A.q_stride[2], A.q_stride[3], b, q.phys, q.h, u * 8);
@@ -195,7 +216,7 @@ void main() {
 
   // ---- this lane's query row (16w + rr, columns hh·HALF …), its statistics, the accumulators ----
   const int rr = lane & 15, hh = lane >> 4;
-  const Row me = row_of(A, it, w * kFrag + rr);
+  const Row me = row_at(A, it, w * kFrag + rr);
   const int64_t sidx = state_index(A, b, me.h, me.phys);
   const int scr = SCR_AT + w * SCR;             // this subgroup's scratch
   const int my_o = scr + rr * SS + hh * 2;      // this lane's 8 floats of a 16×16 O fragment there
@@ -264,7 +285,7 @@ void main() {
       int64_t kpos = kFarHigh;  // columns past the tile: masked below, outside any range here
       if (c < nc) {
         const int64_t j = j0 + c;
-        kpos = A.k_pos != 0 ? ld_i64(A.k_pos, key_phys(A, kv_row0, j)) : k_pos0 + key_phys(A, kv_row0, j);
+        if (any_mask) kpos = A.k_pos != 0 ? ld_i64(A.k_pos, key_phys(A, kv_row0, j)) : k_pos0 + key_phys(A, kv_row0, j);
         sKlogw[c] = A.key_logw != 0 ? ld_f32(A.key_logw, kv_row0 + j) * kLog2e : 0.0;
         sKgroup[c] = has_groups ? ld_i32(A.k_group, kv_row0 + j) : -2;
       }
@@ -280,7 +301,9 @@ void main() {
     barrier();  // K(t) and the key metadata are visible
 
     int kind;
-    if (affine_k) {
+    if (!any_mask) {
+      kind = kFull;
+    } else if (affine_k) {
       kind = classify(A, q_lo, q_hi, k_pos0 + j0, k_pos0 + j0 + nc - 1);
     } else {
       int64_t k_lo = kFarHigh, k_hi = kFarLow;

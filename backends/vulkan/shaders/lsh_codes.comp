@@ -5,7 +5,8 @@
 // f32 or address 0; codes: u16 [(b·heads + h)·n + i]. For each row:
 //   dot_t = Σ_k (x_k − center_k)·G[k][t]   (fp32, k in order, no fused multiply-add, as the CPU)
 //   bits  = Σ_t [dot_t > 0]·2^t;   code = gray_rank(bits) = bits ^ bits>>1 ^ bits>>2 ^ …
-// One invocation per row.
+// One invocation per row; G is staged in shared memory when it fits, and rows that are contiguous
+// and 16-byte aligned are read in 16-byte vectors (the sums run in the same order either way).
 
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
@@ -15,6 +16,7 @@ layout(constant_id = 1) const int X_DT = 0;
 
 const int WG = int(gl_WorkGroupSize.x);
 const int kMaxBits = 16;
+const int kSharedG = 4096;  // floats of G staged in shared memory (D·r up to 4096)
 
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Args {
   int64_t n_groups;
@@ -23,6 +25,10 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Arg
   int64_t batch, n, heads, dim;
   int bits;
 };
+layout(buffer_reference, std430, buffer_reference_align = 16) readonly buffer U32x4s { uvec4 v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 16) readonly buffer F32x4s { vec4 v[]; };
+
+shared float sG[kSharedG];
 
 void store_u16(uint64_t addr, uint h) {
   U32s word = U32s(addr & ~uint64_t(3));
@@ -35,8 +41,26 @@ void store_u16(uint64_t addr, uint h) {
   }
 }
 
+// dots[t] += v·G[k][t] for t < r, each product and sum rounded on its own (no fused multiply-add)
+void add_term(inout float dots[kMaxBits], float v, int64_t k, int r, bool g_shared, uint64_t g) {
+  for (int t = 0; t < kMaxBits; ++t) {  // constant bound: dots stays in registers
+    if (t < r) {
+      const float gv = g_shared ? sG[int(k) * r + t] : ld_f32(g, k * r + t);
+      precise float p = v * gv;
+      precise float sum = dots[t] + p;
+      dots[t] = sum;
+    }
+  }
+}
+
 void main() {
   Args A = Args(pc.args);
+  const int r = A.bits;
+  const int64_t g_size = A.dim * r;
+  const bool g_shared = g_size <= kSharedG;
+  if (g_shared)
+    for (int p = int(gl_LocalInvocationID.x); p < int(g_size); p += WG) sG[p] = ld_f32(A.g, p);
+  barrier();
   const uint64_t grp = linear_group_id();
   if (grp >= uint64_t(A.n_groups)) return;
   const int64_t e = int64_t(grp) * WG + int64_t(gl_LocalInvocationID.x);
@@ -44,14 +68,39 @@ void main() {
   const int64_t i = e % A.n;
   const int64_t h = (e / A.n) % A.heads;
   const int64_t b = e / (A.n * A.heads);
-  const int r = A.bits;
-  precise float dots[kMaxBits];
+  float dots[kMaxBits];
   for (int t = 0; t < kMaxBits; ++t) dots[t] = 0.0;
   const uint64_t row = elem_addr(A.x, A.x_stride[0], A.x_stride[1], A.x_stride[2], A.x_stride[3], b, i, h, 0);
-  for (int64_t k = 0; k < A.dim; ++k) {
-    precise float v = load_elem(row + uint64_t(k * A.x_stride[3]), X_DT);
-    if (A.center != 0) v = v - ld_f32(A.center, (b * A.heads + h) * A.dim + k);
-    for (int t = 0; t < r; ++t) dots[t] = dots[t] + v * ld_f32(A.g, k * r + t);
+  const uint64_t crow = A.center != 0 ? A.center + uint64_t((b * A.heads + h) * A.dim) * 4 : uint64_t(0);
+  const int64_t es = X_DT == kDtypeF32 ? 4 : 2;
+  const int per = X_DT == kDtypeF32 ? 4 : 8;  // elements per 16-byte vector
+  const bool vec = A.x_stride[3] == es && (row & uint64_t(15)) == 0 && (crow & uint64_t(15)) == 0 && A.dim % per == 0;
+  if (vec) {
+    for (int64_t k0 = 0; k0 < A.dim; k0 += per) {
+      const uvec4 w = U32x4s(row + uint64_t(k0 * es)).v[0];
+      vec4 c0 = vec4(0.0), c1 = vec4(0.0);
+      if (crow != 0) {
+        c0 = F32x4s(crow + uint64_t(k0) * 4).v[0];
+        if (per == 8) c1 = F32x4s(crow + uint64_t(k0) * 4 + 16).v[0];
+      }
+      for (int u = 0; u < per; ++u) {
+        float x;
+        if (X_DT == kDtypeF32) {
+          x = uintBitsToFloat(w[u]);
+        } else {
+          const uint hb = (w[u / 2] >> (16 * (u % 2))) & 0xffffu;
+          x = X_DT == kDtypeF16 ? f16_bits_to_float(hb) : bf16_bits_to_float(hb);
+        }
+        precise float v = x - (u < 4 ? c0[u] : c1[u - 4]);  // x − 0 = x exactly without centring
+        add_term(dots, v, k0 + u, r, g_shared, A.g);
+      }
+    }
+  } else {
+    for (int64_t k = 0; k < A.dim; ++k) {
+      precise float v = load_elem(row + uint64_t(k * A.x_stride[3]), X_DT);
+      if (crow != 0) v = v - ld_f32(crow, k);
+      add_term(dots, v, k, r, g_shared, A.g);
+    }
   }
   uint code = 0;
   for (int t = 0; t < r; ++t) code |= (dots[t] > 0.0 ? 1u : 0u) << t;
