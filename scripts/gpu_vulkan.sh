@@ -20,7 +20,8 @@
 #                                   forced wherever eligible (LONGATTN_VK_TEST_CASES: the doctest -tc
 #                                   filter), the prefill benchmark for each tile in LONGATTN_VK_TILES
 #                                   (default: the automatic one; e.g. "auto 4x32 8x32", GPU
-#                                   timestamps on; LONGATTN_VK_TILE_CASES: the cases for the tiles
+#                                   timestamps on, with each pipeline's registers and spills from
+#                                   the driver; LONGATTN_VK_TILE_CASES: the cases for the tiles
 #                                   other than auto), PyTorch on the same shapes, the forced tests again
 #                                   for each tile in LONGATTN_VK_FORCE_TILES, then the tests with the
 #                                   automatic choice; LONGATTN_VK_FULL_BENCH=1 adds the sparse/hyper
@@ -185,10 +186,11 @@ prefill() {
   local smi=$!
   for t in $tiles; do
     if [ "$t" = auto ]; then
-      LONGATTN_VULKAN_BENCH_CASES=$cases LONGATTN_VULKAN_PROFILE=1 \
+      LONGATTN_VULKAN_BENCH_CASES=$cases LONGATTN_VULKAN_PROFILE=1 LONGATTN_VULKAN_PIPELINE_STATS=1 \
         step 90 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | tee "$out/bench_prefill_auto.jsonl"
     else
       LONGATTN_VULKAN_COOPMAT_TILE=$t LONGATTN_VULKAN_BENCH_CASES=${LONGATTN_VK_TILE_CASES:-$cases} LONGATTN_VULKAN_PROFILE=1 \
+        LONGATTN_VULKAN_PIPELINE_STATS=1 \
         step 40 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | sed "s/^{/{\"tile\":\"$t\",/" |
         tee "$out/bench_prefill_$t.jsonl"
     fi

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "error.hpp"
@@ -24,6 +25,11 @@ std::mutex g_shared_mutex;
 std::map<int32_t, std::weak_ptr<Device>> g_shared_devices;
 
 VkDeviceSize round_up(VkDeviceSize x, VkDeviceSize m) { return (x + m - 1) / m * m; }
+
+bool statistics_requested() {
+  const char* e = std::getenv("LONGATTN_VULKAN_PIPELINE_STATS");
+  return e && std::strcmp(e, "0") != 0;
+}
 
 }  // namespace
 
@@ -62,6 +68,15 @@ std::shared_ptr<Device> Device::open(int32_t index) {
     coopmat.cooperativeMatrix = VK_TRUE;
     extensions.push_back(VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
   }
+  VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR executable_props{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
+  const bool statistics = pd.pipeline_statistics && statistics_requested();
+  if (statistics) {
+    executable_props.pipelineExecutableInfo = VK_TRUE;
+    executable_props.pNext = f12.pNext;
+    f12.pNext = &executable_props;
+    extensions.push_back(VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
+  }
 
   VkDeviceCreateInfo info{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
   info.pNext = &f2;
@@ -75,6 +90,8 @@ std::shared_ptr<Device> Device::open(int32_t index) {
   std::shared_ptr<Device> dev(new Device());
   dev->info_ = pd;
   dev->init(inst->global(), inst->fn(), inst->handle(), device, true, 0);
+  dev->pipeline_statistics_ = statistics && dev->fn_.vkGetPipelineExecutablePropertiesKHR &&
+                              dev->fn_.vkGetPipelineExecutableStatisticsKHR;
   g_shared_devices[index] = dev;
   return dev;
 }
@@ -379,10 +396,42 @@ VkPipeline Device::pipeline(const std::string& shader, const std::vector<int32_t
   pi.stage.pName = "main";
   pi.stage.pSpecializationInfo = &spec;
   pi.layout = layout_;
+  if (pipeline_statistics_) pi.flags |= VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR;
   VkPipeline p = VK_NULL_HANDLE;
   check(fn_.vkCreateComputePipelines(device_, cache_, 1, &pi, nullptr, &p), "vkCreateComputePipelines");
   pipelines_[key] = p;
+  if (pipeline_statistics_) print_statistics(p, shader, constants);
   return p;
+}
+
+void Device::print_statistics(VkPipeline p, const std::string& shader, const std::vector<int32_t>& constants) {
+  VkPipelineInfoKHR pinfo{VK_STRUCTURE_TYPE_PIPELINE_INFO_KHR};
+  pinfo.pipeline = p;
+  uint32_t n_exec = 0;
+  if (fn_.vkGetPipelineExecutablePropertiesKHR(device_, &pinfo, &n_exec, nullptr) != VK_SUCCESS) return;
+  for (uint32_t e = 0; e < n_exec; ++e) {
+    VkPipelineExecutableInfoKHR xi{VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR};
+    xi.pipeline = p;
+    xi.executableIndex = e;
+    uint32_t n = 0;
+    if (fn_.vkGetPipelineExecutableStatisticsKHR(device_, &xi, &n, nullptr) != VK_SUCCESS) continue;
+    std::vector<VkPipelineExecutableStatisticKHR> stats(n, {VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR});
+    if (fn_.vkGetPipelineExecutableStatisticsKHR(device_, &xi, &n, stats.data()) != VK_SUCCESS) continue;
+    std::string line = "{\"pipeline_stats\":\"" + shader + "\",\"constants\":[";
+    for (size_t i = 0; i < constants.size(); ++i) line += (i ? "," : "") + std::to_string(constants[i]);
+    line += "]";
+    for (const auto& st : stats) {
+      line += std::string(",\"") + st.name + "\":";
+      switch (st.format) {
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR: line += st.value.b32 ? "true" : "false"; break;
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR: line += std::to_string(st.value.i64); break;
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR: line += std::to_string(st.value.u64); break;
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_FLOAT64_KHR: line += std::to_string(st.value.f64); break;
+        default: line += "null";
+      }
+    }
+    std::fprintf(stderr, "%s}\n", line.c_str());
+  }
 }
 
 }  // namespace longattn::vk

@@ -91,6 +91,9 @@ class Device {
   // ---- pipelines ----
   // Compute pipeline of an embedded shader with specialization constants 0..n−1 (constant 0 is
   // the workgroup size). Created once per (shader, constants) and kept for the device's life.
+  // With LONGATTN_VULKAN_PIPELINE_STATS=1 (and a driver with VK_KHR_pipeline_executable_properties)
+  // each new pipeline's statistics — registers per lane, local memory, shared memory, … — are
+  // printed to stderr as one JSON line.
   VkPipeline pipeline(const std::string& shader, const std::vector<int32_t>& constants);
   VkPipelineLayout layout() const { return layout_; }
 
@@ -101,6 +104,7 @@ class Device {
   uint32_t memory_type(uint32_t type_bits, VkMemoryPropertyFlags want, VkMemoryPropertyFlags prefer) const;
   VkDeviceMemory allocate(const VkMemoryRequirements& req, VkMemoryPropertyFlags want,
                           VkMemoryPropertyFlags prefer, bool device_address);
+  void print_statistics(VkPipeline p, const std::string& shader, const std::vector<int32_t>& constants);
 
   struct Allocation {
     VkBuffer buffer = VK_NULL_HANDLE;
@@ -113,6 +117,7 @@ class Device {
   DeviceFunctions fn_;
   VkDevice device_ = VK_NULL_HANDLE;
   bool owned_ = true;
+  bool pipeline_statistics_ = false;  // enabled at creation on request (see pipeline())
   PhysicalDeviceInfo info_;
   VkPhysicalDeviceMemoryProperties memory_props_{};
   VkQueue queue_ = VK_NULL_HANDLE;

@@ -177,6 +177,7 @@ bool query_physical_device(const InstanceFunctions& fn, VkPhysicalDevice pd, Phy
   const bool has_subgroup_control =
       props.apiVersion >= VK_API_VERSION_1_3 || has_extension(exts, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
   const bool has_coopmat_nv = has_extension(exts, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+  const bool has_executable_props = has_extension(exts, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
 
   // properties: subgroup size
   VkPhysicalDeviceSubgroupProperties subgroup{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
@@ -189,6 +190,8 @@ bool query_physical_device(const InstanceFunctions& fn, VkPhysicalDevice pd, Phy
   VkPhysicalDeviceSubgroupSizeControlFeaturesEXT size_control{
       VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT};
   VkPhysicalDeviceCooperativeMatrixFeaturesNV coopmat{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+  VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR executable_props{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
   VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
   VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
   VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
@@ -197,7 +200,9 @@ bool query_physical_device(const InstanceFunctions& fn, VkPhysicalDevice pd, Phy
   void** tail = &f12.pNext;
   if (has_subgroup_control) { *tail = &size_control; tail = &size_control.pNext; }
   if (has_coopmat_nv) { *tail = &coopmat; tail = &coopmat.pNext; }
+  if (has_executable_props) { *tail = &executable_props; tail = &executable_props.pNext; }
   fn.vkGetPhysicalDeviceFeatures2(pd, &f2);
+  out.pipeline_statistics = has_executable_props && executable_props.pipelineExecutableInfo;
 
   if (!f12.bufferDeviceAddress) { why = out.name + " lacks bufferDeviceAddress"; return false; }
   if (!f2.features.shaderInt64) { why = out.name + " lacks shaderInt64"; return false; }

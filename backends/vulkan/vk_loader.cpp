@@ -57,6 +57,9 @@ bool load_device(const InstanceFunctions& i, VkDevice device, DeviceFunctions& o
   ok = ok && out.name != nullptr;
   LONGATTN_VK_DEVICE_FUNCTIONS(LOAD)
 #undef LOAD
+#define LOAD_OPTIONAL(name) out.name = reinterpret_cast<PFN_##name>(i.vkGetDeviceProcAddr(device, #name));
+  LONGATTN_VK_DEVICE_OPTIONAL_FUNCTIONS(LOAD_OPTIONAL)
+#undef LOAD_OPTIONAL
   return ok;
 }
 

@@ -34,7 +34,10 @@ namespace longattn::vk {
   X(vkDestroyDebugUtilsMessengerEXT)               \
   X(vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)
 
-// Functions of a logical device.
+// Functions of a logical device (the optional ones may stay null).
+#define LONGATTN_VK_DEVICE_OPTIONAL_FUNCTIONS(X) \
+  X(vkGetPipelineExecutablePropertiesKHR)       \
+  X(vkGetPipelineExecutableStatisticsKHR)
 #define LONGATTN_VK_DEVICE_FUNCTIONS(X) \
   X(vkDestroyDevice)                    \
   X(vkGetDeviceQueue)                   \
@@ -96,6 +99,7 @@ struct InstanceFunctions {
 
 struct DeviceFunctions {
   LONGATTN_VK_DEVICE_FUNCTIONS(LONGATTN_VK_DECLARE)
+  LONGATTN_VK_DEVICE_OPTIONAL_FUNCTIONS(LONGATTN_VK_DECLARE)
 };
 
 #undef LONGATTN_VK_DECLARE

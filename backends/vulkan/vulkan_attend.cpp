@@ -3,6 +3,7 @@
 // batch), decides split-KV, and records shaders/attend_decode.comp, shaders/attend_coopmat.comp
 // or shaders/attend.comp (split-KV: + shaders/attend_combine.comp).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -56,6 +57,10 @@ constexpr int32_t kCoopmatFragment = 16;
 constexpr int32_t kCoopmatMaxDim = 128;  // larger head dims spill registers: portable kernel
 struct CoopmatTile {
   int32_t subgroups, bk;
+  int32_t row_fragments = 1;  // 16-row fragments per subgroup (1 or 2)
+  bool q_shared = false;      // Q fragments read from shared memory per tile (not held in registers)
+  bool kv_pipe = true;        // K/V staged in registers one step ahead
+  int32_t rows() const { return kCoopmatFragment * row_fragments * subgroups; }
 };
 // 4 × 48 was the fastest measured on an H100 for long key ranges (docs/PERFORMANCE_VULKAN.md); the
 // others are for devices with less shared memory. Calls whose work items visit at most
@@ -138,10 +143,11 @@ size_t shared_bytes(int32_t bq, int32_t bk, int32_t d, int32_t dv) {
 // Q rows while they are staged; row positions, physical indices and groups; the tile's key
 // positions, log-weights and groups.
 size_t coopmat_shared_bytes(const CoopmatTile& t, int32_t d, int32_t dv) {
-  const size_t bq = size_t(kCoopmatFragment) * size_t(t.subgroups), bk = size_t(t.bk);
+  const size_t bq = size_t(t.rows()), bk = size_t(t.bk);
   const size_t ks = size_t(d) / 8 + 1, vs = size_t(dv) / 8 + 1, ss = bk / 4 + 1;
-  const size_t units = std::max(bk * (ks + vs) + bq * ss, bq * ks);
-  return 16 * units + bq * (8 + 8 + 8 + 4) + bk * (8 + 4 + 4);
+  const size_t q_units = bq * ks;
+  const size_t tile_units = (t.q_shared ? q_units : 0) + bk * (ks + vs) + bq * ss;
+  return 16 * std::max(tile_units, q_units) + bq * (8 + 8 + 8 + 4) + bk * (8 + 4 + 4);
 }
 
 // Rows per workgroup follow the head dim (shared memory) and, for calls with few query rows per
@@ -293,12 +299,19 @@ bool uses_extras(const AttendArgs& a) {
   return a.add_mask.data || a.alibi_slopes || a.sinks || is_block_dtype(a.k.dtype) || is_block_dtype(a.v.dtype);
 }
 
-// LONGATTN_VULKAN_COOPMAT_TILE=SxK (benchmarks): S subgroups and K keys per tile instead of the
-// first of kCoopmatTiles that fits (ignored when it does not fit).
+// LONGATTN_VULKAN_COOPMAT_TILE=SxK or SxKxRxQxP (benchmarks): S subgroups, K keys per tile, R row
+// fragments per subgroup, Q fragments from shared memory (Q = 1), K/V staged in registers a step
+// ahead (P = 1), instead of the automatic tile (ignored when it does not fit).
 CoopmatTile coopmat_tile_override() {
   CoopmatTile t{0, 0};
   const char* e = std::getenv("LONGATTN_VULKAN_COOPMAT_TILE");
-  if (!e || std::sscanf(e, "%dx%d", &t.subgroups, &t.bk) != 2) return {0, 0};
+  int rf = 1, qs = 0, pipe = 1;
+  if (!e) return t;
+  const int n = std::sscanf(e, "%dx%dx%dx%dx%d", &t.subgroups, &t.bk, &rf, &qs, &pipe);
+  if (n != 2 && n != 5) return {0, 0};
+  t.row_fragments = rf;
+  t.q_shared = qs != 0;
+  t.kv_pipe = pipe != 0;
   return t;
 }
 
@@ -329,12 +342,19 @@ CoopmatTile coopmat_tile(const VulkanBackend& backend, const AttendArgs& a) {
   if (!rows_vectorizable(a.k, a.head_dim) || !rows_vectorizable(a.v, a.head_dim_v)) return none;
   auto fits = [&](const CoopmatTile& t) {
     const int32_t threads = kCoopmatLanes * t.subgroups;
-    return t.subgroups >= 1 && t.bk >= kCoopmatFragment && t.bk % kCoopmatFragment == 0 && t.bk <= threads &&
+    return t.subgroups >= 1 && (t.row_fragments == 1 || t.row_fragments == 2) && t.bk >= kCoopmatFragment &&
+           t.bk % kCoopmatFragment == 0 && t.bk <= threads &&
            uint32_t(threads) <= info.max_workgroup_invocations &&
            coopmat_shared_bytes(t, a.head_dim, a.head_dim_v) <= info.max_shared_memory;
   };
   const CoopmatTile forced = coopmat_tile_override();
-  if (forced.subgroups > 0 && fits(forced)) return forced;
+  if (forced.subgroups > 0) {
+    if (fits(forced)) return forced;
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true))
+      std::fprintf(stderr, "longattn: LONGATTN_VULKAN_COOPMAT_TILE does not fit this call (%zu bytes of shared memory, %u allowed)\n",
+                   coopmat_shared_bytes(forced, a.head_dim, a.head_dim_v), info.max_shared_memory);
+  }
   if (longest_key_span(a) <= kCoopmatShortSpan) {
     if (coopmat_general(a)) {
       for (const CoopmatTile& t : kCoopmatTilesShortGeneral)
@@ -498,7 +518,7 @@ void record_attend(VulkanBackend& backend, const AttendArgs& a) {
   // ---- cooperative-matrix kernel, when the device, dtypes and shapes allow and there is work ----
   if (const CoopmatTile t = coopmat_tile(backend, a); t.bk > 0) {
     Block blk = common_block(a);
-    const int32_t rows = kCoopmatFragment * t.subgroups;
+    const int32_t rows = t.rows();
     // the heads of a GQA group share the workgroup's K/V tiles: as many heads as leave each at
     // least 16 rows (or all the rows of its longest segment)
     const int64_t head_rows = std::max<int64_t>(1, std::min<int64_t>(longest_segment, kCoopmatFragment));
@@ -510,7 +530,8 @@ void record_attend(VulkanBackend& backend, const AttendArgs& a) {
       // the plain case (affine positions, no log-weights or groups) skips every per-element feature
       const bool general = coopmat_general(a);
       VkPipeline p = dev.pipeline("attend_coopmat", {kCoopmatLanes * t.subgroups, t.bk, a.head_dim, a.head_dim_v,
-                                                     out_dtype, a.state ? 1 : 0, general ? 1 : 0});
+                                                     out_dtype, a.state ? 1 : 0, general ? 1 : 0,
+                                                     t.row_fragments, t.q_shared ? 1 : 0, t.kv_pipe ? 1 : 0});
       backend.stream().dispatch(p, bytes.data(), bytes.size(), uint64_t(blk.g.n_groups), "attend_coopmat");
       return;
     }

@@ -3,30 +3,32 @@
 // accumulation), for devices with 16×16×16 f16→f32 subgroup matrices and 32-lane subgroups.
 //
 // Same contract, argument block and work items as attend.comp (see there and src/backend.hpp).
-// A workgroup has NW subgroups and BQ = 16·NW query rows: hg query heads of one KV head × tr
-// queries (row r = head r / tr, query q0 + r % tr, as the portable kernel packs them), so the heads
-// of a GQA group share every K/V tile. Subgroup w owns rows 16w … 16w + 15. Shapes: q [batch, n_q,
-// hq, D] f16, k [batch, ·, hkv, D] f16, v [batch, ·, hkv, DV] f16 (K/V rows contiguous and 16-byte
-// aligned), D and DV multiples of 16.
+// A workgroup has NW subgroups of SR = 16·RF query rows (RF row fragments each), BQ = NW·SR rows:
+// hg query heads of one KV head × tr queries (row r = head r / tr, query q0 + r % tr, as the
+// portable kernel packs them), so the heads of a GQA group share every K/V tile. Subgroup w owns
+// rows SR·w … SR·w + SR − 1; each K/V fragment it loads serves its RF row fragments. Shapes:
+// q [batch, n_q, hq, D] f16, k [batch, ·, hkv, D] f16, v [batch, ·, hkv, DV] f16 (K/V rows
+// contiguous and 16-byte aligned), D and DV multiples of 16.
 //
 // Per key tile of BK keys:
-//   S = Q·Kᵀ                      (16×16×16 matrix products, fp32 accumulators, Q in registers)
+//   S = Q·Kᵀ                      (16×16×16 matrix products, fp32 accumulators for the whole tile)
 //   s = S·scale·log2e              (softcap; on partial tiles the mask, per element)
 //   lazy rescale: the row reference m_ref moves only when the tile max exceeds it by more than
 //   kTau (so P ≤ 2^kTau fits f16); then O_row ·= α = 2^(m_ref − m_new) through shared memory
 //   P = exp2(s − m_ref) in f16;  l = α·l + rowsum P;  O += P·V  (matrix products)
 // and at the end out = O / l, lse = (m_ref + log2 l)·ln 2, or (m_ref, l, O) into the state.
-// The softmax reads S back from a per-subgroup scratch, two lanes per row (lanes rr and rr + 16,
-// each half of the row's columns), and writes P there for the P·V products.
-// No split-KV here: the host uses this kernel when the call has enough work items.
+// The softmax reads S back from a per-subgroup scratch, LPR = 32 / SR lanes per row (lane
+// rr + SR·hh takes part hh of row rr), and writes P (f16) over it for the P·V products. No split-KV here: the host uses this kernel when the
+// call has enough work items.
 //
-// Shared memory is one array of 16-byte units: K tile [BK][D], V tile [BK][DV] (f16), and per
-// subgroup a scratch of 16 rows for S (fp32) or P (f16, over S) or one 16×16 O fragment (fp32);
-// Q [BQ][D] is staged over them before the first tile. Every row stride is padded by one unit, so
-// the 8 rows one 8-lane phase of a fragment load or store touches fall in 8 different bank
-// groups. K/V move in 16-byte units (global → registers → shared) and are software pipelined:
-// V(t) is read from global memory while S(t) and its softmax are computed, K(t + 1) while P·V(t)
-// is; two workgroup barriers per tile.
+// Shared memory is one array of 16-byte units: Q [BQ][D] when Q_SHARED (else Q is staged there
+// once and held in registers), the K tile [BK][D], the V tile [BK][DV] (f16), and per subgroup a
+// scratch of SR rows for S (fp32), O fragments (16×16 fp32, for rescales and the output) or P
+// (f16, over S). Every row stride is padded by one unit, so the 8 rows one 8-lane phase of a
+// fragment load or store touches fall in 8 different bank groups. K/V move in 16-byte units
+// (global → registers → shared); with KV_PIPE they are software pipelined (V(t) read from global
+// memory while S(t) and its softmax are computed, K(t + 1) while P·V(t) is), otherwise both are
+// copied at the start of the tile. Two workgroup barriers per tile either way.
 //
 // GENERAL = false (specialization) is the plain case: affine query and key positions (no gathers,
 // no explicit positions), no log-weights, no exclusion groups. Full tiles then skip all per-element
@@ -50,25 +52,34 @@ layout(constant_id = 3) const int DV = 64;      // v/out head dim, a multiple of
 layout(constant_id = 4) const int O_DT = 0;     // longattn_dtype of out
 layout(constant_id = 5) const bool STATE = false;
 layout(constant_id = 6) const bool GENERAL = true;
+layout(constant_id = 7) const int RF = 1;       // row fragments per subgroup: 1 or 2
+layout(constant_id = 8) const bool Q_SHARED = false;  // Q fragments read from shared memory per tile
+layout(constant_id = 9) const bool KV_PIPE = true;    // K/V staged in registers one step ahead
 
 const int kLanes = 32;                          // subgroup size (checked by the host)
 const int kFrag = 16;                           // matrix fragment edge
 const int WG = int(gl_WorkGroupSize.x);
-const int NW = WG / kLanes;                     // subgroups; each owns kFrag query rows
-const int BQ = NW * kFrag;
-const int HALF = BK / 2;                        // columns of a row handled by one lane
+const int NW = WG / kLanes;                     // subgroups
+const int SR = kFrag * RF;                      // query rows per subgroup
+const int BQ = NW * SR;
+const int LPR = kLanes / SR;                    // lanes per softmax row (2 or 1)
+const int COLS = BK / LPR;                      // columns of a row handled by one lane
+const int OU = 4 / LPR;                         // 16-byte units of a 16-float O row per lane
+const int NJ = BK / kFrag, NKK = D / kFrag, NC = DV / kFrag;  // fragments per tile / Q row / O row
 const float kTau = 8.0;                         // lazy-rescale threshold (log2 units)
 
 // 16-byte units: per K/V row, per S row (4 floats), per P row (8 halves); each padded by one
 const int KU = D / 8, VU = DV / 8;              // units of a K / V row
-const int KS = KU + 1, VS = VU + 1;             // row strides of the K / V tiles and of Q staging
+const int KS = KU + 1, VS = VU + 1;             // row strides of the K / V tiles and of Q
 const int SS = BK / 4 + 1;                      // S row stride (also O fragment rows: 16 floats)
 const int PS = BK / 8 + 1;                      // P row stride
-const int SCR = kFrag * SS;                     // scratch units per subgroup
-const int V_AT = BK * KS;
+const int SCR = SR * SS;                        // scratch units per subgroup (S, O fragments or P)
+const int Q_UNITS = BQ * KS;
+const int K_AT = Q_SHARED ? Q_UNITS : 0;
+const int V_AT = K_AT + BK * KS;
 const int SCR_AT = V_AT + BK * VS;
 const int TILE_UNITS = SCR_AT + NW * SCR;
-const int SM_UNITS = TILE_UNITS > BQ * KS ? TILE_UNITS : BQ * KS;  // Q is staged over the same
+const int SM_UNITS = TILE_UNITS > Q_UNITS ? TILE_UNITS : Q_UNITS;  // Q may be staged over the tiles
 const int NKC = (BK * KU + WG - 1) / WG;        // K units per lane and tile
 const int NVC = (BK * VU + WG - 1) / WG;        // V units per lane and tile
 
@@ -155,6 +166,35 @@ void tile_at(int t, int n_t0, int64_t rb0, int64_t re0, int64_t rb1, int64_t re1
   }
 }
 
+// Unit i (of NKC or NVC) of this lane's share of a K or V tile: 16 bytes of key row j0 + c, zero
+// past the nc keys of the tile.
+uvec4 load_kv_unit(Args A, uint64_t head, int64_t row_bytes, int units, int64_t kv_row0, int64_t j0, int nc, int p) {
+  const int c = p / units, u = p % units;
+  if (p >= BK * units || c >= nc) return uvec4(0);
+  return U32x4s(head + uint64_t(key_phys(A, kv_row0, j0 + c) * row_bytes) + uint64_t(u) * 16).v[0];
+}
+
+// Score of column c (log2 units) of a row at position qpos: scale, softcap and, where `exact`, the
+// per-element mask (columns past the tile, log-weights, the analytic mask on partial tiles,
+// exclusion groups).
+float score(Args A, float dot, int c, bool exact, int kind, int nc, int64_t qpos, int qgroup, int64_t kpos0,
+            bool has_groups) {
+  const float x = dot * A.qscale;
+  float s = A.softcap > 0.0 ? A.softcap * kLog2e * tanh(x / A.softcap) : x;
+  if (exact) {
+    if (c >= nc) {
+      s = kNegInf;
+    } else if (GENERAL) {
+      s += sKlogw[c];
+      if (kind == kPartial && !mask_allows(A, qpos, sKpos[c])) s = kNegInf;
+      if (has_groups && qgroup >= 0 && qgroup == sKgroup[c]) s = kNegInf;
+    } else if (kind == kPartial && !mask_allows(A, qpos, kpos0 + c)) {
+      s = kNegInf;
+    }
+  }
+  return s;
+}
+
 void main() {
   Args A = Args(pc.args);
   const uint64_t gid = linear_group_id();
@@ -171,12 +211,13 @@ void main() {
   const bool any_mask = A.causal != 0 || A.window_left >= 0 || A.window_right >= 0;
   int64_t q_lo = kFarLow, q_hi = kFarHigh;
   if (GENERAL) {
-    if (lane < kFrag) {
-      const Row q = row_of(A, it, w * kFrag + lane);
-      sRowLo[w * kFrag + lane] = q.valid ? q.pos : kFarHigh;
-      sRowHi[w * kFrag + lane] = q.valid ? q.pos : kFarLow;
-      sRowPhys[w * kFrag + lane] = q.phys;
-      sRowGroup[w * kFrag + lane] = q.group;
+    if (lane < SR) {
+      const int r = w * SR + lane;
+      const Row q = row_of(A, it, r);
+      sRowLo[r] = q.valid ? q.pos : kFarHigh;
+      sRowHi[r] = q.valid ? q.pos : kFarLow;
+      sRowPhys[r] = q.phys;
+      sRowGroup[r] = q.group;
     }
     barrier();
     if (any_mask) {
@@ -192,7 +233,7 @@ void main() {
     q_hi = A.q_pos0 + it.q1 - 1;
   }
 
-  // ---- Q rows staged as f16 in shared memory, then held as matrix fragments ----
+  // ---- Q rows as f16 in shared memory (kept there with Q_SHARED, else held as fragments) ----
   for (int p = tid; p < BQ * KU; p += WG) {
     const int r = p / KU, u = p % KU;
     const Row q = row_at(A, it, r);
@@ -210,33 +251,37 @@ void main() {
     sm[r * KS + u] = x;
   }
   barrier();
-  HMAT qf[D / kFrag];
-  for (int kk = 0; kk < D / kFrag; ++kk) coopMatLoadNV(qf[kk], sm, uint(w * kFrag * KS + kk * 2), uint(KS), false);
-  barrier();  // Q is in registers: the shared array takes K, V and the scratches
+  HMAT qf[Q_SHARED ? 1 : RF * NKK];
+  if (!Q_SHARED) {
+    for (int f = 0; f < RF; ++f)
+      for (int kk = 0; kk < NKK; ++kk)
+        coopMatLoadNV(qf[f * NKK + kk], sm, uint((w * SR + f * kFrag) * KS + kk * 2), uint(KS), false);
+    barrier();  // Q is in registers: the shared array takes K, V and the scratches
+  }
 
-  // ---- this lane's query row (16w + rr, columns hh·HALF …), its statistics, the accumulators ----
-  const int rr = lane & 15, hh = lane >> 4;
-  const Row me = row_at(A, it, w * kFrag + rr);
+  // ---- this lane's query row (SR·w + rr, part hh), its statistics, the accumulators ----
+  const int rr = lane % SR, hh = lane / SR;
+  const Row me = row_at(A, it, w * SR + rr);
   const int64_t sidx = state_index(A, b, me.h, me.phys);
-  const int scr = SCR_AT + w * SCR;             // this subgroup's scratch
-  const int my_o = scr + rr * SS + hh * 2;      // this lane's 8 floats of a 16×16 O fragment there
+  const int scr = SCR_AT + w * SCR;             // this subgroup's S / O scratch
+  const int my_o = scr + rr * SS + hh * OU;     // this lane's units of an O fragment row there
   float m_ref = kNegInf, l = 0.0;
-  FMAT of[DV / kFrag];
-  for (int c = 0; c < DV / kFrag; ++c) of[c] = FMAT(0.0);
+  FMAT of[RF * NC];
+  for (int i = 0; i < RF * NC; ++i) of[i] = FMAT(0.0);
   if (STATE) {
     if (me.valid) {
       m_ref = ld_f32(A.st_m, sidx);
       l = ld_f32(A.st_l, sidx);
     }
-    for (int c = 0; c < DV / kFrag; ++c) {
-      for (int e = 0; e < 2; ++e) {
+    for (int c = 0; c < NC; ++c) {
+      for (int e = 0; e < OU; ++e) {
         vec4 x = vec4(0.0);
         if (me.valid)
-          for (int k = 0; k < 4; ++k) x[k] = ld_f32(A.st_acc, sidx * DV + c * kFrag + hh * 8 + e * 4 + k);
+          for (int k = 0; k < 4; ++k) x[k] = ld_f32(A.st_acc, sidx * DV + c * kFrag + hh * 4 * OU + e * 4 + k);
         sm[my_o + e] = floatBitsToUint(x);
       }
       sync_subgroup();
-      coopMatLoadNV(of[c], sm, uint(scr), uint(SS), false);
+      for (int f = 0; f < RF; ++f) coopMatLoadNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
       sync_subgroup();
     }
   }
@@ -248,26 +293,18 @@ void main() {
   const int n_ranges = key_ranges(A, affine_k, q_lo, q_hi, it.kb, it.ke, rb0, re0, rb1, re1);
   const int n_t0 = n_ranges > 0 ? int((re0 - rb0 + BK - 1) / BK) : 0;
   const int n_t = n_t0 + (n_ranges > 1 ? int((re1 - rb1 + BK - 1) / BK) : 0);
-  const bool softcap_on = A.softcap > 0.0;
-  const float softcap = A.softcap, softcap_log2 = A.softcap * kLog2e, qscale = A.qscale;
   const int64_t k_pos0 = A.k_pos0;
   const int64_t kv_row0 = (b * A.hkv + hk) * A.n_k;
   const uint64_t k_head = A.k + uint64_t(b * A.k_stride[0] + hk * A.k_stride[2]);
   const uint64_t v_head = A.v + uint64_t(b * A.v_stride[0] + hk * A.v_stride[2]);
   const int64_t k_row_bytes = A.k_stride[1], v_row_bytes = A.v_stride[1];
 
-  // K of the first tile into registers (16-byte units; rows past the range are zero)
   uvec4 kreg[NKC], vreg[NVC];
-  {
-    int64_t j0 = 0;
-    int nc = 0;
-    if (n_t > 0) tile_at(0, n_t0, rb0, re0, rb1, re1, j0, nc);
-    for (int i = 0; i < NKC; ++i) {
-      const int p = tid + i * WG, c = p / KU, u = p % KU;
-      kreg[i] = uvec4(0);
-      if (p < BK * KU && c < nc)
-        kreg[i] = U32x4s(k_head + uint64_t(key_phys(A, kv_row0, j0 + c) * k_row_bytes) + uint64_t(u) * 16).v[0];
-    }
+  if (KV_PIPE && n_t > 0) {  // K of the first tile into registers
+    int64_t j0;
+    int nc;
+    tile_at(0, n_t0, rb0, re0, rb1, re1, j0, nc);
+    for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j0, nc, tid + i * WG);
   }
 
   for (int t = 0; t < n_t; ++t) {
@@ -275,10 +312,21 @@ void main() {
     int nc;
     tile_at(t, n_t0, rb0, re0, rb1, re1, j0, nc);
 
-    // K(t) registers → shared (the last barrier ended every read of the previous K tile)
+    // K(t) (and without KV_PIPE V(t)) into shared memory: the last barrier ended every read of
+    // the previous tile's K (and V)
+    if (!KV_PIPE) {
+      for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j0, nc, tid + i * WG);
+      for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
+    }
     for (int i = 0; i < NKC; ++i) {
       const int p = tid + i * WG;
-      if (p < BK * KU) sm[(p / KU) * KS + p % KU] = kreg[i];
+      if (p < BK * KU) sm[K_AT + (p / KU) * KS + p % KU] = kreg[i];
+    }
+    if (!KV_PIPE) {
+      for (int i = 0; i < NVC; ++i) {
+        const int p = tid + i * WG;
+        if (p < BK * VU) sm[V_AT + (p / VU) * VS + p % VU] = vreg[i];
+      }
     }
     if (GENERAL && tid < BK) {
       const int c = tid;
@@ -291,14 +339,10 @@ void main() {
       }
       sKpos[c] = kpos;
     }
-    // V(t) global → registers, consumed after S(t) and its softmax
-    for (int i = 0; i < NVC; ++i) {
-      const int p = tid + i * WG, c = p / VU, u = p % VU;
-      vreg[i] = uvec4(0);
-      if (p < BK * VU && c < nc)
-        vreg[i] = U32x4s(v_head + uint64_t(key_phys(A, kv_row0, j0 + c) * v_row_bytes) + uint64_t(u) * 16).v[0];
-    }
-    barrier();  // K(t) and the key metadata are visible
+    // with KV_PIPE: V(t) global → registers, consumed after S(t) and its softmax
+    if (KV_PIPE)
+      for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
+    barrier();  // K(t) (V(t)) and the key metadata are visible
 
     int kind;
     if (!any_mask) {
@@ -315,132 +359,147 @@ void main() {
     }
 
     if (kind != kSkip) {
-      // S = Q·Kᵀ for this subgroup's 16 rows, into its scratch
-      for (int j = 0; j < BK / kFrag; ++j) {
-        FMAT s = FMAT(0.0);
-        for (int kk = 0; kk < D / kFrag; ++kk) {
-          HMAT kt;
-          coopMatLoadNV(kt, sm, uint(j * kFrag * KS + kk * 2), uint(KS), true);  // Kᵀ block
-          s = coopMatMulAddNV(qf[kk], kt, s);
+      // S = Q·Kᵀ for this subgroup's SR rows into its scratch; each Kᵀ block serves RF row
+      // fragments. With Q in registers one key block at a time (8 accumulator registers per row
+      // fragment); with Q_SHARED every block of the tile at once, so that each Q fragment is read
+      // from shared memory once per tile.
+      if (Q_SHARED) {
+        FMAT s[RF * NJ];
+        for (int i = 0; i < RF * NJ; ++i) s[i] = FMAT(0.0);
+        for (int kk = 0; kk < NKK; ++kk) {
+          HMAT qa[RF];
+          for (int f = 0; f < RF; ++f)
+            coopMatLoadNV(qa[f], sm, uint((w * SR + f * kFrag) * KS + kk * 2), uint(KS), false);
+          for (int j = 0; j < NJ; ++j) {
+            HMAT kt;
+            coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), true);  // Kᵀ block
+            for (int f = 0; f < RF; ++f) s[f * NJ + j] = coopMatMulAddNV(qa[f], kt, s[f * NJ + j]);
+          }
         }
-        coopMatStoreNV(s, sm, uint(scr + j * 4), uint(SS), false);
+        for (int f = 0; f < RF; ++f)
+          for (int j = 0; j < NJ; ++j)
+            coopMatStoreNV(s[f * NJ + j], sm, uint(scr + f * kFrag * SS + j * 4), uint(SS), false);
+      } else {
+        for (int j = 0; j < NJ; ++j) {
+          FMAT s[RF];
+          for (int f = 0; f < RF; ++f) s[f] = FMAT(0.0);
+          for (int kk = 0; kk < NKK; ++kk) {
+            HMAT kt;
+            coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), true);  // Kᵀ block
+            for (int f = 0; f < RF; ++f) s[f] = coopMatMulAddNV(qf[f * NKK + kk], kt, s[f]);
+          }
+          for (int f = 0; f < RF; ++f) coopMatStoreNV(s[f], sm, uint(scr + f * kFrag * SS + j * 4), uint(SS), false);
+        }
       }
       sync_subgroup();
 
-      // scores of this lane's half row, the row max, the lazy reference
+      // scores of this lane's part of its row, the row max, the lazy reference
       const bool exact = GENERAL || kind == kPartial || nc < BK;  // per-element masking
-      float sv[HALF];
+      const int64_t kpos0 = k_pos0 + j0;
+      const int s_at = scr + rr * SS + hh * (COLS / 4);
+      float sv[COLS];
       float mx = kNegInf;
-      for (int e = 0; e < HALF / 4; ++e) {
-        const vec4 x = uintBitsToFloat(sm[scr + rr * SS + hh * (HALF / 4) + e]);
+      for (int e = 0; e < COLS / 4; ++e) {
+        const vec4 x = uintBitsToFloat(sm[s_at + e]);
         for (int k = 0; k < 4; ++k) {
-          const int c = hh * HALF + 4 * e + k;
-          const float dot = x[k] * qscale;
-          float s = softcap_on ? softcap_log2 * tanh(dot / softcap) : dot;
-          if (exact) {
-            if (c >= nc) {
-              s = kNegInf;
-            } else if (GENERAL) {
-              s += sKlogw[c];
-              if (kind == kPartial && !mask_allows(A, me.pos, sKpos[c])) s = kNegInf;
-              if (has_groups && me.group >= 0 && me.group == sKgroup[c]) s = kNegInf;
-            } else if (kind == kPartial && !mask_allows(A, me.pos, k_pos0 + j0 + c)) {
-              s = kNegInf;
-            }
-          }
-          sv[4 * e + k] = s;
-          mx = max(mx, s);
+          sv[4 * e + k] = score(A, x[k], hh * COLS + 4 * e + k, exact, kind, nc, me.pos, me.group, kpos0, has_groups);
+          mx = max(mx, sv[4 * e + k]);
         }
       }
-      mx = max(mx, subgroupShuffleXor(mx, 16));
+      if (LPR == 2) mx = max(mx, subgroupShuffleXor(mx, 16));
       const bool move = mx > m_ref + kTau;  // also true for the first finite max (m_ref = −inf)
       const float m_new = move ? mx : m_ref;
       const float alpha = move ? exp2(m_ref - m_new) : 1.0;
       const bool rescale = move && m_ref != kNegInf;  // O holds something to scale
       const float m_sub = m_new == kNegInf ? 0.0 : m_new;  // an empty row keeps P = exp2(−inf) = 0
       m_ref = m_new;
-      sync_subgroup();  // S is read: the scratch takes O fragments and P
+      sync_subgroup();  // S is read: the scratch takes O fragments, then P
 
-      // O_row ·= α, one fragment at a time through the scratch (each lane scales its own row)
+      // O_row ·= α, one column of fragments at a time through the scratch (each lane scales its
+      // own part of its row)
       if (subgroupAny(rescale)) {
-        for (int c = 0; c < DV / kFrag; ++c) {
-          coopMatStoreNV(of[c], sm, uint(scr), uint(SS), false);
+        for (int c = 0; c < NC; ++c) {
+          for (int f = 0; f < RF; ++f) coopMatStoreNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
           sync_subgroup();
-          sm[my_o] = floatBitsToUint(uintBitsToFloat(sm[my_o]) * alpha);
-          sm[my_o + 1] = floatBitsToUint(uintBitsToFloat(sm[my_o + 1]) * alpha);
+          for (int e = 0; e < OU; ++e) sm[my_o + e] = floatBitsToUint(uintBitsToFloat(sm[my_o + e]) * alpha);
           sync_subgroup();
-          coopMatLoadNV(of[c], sm, uint(scr), uint(SS), false);
+          for (int f = 0; f < RF; ++f) coopMatLoadNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
           sync_subgroup();
         }
       }
 
       // P = exp2(s − m_ref) as f16 over S;  l = α·l + rowsum P
       float sum = 0.0;
-      for (int e = 0; e < HALF / 8; ++e) {
+      const int p_at = scr + rr * PS + hh * (COLS / 8);
+      for (int e = 0; e < COLS / 8; ++e) {
         uvec4 packed;
         for (int k = 0; k < 4; ++k) {
           const float p0 = exp2(sv[8 * e + 2 * k] - m_sub), p1 = exp2(sv[8 * e + 2 * k + 1] - m_sub);
           sum += p0 + p1;
           packed[k] = packFloat2x16(f16vec2(p0, p1));
         }
-        sm[scr + rr * PS + hh * (HALF / 8) + e] = packed;
+        sm[p_at + e] = packed;
       }
-      sum += subgroupShuffleXor(sum, 16);
+      if (LPR == 2) sum += subgroupShuffleXor(sum, 16);
       l = l * alpha + sum;
     }
 
-    // V(t) registers → shared (every read of V(t − 1) ended before the barrier above)
-    for (int i = 0; i < NVC; ++i) {
-      const int p = tid + i * WG;
-      if (p < BK * VU) sm[V_AT + (p / VU) * VS + p % VU] = vreg[i];
-    }
-    // K(t + 1) global → registers, consumed at the start of the next tile
-    if (t + 1 < n_t) {
-      int64_t j1;
-      int nc1;
-      tile_at(t + 1, n_t0, rb0, re0, rb1, re1, j1, nc1);
-      for (int i = 0; i < NKC; ++i) {
-        const int p = tid + i * WG, c = p / KU, u = p % KU;
-        kreg[i] = uvec4(0);
-        if (p < BK * KU && c < nc1)
-          kreg[i] = U32x4s(k_head + uint64_t(key_phys(A, kv_row0, j1 + c) * k_row_bytes) + uint64_t(u) * 16).v[0];
+    if (KV_PIPE) {
+      // V(t) registers → shared (every read of V(t − 1) ended before the barrier above)
+      for (int i = 0; i < NVC; ++i) {
+        const int p = tid + i * WG;
+        if (p < BK * VU) sm[V_AT + (p / VU) * VS + p % VU] = vreg[i];
       }
+      // K(t + 1) global → registers, consumed at the start of the next tile
+      if (t + 1 < n_t) {
+        int64_t j1;
+        int nc1;
+        tile_at(t + 1, n_t0, rb0, re0, rb1, re1, j1, nc1);
+        for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j1, nc1, tid + i * WG);
+      }
+      barrier();  // V(t) and P are visible; every read of K(t) has ended
+    } else {
+      sync_subgroup();  // P is visible to the subgroup
     }
-    barrier();  // V(t) and P are visible; every read of K(t) has ended
 
     if (kind != kSkip) {
       // O += P·V
-      HMAT pf[BK / kFrag];
-      for (int j = 0; j < BK / kFrag; ++j) coopMatLoadNV(pf[j], sm, uint(scr + j * 2), uint(PS), false);
-      for (int c = 0; c < DV / kFrag; ++c) {
-        for (int j = 0; j < BK / kFrag; ++j) {
+      HMAT pf[RF * NJ];
+      for (int f = 0; f < RF; ++f)
+        for (int j = 0; j < NJ; ++j)
+          coopMatLoadNV(pf[f * NJ + j], sm, uint(scr + f * kFrag * PS + j * 2), uint(PS), false);
+      for (int c = 0; c < NC; ++c) {
+        for (int j = 0; j < NJ; ++j) {
           HMAT vf;
           coopMatLoadNV(vf, sm, uint(V_AT + j * kFrag * VS + c * 2), uint(VS), false);
-          of[c] = coopMatMulAddNV(pf[j], vf, of[c]);
+          for (int f = 0; f < RF; ++f) of[f * NC + c] = coopMatMulAddNV(pf[f * NJ + j], vf, of[f * NC + c]);
         }
       }
     }
+    if (!KV_PIPE) barrier();  // every read of K(t) and V(t) has ended
   }
   sync_subgroup();  // the scratch's P is read
 
-  // ---- write out (or the running state): O fragments through the scratch, 8 consecutive
+  // ---- write out (or the running state): O fragments through the scratch, 4·OU consecutive
   // elements of its row per lane ----
   const float inv_l = l == 0.0 ? 0.0 : 1.0 / l;
   const int64_t o_step = A.o_stride[3];
-  for (int c = 0; c < DV / kFrag; ++c) {
-    coopMatStoreNV(of[c], sm, uint(scr), uint(SS), false);
+  for (int c = 0; c < NC; ++c) {
+    for (int f = 0; f < RF; ++f) coopMatStoreNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
     sync_subgroup();
     if (me.valid) {
-      const vec4 x0 = uintBitsToFloat(sm[my_o]), x1 = uintBitsToFloat(sm[my_o + 1]);
-      const int d0 = c * kFrag + hh * 8;
-      for (int e = 0; e < 8; e += 2) {
-        const float y0 = e < 4 ? x0[e] : x1[e - 4], y1 = e < 4 ? x0[e + 1] : x1[e - 3];
-        if (STATE) {
-          st_f32(A.st_acc, sidx * DV + d0 + e, y0);
-          st_f32(A.st_acc, sidx * DV + d0 + e + 1, y1);
-        } else {
-          store_two(elem_addr(A.o, A.o_stride[0], A.o_stride[1], A.o_stride[2], o_step, b, me.phys, me.h, d0 + e),
-                    o_step, y0 * inv_l, y1 * inv_l);
+      const int d0 = c * kFrag + hh * 4 * OU;
+      for (int e = 0; e < OU; ++e) {
+        const vec4 x = uintBitsToFloat(sm[my_o + e]);
+        for (int k = 0; k < 4; k += 2) {
+          const int d = d0 + 4 * e + k;
+          if (STATE) {
+            st_f32(A.st_acc, sidx * DV + d, x[k]);
+            st_f32(A.st_acc, sidx * DV + d + 1, x[k + 1]);
+          } else {
+            store_two(elem_addr(A.o, A.o_stride[0], A.o_stride[1], A.o_stride[2], o_step, b, me.phys, me.h, d),
+                      o_step, x[k] * inv_l, x[k + 1] * inv_l);
+          }
         }
       }
     }
