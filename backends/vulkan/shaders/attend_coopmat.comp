@@ -96,9 +96,12 @@ shared int64_t sKpos[BK];                       // GENERAL: the tile's key posit
 shared float sKlogw[BK];                        //   log-weights (log2 units)
 shared int sKgroup[BK];                         //   and exclusion groups
 
+// Orders this subgroup's shared-memory accesses (fragment stores/loads and the lanes' own reads
+// and writes of the scratch) and waits for its lanes. Shared memory semantics only: GLSL's
+// subgroupBarrier() also orders global memory, which would make every lane wait here for the
+// K/V loads it has in flight (the software pipelining's whole point).
 void sync_subgroup() {
-  subgroupMemoryBarrierShared();
-  subgroupBarrier();
+  controlBarrier(gl_ScopeSubgroup, gl_ScopeSubgroup, gl_StorageSemanticsShared, gl_SemanticsAcquireRelease);
 }
 
 // A query row of the work item: head, logical and physical index, position, exclusion group.
