@@ -46,6 +46,22 @@ __device__ __forceinline__ FlashBlock flash_block(const AttendParams& p) {
   return w;
 }
 
+// Packed row `row` of the block (query w.seg_q0 + r / group of head hk·group + r % group, where
+// r = w.r0 + row): whether it exists, and the address of its 16-byte chunk c of Q (p.q for rows
+// past the segment, which are copied as zeros). kGathered: the row's physical index comes from
+// p.q_rows when that is given.
+template <bool kGathered>
+__device__ __forceinline__ const char* q_chunk_source(const AttendParams& p, const FlashBlock& w, int row, int c,
+                                                      bool& valid) {
+  const int32_t r = w.r0 + row;
+  valid = r < w.seg_rows;
+  if (!valid) return p.q;
+  const int32_t i = w.seg_q0 + r / p.group;
+  const int32_t h = w.hk * p.group + r % p.group;
+  const int64_t phys = kGathered && p.q_rows ? p.q_rows[(int64_t(w.b) * p.hq + h) * p.n_q + i] : i;
+  return p.q + w.b * p.q_stride[0] + phys * p.q_stride[1] + h * p.q_stride[2] + c * 16;
+}
+
 template <int kBlockN>
 __device__ __forceinline__ TileKind flash_tile_kind(const AttendParams& p, const FlashBlock& w,
                                                     int32_t t) {

@@ -144,15 +144,8 @@ __global__ void __launch_bounds__(FlashConfig<Elem, kHeadDim, kDecode, kGeneral>
   // ---- Q tile → shared memory (zero rows past the segment), row facts ----
   for (int idx = tid; idx < kBlockM * kChunks; idx += C::kThreads) {
     const int row = idx / kChunks, c = idx % kChunks;
-    const int32_t r = w.r0 + row;
-    const bool valid = r < w.seg_rows;
-    const char* src = p.q;
-    if (valid) {
-      const int32_t i = w.seg_q0 + r / p.group;
-      const int32_t h = w.hk * p.group + r % p.group;
-      const int64_t phys = kGeneral && p.q_rows ? p.q_rows[(int64_t(w.b) * p.hq + h) * p.n_q + i] : i;
-      src = p.q + w.b * p.q_stride[0] + phys * p.q_stride[1] + h * p.q_stride[2] + c * 16;
-    }
+    bool valid;
+    const char* src = q_chunk_source<kGeneral>(p, w, row, c, valid);
     cp_async_16(sQ + C::offset(row, c), src, valid);
   }
   cp_async_commit();
