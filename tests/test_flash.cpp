@@ -74,18 +74,34 @@ Case random_case(std::mt19937_64& rng) {
   return c;
 }
 
+// bf16 Q, K and V (any output) in shapes that take the many-row kernels, which the avx512bf16 set
+// runs with bf16 dot products: even and odd head dims, value dims that are not a multiple of the
+// vector width, odd key counts (a tile with half a pair), strided views (read through conversions).
+Case bf16_case(std::mt19937_64& rng) {
+  auto pick = [&](std::initializer_list<int64_t> xs) { return *(xs.begin() + rng() % xs.size()); };
+  Case c = random_case(rng);
+  c.n_q = pick({17, 64, 130, 200});
+  c.n_k = pick({1, 63, 64, 129, 300});
+  c.d = int32_t(pick({3, 16, 64, 80, 128}));
+  c.dv = rng() % 3 == 0 ? int32_t(pick({5, 48, 96})) : c.d;
+  c.qt = c.kvt = LONGATTN_DTYPE_BF16;
+  c.ot = rng() % 2 ? LONGATTN_DTYPE_BF16 : kDtypes[rng() % 3];
+  c.pad = rng() % 4 == 0 ? 2 : 0;
+  return c;
+}
+
 // Runs the cases with the micro-kernel set `isa` forced (new contexts pick it up).
-void sweep(const char* isa, int n_cases, uint64_t seed) {
+void sweep(const char* isa, int n_cases, uint64_t seed, Case (*make)(std::mt19937_64&) = random_case) {
   if (!longattn::cpu_isas_compiled() || std::string(longattn::cpu_isas_compiled()).find(isa) == std::string::npos)
     return;
   setenv("LONGATTN_CPU_ISA", isa, 1);
   if (std::string(longattn::cpu_isa_selected()) != isa) {  // not supported by this CPU
-    MESSAGE("skipping micro-kernel set ", isa, ": not supported by this CPU");
+    MESSAGE("skipping micro-kernel set ", std::string(isa), ": not supported by this CPU");
     unsetenv("LONGATTN_CPU_ISA");
     return;
   }
   std::mt19937_64 rng(seed);
-  for (int i = 0; i < n_cases; ++i) check_case(random_case(rng), 1 + i % 2, rng());
+  for (int i = 0; i < n_cases; ++i) check_case(make(rng), 1 + i % 2, rng());
   unsetenv("LONGATTN_CPU_ISA");
 }
 
@@ -94,9 +110,18 @@ void sweep(const char* isa, int n_cases, uint64_t seed) {
 TEST_CASE("random shapes against the float64 reference, every micro-kernel set") {
   const uint64_t seed = std::random_device{}();
   INFO("seed=", seed);
-  for (const char* isa : {"avx512", "avx2", "neon", "scalar"}) {
-    INFO("isa=", isa);
+  for (const char* isa : {"avx512bf16", "avx512", "avx2", "neon", "scalar"}) {
+    INFO("isa=", std::string(isa));
     sweep(isa, 40, seed);
+  }
+}
+
+TEST_CASE("bf16 Q/K/V, many rows, every micro-kernel set") {
+  const uint64_t seed = std::random_device{}();
+  INFO("seed=", seed);
+  for (const char* isa : {"avx512bf16", "avx512", "avx2", "neon", "scalar"}) {
+    INFO("isa=", std::string(isa));
+    sweep(isa, 30, seed, bf16_case);
   }
 }
 

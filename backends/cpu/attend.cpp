@@ -66,6 +66,8 @@ struct Plan {
   int key_tile;          // keys per tile (<= kKeyTile)
   bool dot_mode;         // few rows per item: QK with lanes over the head dimension (qk_dot)
   bool k_stored, v_stored;  // dot mode reads K / V rows as stored (f16, bf16, Q8_0, Q4_0), converting in registers
+  bool qk_bf16;          // Sᵀ by bf16 dot products from Q as bf16 pairs (qp) and bf16 K rows read in place
+  bool pv_bf16;          // O += P·V by bf16 dot products (P rounded to bf16), bf16 V rows read in place
   int64_t k_row_bytes, v_row_bytes;  // bytes of one K / V row (head dim), for prefetching
   int64_t k_prefetch, v_prefetch;    // in-kernel prefetch distance (bytes) for rows read in place, or 0
   float q_scale;         // scale applied while packing Q
@@ -140,6 +142,7 @@ int rows_per_item_for(int d, int dvpad, int bc, size_t l2_bytes) {
 // Per-thread scratch, carved from one float buffer.
 struct Scratch {
   float *qt, *qr, *st, *mt, *o, *m, *l, *alpha, *kbuf, *vbuf;
+  uint32_t *qp, *pp, *vp;  // bf16 pairs (Plan::qk_bf16 / pv_bf16 only): Q [d/2][rpad], P [Bc/2][rpad], V [Bc/2][dvpad]
   float* slope_log2;  // ALiBi slope of each lane's head, times log2e
   const float** krows;
   const float** vrows;
@@ -150,15 +153,21 @@ struct Scratch {
   int64_t* qrow_phys;
 };
 
+// Words of the bf16 pair buffers (qp, pp, vp), when a call uses them.
+size_t pair_words(int d, int dvpad, int64_t rpad) {
+  return size_t(d / 2) * rpad + size_t(kKeyTile / 2) * (size_t(rpad) + size_t(dvpad)) + 3 * 16;
+}
+
 // (a multiple of 16 floats, so that consecutive scratch blocks stay 64-byte aligned)
-size_t scratch_floats(int d, int dvpad, int64_t rpad) {
+size_t scratch_floats(int d, int dvpad, int64_t rpad, bool pairs) {
   // qt d·rpad, st Bc·rpad, o rpad·dvpad, m/l/alpha 3·rpad, kbuf Bc·d, vbuf Bc·dvpad,
   // krows/vrows 2·Bc pointers, qpos/kpos/qrow rpad+Bc+rpad int64, qgrp rpad int32 (as floats ×2)
   return round_up(int64_t(2 * size_t(d) * rpad + 2 * size_t(kKeyTile) * rpad + size_t(rpad) * dvpad + 3 * size_t(rpad) +
-         size_t(kKeyTile) * (d + dvpad) + 2 * 2 * kKeyTile + 2 * (2 * rpad + 2 * kKeyTile) + 2 * rpad + 19 * 16), 16);
+         size_t(kKeyTile) * (d + dvpad) + 2 * 2 * kKeyTile + 2 * (2 * rpad + 2 * kKeyTile) + 2 * rpad + 19 * 16 +
+         (pairs ? pair_words(d, dvpad, rpad) : 0)), 16);
 }
 
-Scratch carve(float* base, int d, int dvpad, int64_t rpad) {
+Scratch carve(float* base, int d, int dvpad, int64_t rpad, bool pairs) {
   Scratch s;
   float* p = base;
   auto take = [&](size_t n) { float* r = p; p += (n + 15) & ~size_t(15); return r; };  // 64-byte steps
@@ -180,6 +189,12 @@ Scratch carve(float* base, int d, int dvpad, int64_t rpad) {
   s.kphys = reinterpret_cast<int64_t*>(take(2 * kKeyTile));
   s.qrow_phys = reinterpret_cast<int64_t*>(take(2 * rpad));
   s.qgrp = reinterpret_cast<int32_t*>(take(rpad));
+  s.qp = s.pp = s.vp = nullptr;
+  if (pairs) {
+    s.qp = reinterpret_cast<uint32_t*>(take(size_t(d / 2) * rpad));
+    s.pp = reinterpret_cast<uint32_t*>(take(size_t(kKeyTile / 2) * rpad));
+    s.vp = reinterpret_cast<uint32_t*>(take(size_t(kKeyTile / 2) * dvpad));
+  }
   return s;
 }
 
@@ -209,7 +224,10 @@ void head_begin(const Plan& P, const Unit& u, HeadWork& w, const RunningState* i
   const int rpad = w.rpad;
   w.q_lo = std::numeric_limits<int64_t>::max();
   w.q_hi = std::numeric_limits<int64_t>::min();
-  std::fill(s.qt, s.qt + size_t(d) * rpad, 0.0f);
+  if (P.qk_bf16)
+    std::fill(s.qp, s.qp + size_t(d / 2) * rpad, 0u);
+  else
+    std::fill(s.qt, s.qt + size_t(d) * rpad, 0.0f);
   for (int g = 0; g < P.group; ++g) {
     const int64_t h = w.hk * P.group + g;
     for (int i = 0; i < w.tile_rows; ++i) {
@@ -221,8 +239,19 @@ void head_begin(const Plan& P, const Unit& u, HeadWork& w, const RunningState* i
       w.q_lo = std::min(w.q_lo, qp);
       w.q_hi = std::max(w.q_hi, qp);
       if (a.q_group) s.qgrp[r] = a.q_group[(u.b * a.n_q_heads + h) * a.n_q + q0 + i];
-      // one row of q → fp32 in kbuf (free until the key loop), then transposed into qt
       if (a.alibi_slopes) w.s.slope_log2[r] = a.alibi_slopes[h] * kLog2e;
+      if (P.qk_bf16) {  // the bf16 values as they are, in pairs along d (the kernel applies q_scale to Sᵀ)
+        const char* qrow = a.q.at<char>(u.b, phys, h);
+        const int64_t qs = a.q.strides[3];
+        for (int i = 0; i < d / 2; ++i) {
+          uint16_t lo, hi;
+          std::memcpy(&lo, qrow + 2 * i * qs, sizeof(lo));
+          std::memcpy(&hi, qrow + (2 * i + 1) * qs, sizeof(hi));
+          s.qp[size_t(i) * rpad + r] = uint32_t(lo) | uint32_t(hi) << 16;
+        }
+        continue;
+      }
+      // one row of q → fp32 in kbuf (free until the key loop), then transposed into qt
       K.to_f32(a.q.at<char>(u.b, phys, h), a.q.dtype, d, P.q_elem_stride, s.kbuf);
       for (int k = 0; k < d; ++k) s.qt[size_t(k) * rpad + r] = s.kbuf[k] * P.q_scale;
       for (int k = 0; k < d; ++k) s.qr[size_t(r) * d + k] = s.kbuf[k] * P.q_scale;
@@ -275,13 +304,13 @@ void pack_row(const Plan& P, const Unit& u, HeadWork& w, int c) {
     for (int64_t off = 0; off < P.k_row_bytes; off += kCacheLine) __builtin_prefetch(krow + kPrefetchRows * a.k.strides[1] + off);
   if (!P.v_prefetch)
     for (int64_t off = 0; off < P.v_row_bytes; off += kCacheLine) __builtin_prefetch(vrow + kPrefetchRows * a.v.strides[1] + off);
-  if (P.k_direct || P.k_stored) {  // f32 rows, or rows the dot-mode kernels read as stored
+  if (P.k_direct || P.k_stored || P.qk_bf16) {  // f32 rows, or rows the kernels read as stored
     s.krows[c] = reinterpret_cast<const float*>(krow);
   } else {
     K.to_f32(krow, a.k.dtype, d, P.k_elem_stride, s.kbuf + size_t(c) * d);
     s.krows[c] = s.kbuf + size_t(c) * d;
   }
-  if (P.v_direct || P.v_stored) {
+  if (P.v_direct || P.v_stored || P.pv_bf16) {
     s.vrows[c] = reinterpret_cast<const float*>(vrow);
   } else {
     float* dst = s.vbuf + size_t(c) * dvpad;
@@ -322,7 +351,9 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
   Scratch& s = w.s;
   const int d = a.head_dim, dvpad = P.dvpad, rpad = w.rpad, rows = w.rows;
   if (a.add_mask.data && !mask_tile(P, u, w, nc)) return;  // every pair masked: skip the tile
-  if (P.k_stored)  // few rows, K as stored: lanes over the head dimension, conversion in registers
+  if (P.qk_bf16)  // bf16 Q and K: pairs of products per instruction, K as stored
+    K.qk_bf16(s.qp, rpad, d, reinterpret_cast<const uint16_t* const*>(s.krows), nc, P.q_scale, s.st);
+  else if (P.k_stored)  // few rows, K as stored: lanes over the head dimension, conversion in registers
     K.qk_dot_stored(s.qr, rows, d, reinterpret_cast<const void* const*>(s.krows), a.k.dtype, nc, s.st, rpad,
                     P.k_prefetch);
   else if (P.dot_mode)  // few rows: lanes over the head dimension
@@ -365,7 +396,10 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
     }
   }
   K.softmax(s.st, nc, rpad, s.m, s.l, s.alpha);
-  if (P.v_stored)
+  if (P.pv_bf16)
+    K.pv_bf16(s.st, nc, rpad, rows, reinterpret_cast<const uint16_t* const*>(s.vrows), a.head_dim_v, dvpad, s.alpha,
+              s.o, s.pp, s.vp);
+  else if (P.v_stored)
     K.pv_stored(s.st, nc, rpad, rows, reinterpret_cast<const void* const*>(s.vrows), a.v.dtype, dvpad, s.alpha, s.o,
            P.v_prefetch);
   else
@@ -518,6 +552,14 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
   // rows read in place by the kernels are prefetched there, kPrefetchRows tokens ahead (ungathered keys)
   P.k_prefetch = P.k_stored && a.k_rows == nullptr ? kPrefetchRows * a.k.strides[1] : 0;
   P.v_prefetch = P.v_stored && a.k_rows == nullptr ? kPrefetchRows * a.v.strides[1] : 0;
+  // bf16 dot products (tables that have them) for the many-row kernels. Sᵀ: bf16 Q and K, the
+  // products exact in fp32 and summed in fp32, so as accurate as the fp32 kernel on the same
+  // values. P·V rounds P to bf16 (relative error up to 2^-8): only when the output is bf16 itself,
+  // whose own rounding is as large, and never into a running state.
+  const bool bf16_k = a.k.dtype == LONGATTN_DTYPE_BF16 && a.k.strides[3] == 2;
+  const bool bf16_v = a.v.dtype == LONGATTN_DTYPE_BF16 && a.v.strides[3] == 2;
+  P.qk_bf16 = K.qk_bf16 && !P.dot_mode && a.q.dtype == LONGATTN_DTYPE_BF16 && bf16_k && a.head_dim % 2 == 0;
+  P.pv_bf16 = K.pv_bf16 && !P.dot_mode && bf16_v && a.state == nullptr && a.out.dtype == LONGATTN_DTYPE_BF16;
 
   // Decode-like calls (a few query rows per head) stream every KV head of a key tile together:
   // K/V rows of all heads of a token are adjacent in a KV cache, so one pass reads them in order.
@@ -548,7 +590,8 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
     P.n_splits = std::max<int64_t>(1, std::min<int64_t>((kTargetUnits + n_items - 1) / n_items, key_tiles / 4));
 
   const int64_t rpad_max = round_up(P.group * max_tile_rows, W);
-  const size_t per_head = scratch_floats(a.head_dim, P.dvpad, rpad_max);
+  const bool pairs = P.qk_bf16 || P.pv_bf16;
+  const size_t per_head = scratch_floats(a.head_dim, P.dvpad, rpad_max, pairs);
   const size_t per_thread = per_head * size_t(P.heads_per_unit);
   const size_t part_stride = size_t(round_up(rpad_max * (P.dvpad + 2), 16));  // m, l, o of one head of a unit
   const int64_t n_units = n_items * P.n_splits;
@@ -559,7 +602,7 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
   // the scratch of head i of thread t
   auto head_scratch = [&](int t, int i) {
     return carve(pool.data() + per_head * (size_t(t) * size_t(P.heads_per_unit) + size_t(i)), a.head_dim, P.dvpad,
-                 rpad_max);
+                 rpad_max, pairs);
   };
 
   auto unit_of = [&](int64_t x) {

@@ -1,4 +1,4 @@
-// The CPU micro-kernels, one table per instruction set (AVX-512, AVX2+FMA, NEON, scalar). The
+// The CPU micro-kernels, one table per instruction set (AVX512-BF16, AVX-512, AVX2+FMA, NEON, scalar). The
 // tiled attention driver (attend.cpp) is ISA-neutral and calls through the table chosen at run time.
 //
 // Layout the kernels share (one work item = `rows` query rows × a tile of `nc` keys):
@@ -19,7 +19,7 @@ namespace longattn::cpu {
 constexpr int kMaxStoredKeys = 128;
 
 struct CpuKernels {
-  const char* isa;  // "avx512", "avx2", "neon", "scalar"
+  const char* isa;  // "avx512bf16", "avx512", "avx2", "neon", "scalar"
   int width;        // fp32 lanes per vector
 
   // dst[i] = float(src[i * stride_elems]) for i < n (stride in elements of dtype); for the block
@@ -56,19 +56,35 @@ struct CpuKernels {
   // multiple of width, nc <= kMaxStoredKeys; pf as for qk_dot_stored.
   void (*pv_stored)(const float* st, int nc, int rpad, int rows, const void* const* vrows, longattn_dtype vt, int dv,
                const float* alpha, float* o, int64_t pf);
+
+  // ---- bf16 dot products (the avx512bf16 table; null in the others) ----
+  // qk from bf16 Q and K: st[c][r] = scale · Σ_k q[r][k] · krows[c][k] for c < nc, r < rpad, where
+  // qp [d/2][rpad] holds Q unscaled as bf16 pairs (word qp[i][r] = q[r][2i] | q[r][2i+1] << 16;
+  // lanes past the rows 0), krows[c] are bf16 rows of d values read as stored, d even. The
+  // products are exact in fp32 and summed in fp32: the same accuracy as qk on the same values.
+  void (*qk_bf16)(const uint32_t* qp, int rpad, int d, const uint16_t* const* krows, int nc, float scale,
+                  float* st);
+
+  // pv with P rounded to bf16 (nearest even) and bf16 V rows of dv values read as stored (dv <= dvpad;
+  // columns past dv get 0): o[r][:] = alpha[r]·o[r][:] + Σ_c bf16(st[c][r]) · vrows[c][:], r < rows.
+  // Scratch: pp ⌈nc/2⌉·rpad words (P pairs), vp ⌈nc/2⌉·dvpad words (V pairs); nc <= kMaxStoredKeys.
+  void (*pv_bf16)(const float* st, int nc, int rpad, int rows, const uint16_t* const* vrows, int dv, int dvpad,
+                  const float* alpha, float* o, uint32_t* pp, uint32_t* vp);
 };
 
 const CpuKernels& cpu_kernels_scalar();
 #if defined(__x86_64__) || defined(_M_X64)
 const CpuKernels& cpu_kernels_avx2();
 const CpuKernels& cpu_kernels_avx512();
+const CpuKernels& cpu_kernels_avx512bf16();  // cpu_kernels_avx512() plus qk_bf16 / pv_bf16
 #endif
 #if defined(__aarch64__)
 const CpuKernels& cpu_kernels_neon();
 #endif
 
-// The best table this CPU supports, unless LONGATTN_CPU_ISA (avx512|avx2|neon|scalar) names
-// another one this CPU supports. Null when `name` is given and unsupported.
+// The best table this CPU supports, unless LONGATTN_CPU_ISA (avx512bf16|avx512|avx2|neon|scalar) names
+// another one this CPU supports (avx512bf16 is taken only when named). Null when `name` is given
+// and unsupported.
 const CpuKernels* cpu_kernels_by_name(const char* name);
 const CpuKernels& cpu_kernels_best();
 // Comma-separated list of the tables compiled in.

@@ -417,7 +417,9 @@ const CpuKernels& make_table(const char* isa,
                                    &Kernels<Ops>::softcap,
                                    &Kernels<Ops>::softmax,
                                    &Kernels<Ops>::pv,
-                                   &Kernels<Ops>::pv_stored};
+                                   &Kernels<Ops>::pv_stored,
+                                   nullptr,   // qk_bf16: AVX512-BF16 only
+                                   nullptr};  // pv_bf16
   return table;
 }
 

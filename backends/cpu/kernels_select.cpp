@@ -1,7 +1,12 @@
-// Run-time choice of the micro-kernel table (xsimd's CPU detection), with an override for tests
-// and benchmarks: LONGATTN_CPU_ISA=avx512|avx2|neon|scalar.
+// Run-time choice of the micro-kernel table (xsimd's CPU detection, plus CPUID for AVX512-BF16,
+// which xsimd 8.1 does not know), with an override for tests and benchmarks:
+// LONGATTN_CPU_ISA=avx512bf16|avx512|avx2|neon|scalar (avx512bf16 only when named, see below).
 #include <cstdlib>
 #include <cstring>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+#endif
 
 #include <xsimd/xsimd.hpp>
 
@@ -15,9 +20,22 @@ const char* cpu_isas_compiled() { return cpu::cpu_isas_compiled(); }
 
 namespace longattn::cpu {
 
+#if defined(__x86_64__) || defined(_M_X64)
+namespace {
+// AVX512-BF16: CPUID leaf 7, sub-leaf 1 (present when sub-leaf 0's EAX >= 1), EAX bit 5. The OS
+// saving the AVX-512 registers is part of xsimd's avx512bw check, which the caller makes too.
+bool cpu_has_avx512bf16() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) || eax < 1) return false;
+  __cpuid_count(7, 1, eax, ebx, ecx, edx);
+  return (eax >> 5) & 1u;
+}
+}  // namespace
+#endif
+
 const char* cpu_isas_compiled() {
 #if defined(__x86_64__) || defined(_M_X64)
-  return "avx512,avx2,scalar";
+  return "avx512bf16,avx512,avx2,scalar";
 #elif defined(__aarch64__)
   return "neon,scalar";
 #else
@@ -30,8 +48,9 @@ const CpuKernels* cpu_kernels_by_name(const char* name) {
   (void)have;
   if (std::strcmp(name, "scalar") == 0) return &cpu_kernels_scalar();
 #if defined(__x86_64__) || defined(_M_X64)
-  if (std::strcmp(name, "avx512") == 0 && have.avx512bw && have.avx512dq)
-    return &cpu_kernels_avx512();
+  const bool avx512 = have.avx512bw && have.avx512dq;
+  if (std::strcmp(name, "avx512bf16") == 0 && avx512 && cpu_has_avx512bf16()) return &cpu_kernels_avx512bf16();
+  if (std::strcmp(name, "avx512") == 0 && avx512) return &cpu_kernels_avx512();
   if (std::strcmp(name, "avx2") == 0 && have.fma3_avx2) return &cpu_kernels_avx2();
 #endif
 #if defined(__aarch64__)
@@ -40,6 +59,9 @@ const CpuKernels* cpu_kernels_by_name(const char* name) {
   return nullptr;
 }
 
+// avx512bf16 is not in the automatic order: on Sapphire Rapids (the one AVX512-BF16 CPU measured)
+// VDPBF16PS retires at a quarter of VFMADD231PS's rate, i.e. half the flops, so its kernels are
+// slower than the avx512 ones, which widen bf16 to fp32 with a shift (docs/PERFORMANCE.md).
 const CpuKernels& cpu_kernels_best() {
   if (const char* env = std::getenv("LONGATTN_CPU_ISA"))
     if (const CpuKernels* k = cpu_kernels_by_name(env)) return *k;
