@@ -59,17 +59,17 @@ struct CoopmatTile {
   int32_t subgroups, bk;
   int32_t row_fragments = 1;  // 16-row fragments per subgroup (1 or 2)
   bool q_shared = false;      // Q fragments read from shared memory per tile (not held in registers)
-  bool kv_pipe = true;        // K/V staged in registers one step ahead
+  int32_t kv_pipe = 1;        // K/V staging: 0 none, 1 half a tile ahead, 2 a whole tile ahead
   int32_t rows() const { return kCoopmatFragment * row_fragments * subgroups; }
 };
-// 8 × 32 (K/V pipelined) was the fastest measured on an H100 for long key ranges, 4 × 48 next
-// (docs/PERFORMANCE_VULKAN.md); the others are for devices with less shared memory. Calls whose
-// work items visit at most kCoopmatShortSpan keys (HYPER's exact leaves and its block and sample
-// calls) take other tiles, also measured on the H100: plain segmented calls 4 × 16 (HYPER's
-// leaves, 4 causal segments of 4096: 10.7 ms against 12.3 ms with 4 × 48), calls with gathers,
-// explicit positions, log-weights or exclusion groups 8 × 32 (its block and sample calls of 256
-// keys: 1.3 ms against 1.9 ms).
-constexpr CoopmatTile kCoopmatTiles[] = {{8, 32}, {4, 48}, {4, 32}, {4, 16}};
+// 8 × 32 with K/V loaded a whole tile ahead was the fastest measured on an H100 for long key
+// ranges (docs/PERFORMANCE_VULKAN.md); the others are for devices with less shared memory. Calls
+// whose work items visit at most kCoopmatShortSpan keys (HYPER's exact leaves and its block and
+// sample calls) take other tiles, also measured on the H100: plain segmented calls 4 × 16
+// (HYPER's leaves, 4 causal segments of 4096: 10.7 ms against 12.3 ms with 4 × 48), calls with
+// gathers, explicit positions, log-weights or exclusion groups 8 × 32 (its block and sample calls
+// of 256 keys: 1.3 ms against 1.9 ms).
+constexpr CoopmatTile kCoopmatTiles[] = {{8, 32, 1, false, 2}, {4, 48}, {4, 32}, {4, 16}};
 constexpr CoopmatTile kCoopmatTilesShortSegmented[] = {{4, 16}};
 constexpr CoopmatTile kCoopmatTilesShortGeneral[] = {{8, 32}, {4, 32}, {4, 16}};
 constexpr int64_t kCoopmatShortSpan = 4096;
@@ -301,8 +301,9 @@ bool uses_extras(const AttendArgs& a) {
 }
 
 // LONGATTN_VULKAN_COOPMAT_TILE=SxK or SxKxRxQxP (benchmarks): S subgroups, K keys per tile, R row
-// fragments per subgroup, Q fragments from shared memory (Q = 1), K/V staged in registers a step
-// ahead (P = 1), instead of the automatic tile (ignored when it does not fit).
+// fragments per subgroup, Q fragments from shared memory (Q = 1), K/V staged in registers half a
+// tile (P = 1) or a whole tile (P = 2) ahead or not at all (P = 0), instead of the automatic tile
+// (reported on stderr and ignored when it does not fit).
 CoopmatTile coopmat_tile_override() {
   CoopmatTile t{0, 0};
   const char* e = std::getenv("LONGATTN_VULKAN_COOPMAT_TILE");
@@ -312,7 +313,7 @@ CoopmatTile coopmat_tile_override() {
   if (n != 2 && n != 5) return {0, 0};
   t.row_fragments = rf;
   t.q_shared = qs != 0;
-  t.kv_pipe = pipe != 0;
+  t.kv_pipe = pipe;
   return t;
 }
 
@@ -343,7 +344,8 @@ CoopmatTile coopmat_tile(const VulkanBackend& backend, const AttendArgs& a) {
   if (!rows_vectorizable(a.k, a.head_dim) || !rows_vectorizable(a.v, a.head_dim_v)) return none;
   auto fits = [&](const CoopmatTile& t) {
     const int32_t threads = kCoopmatLanes * t.subgroups;
-    return t.subgroups >= 1 && (t.row_fragments == 1 || t.row_fragments == 2) && t.bk >= kCoopmatFragment &&
+    return t.subgroups >= 1 && (t.row_fragments == 1 || t.row_fragments == 2) && t.kv_pipe >= 0 && t.kv_pipe <= 2 &&
+           t.bk >= kCoopmatFragment &&
            t.bk % kCoopmatFragment == 0 && t.bk <= threads &&
            uint32_t(threads) <= info.max_workgroup_invocations &&
            coopmat_shared_bytes(t, a.head_dim, a.head_dim_v) <= info.max_shared_memory;
@@ -532,7 +534,7 @@ void record_attend(VulkanBackend& backend, const AttendArgs& a) {
       const bool general = coopmat_general(a);
       VkPipeline p = dev.pipeline("attend_coopmat", {kCoopmatLanes * t.subgroups, t.bk, a.head_dim, a.head_dim_v,
                                                      out_dtype, a.state ? 1 : 0, general ? 1 : 0,
-                                                     t.row_fragments, t.q_shared ? 1 : 0, t.kv_pipe ? 1 : 0});
+                                                     t.row_fragments, t.q_shared ? 1 : 0, t.kv_pipe});
       backend.stream().dispatch(p, bytes.data(), bytes.size(), uint64_t(blk.g.n_groups), "attend_coopmat");
       return;
     }

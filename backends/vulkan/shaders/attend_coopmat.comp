@@ -26,9 +26,13 @@
 // scratch of SR rows for S (fp32), O fragments (16×16 fp32, for rescales and the output) or P
 // (f16, over S). Every row stride is padded by one unit, so the 8 rows one 8-lane phase of a
 // fragment load or store touches fall in 8 different bank groups. K/V move in 16-byte units
-// (global → registers → shared); with KV_PIPE they are software pipelined (V(t) read from global
-// memory while S(t) and its softmax are computed, K(t + 1) while P·V(t) is), otherwise both are
-// copied at the start of the tile. Two workgroup barriers per tile either way.
+// (global → registers → shared) and are software pipelined: KV_PIPE = 1 reads V(t) from global
+// memory while S(t) and its softmax are computed and K(t + 1) while P·V(t) is; KV_PIPE = 2 reads
+// K(t + 1) and V(t + 1) while the whole of tile t is computed; KV_PIPE = 0 copies both at the
+// start of the tile. Two workgroup barriers per tile in every case.
+//
+// Every loop over fragments, units or lanes' elements is marked [[unroll]]: arrays of fragments
+// and registers indexed in a loop the driver does not unroll would live in local memory.
 //
 // GENERAL = false (specialization) is the plain case: affine query and key positions (no gathers,
 // no explicit positions), no log-weights, no exclusion groups. Full tiles then skip all per-element
@@ -36,6 +40,7 @@
 // ggml-style extras.
 
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #extension GL_NV_cooperative_matrix : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -54,7 +59,7 @@ layout(constant_id = 5) const bool STATE = false;
 layout(constant_id = 6) const bool GENERAL = true;
 layout(constant_id = 7) const int RF = 1;       // row fragments per subgroup: 1 or 2
 layout(constant_id = 8) const bool Q_SHARED = false;  // Q fragments read from shared memory per tile
-layout(constant_id = 9) const bool KV_PIPE = true;    // K/V staged in registers one step ahead
+layout(constant_id = 9) const int KV_PIPE = 1;  // K/V staging: 0 none, 1 half a tile ahead, 2 a tile ahead
 
 const int kLanes = 32;                          // subgroup size (checked by the host)
 const int kFrag = 16;                           // matrix fragment edge
@@ -246,7 +251,7 @@ void main() {
       if (A.q_stride[3] == 2 && (at & uint64_t(15)) == 0) {
         x = U32x4s(at).v[0];
       } else {
-        for (int e = 0; e < 4; ++e)
+        [[unroll]] for (int e = 0; e < 4; ++e)
           x[e] = load_half_bits(at + uint64_t((2 * e) * A.q_stride[3])) |
                  (load_half_bits(at + uint64_t((2 * e + 1) * A.q_stride[3])) << 16);
       }
@@ -256,8 +261,8 @@ void main() {
   barrier();
   HMAT qf[Q_SHARED ? 1 : RF * NKK];
   if (!Q_SHARED) {
-    for (int f = 0; f < RF; ++f)
-      for (int kk = 0; kk < NKK; ++kk)
+    [[unroll]] for (int f = 0; f < RF; ++f)
+      [[unroll]] for (int kk = 0; kk < NKK; ++kk)
         coopMatLoadNV(qf[f * NKK + kk], sm, uint((w * SR + f * kFrag) * KS + kk * 2), uint(KS), false);
     barrier();  // Q is in registers: the shared array takes K, V and the scratches
   }
@@ -270,21 +275,21 @@ void main() {
   const int my_o = scr + rr * SS + hh * OU;     // this lane's units of an O fragment row there
   float m_ref = kNegInf, l = 0.0;
   FMAT of[RF * NC];
-  for (int i = 0; i < RF * NC; ++i) of[i] = FMAT(0.0);
+  [[unroll]] for (int i = 0; i < RF * NC; ++i) of[i] = FMAT(0.0);
   if (STATE) {
     if (me.valid) {
       m_ref = ld_f32(A.st_m, sidx);
       l = ld_f32(A.st_l, sidx);
     }
-    for (int c = 0; c < NC; ++c) {
-      for (int e = 0; e < OU; ++e) {
+    [[unroll]] for (int c = 0; c < NC; ++c) {
+      [[unroll]] for (int e = 0; e < OU; ++e) {
         vec4 x = vec4(0.0);
         if (me.valid)
-          for (int k = 0; k < 4; ++k) x[k] = ld_f32(A.st_acc, sidx * DV + c * kFrag + hh * 4 * OU + e * 4 + k);
+          [[unroll]] for (int k = 0; k < 4; ++k) x[k] = ld_f32(A.st_acc, sidx * DV + c * kFrag + hh * 4 * OU + e * 4 + k);
         sm[my_o + e] = floatBitsToUint(x);
       }
       sync_subgroup();
-      for (int f = 0; f < RF; ++f) coopMatLoadNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
+      [[unroll]] for (int f = 0; f < RF; ++f) coopMatLoadNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
       sync_subgroup();
     }
   }
@@ -303,11 +308,13 @@ void main() {
   const int64_t k_row_bytes = A.k_stride[1], v_row_bytes = A.v_stride[1];
 
   uvec4 kreg[NKC], vreg[NVC];
-  if (KV_PIPE && n_t > 0) {  // K of the first tile into registers
+  if (KV_PIPE != 0 && n_t > 0) {  // K (with KV_PIPE = 2 also V) of the first tile into registers
     int64_t j0;
     int nc;
     tile_at(0, n_t0, rb0, re0, rb1, re1, j0, nc);
-    for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j0, nc, tid + i * WG);
+    [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j0, nc, tid + i * WG);
+    if (KV_PIPE == 2)
+      [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
   }
 
   for (int t = 0; t < n_t; ++t) {
@@ -315,18 +322,18 @@ void main() {
     int nc;
     tile_at(t, n_t0, rb0, re0, rb1, re1, j0, nc);
 
-    // K(t) (and without KV_PIPE V(t)) into shared memory: the last barrier ended every read of
+    // K(t) (and unless KV_PIPE = 1 V(t)) into shared memory: the last barrier ended every read of
     // the previous tile's K (and V)
-    if (!KV_PIPE) {
-      for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j0, nc, tid + i * WG);
-      for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
+    if (KV_PIPE == 0) {
+      [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j0, nc, tid + i * WG);
+      [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
     }
-    for (int i = 0; i < NKC; ++i) {
+    [[unroll]] for (int i = 0; i < NKC; ++i) {
       const int p = tid + i * WG;
       if (p < BK * KU) sm[K_AT + (p / KU) * KS + p % KU] = kreg[i];
     }
-    if (!KV_PIPE) {
-      for (int i = 0; i < NVC; ++i) {
+    if (KV_PIPE != 1) {
+      [[unroll]] for (int i = 0; i < NVC; ++i) {
         const int p = tid + i * WG;
         if (p < BK * VU) sm[V_AT + (p / VU) * VS + p % VU] = vreg[i];
       }
@@ -342,10 +349,18 @@ void main() {
       }
       sKpos[c] = kpos;
     }
-    // with KV_PIPE: V(t) global → registers, consumed after S(t) and its softmax
-    if (KV_PIPE)
-      for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
+    // KV_PIPE = 1: V(t) global → registers, consumed after S(t) and its softmax
+    if (KV_PIPE == 1)
+      [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
     barrier();  // K(t) (V(t)) and the key metadata are visible
+    // KV_PIPE = 2: K(t + 1) and V(t + 1) global → registers, in flight during the whole tile
+    if (KV_PIPE == 2 && t + 1 < n_t) {
+      int64_t j1;
+      int nc1;
+      tile_at(t + 1, n_t0, rb0, re0, rb1, re1, j1, nc1);
+      [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j1, nc1, tid + i * WG);
+      [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j1, nc1, tid + i * WG);
+    }
 
     int kind;
     if (!any_mask) {
@@ -368,30 +383,30 @@ void main() {
       // from shared memory once per tile.
       if (Q_SHARED) {
         FMAT s[RF * NJ];
-        for (int i = 0; i < RF * NJ; ++i) s[i] = FMAT(0.0);
-        for (int kk = 0; kk < NKK; ++kk) {
+        [[unroll]] for (int i = 0; i < RF * NJ; ++i) s[i] = FMAT(0.0);
+        [[unroll]] for (int kk = 0; kk < NKK; ++kk) {
           HMAT qa[RF];
-          for (int f = 0; f < RF; ++f)
+          [[unroll]] for (int f = 0; f < RF; ++f)
             coopMatLoadNV(qa[f], sm, uint((w * SR + f * kFrag) * KS + kk * 2), uint(KS), false);
-          for (int j = 0; j < NJ; ++j) {
+          [[unroll]] for (int j = 0; j < NJ; ++j) {
             HMAT kt;
             coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), true);  // Kᵀ block
-            for (int f = 0; f < RF; ++f) s[f * NJ + j] = coopMatMulAddNV(qa[f], kt, s[f * NJ + j]);
+            [[unroll]] for (int f = 0; f < RF; ++f) s[f * NJ + j] = coopMatMulAddNV(qa[f], kt, s[f * NJ + j]);
           }
         }
-        for (int f = 0; f < RF; ++f)
-          for (int j = 0; j < NJ; ++j)
+        [[unroll]] for (int f = 0; f < RF; ++f)
+          [[unroll]] for (int j = 0; j < NJ; ++j)
             coopMatStoreNV(s[f * NJ + j], sm, uint(scr + f * kFrag * SS + j * 4), uint(SS), false);
       } else {
-        for (int j = 0; j < NJ; ++j) {
+        [[unroll]] for (int j = 0; j < NJ; ++j) {
           FMAT s[RF];
-          for (int f = 0; f < RF; ++f) s[f] = FMAT(0.0);
-          for (int kk = 0; kk < NKK; ++kk) {
+          [[unroll]] for (int f = 0; f < RF; ++f) s[f] = FMAT(0.0);
+          [[unroll]] for (int kk = 0; kk < NKK; ++kk) {
             HMAT kt;
             coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), true);  // Kᵀ block
-            for (int f = 0; f < RF; ++f) s[f] = coopMatMulAddNV(qf[f * NKK + kk], kt, s[f]);
+            [[unroll]] for (int f = 0; f < RF; ++f) s[f] = coopMatMulAddNV(qf[f * NKK + kk], kt, s[f]);
           }
-          for (int f = 0; f < RF; ++f) coopMatStoreNV(s[f], sm, uint(scr + f * kFrag * SS + j * 4), uint(SS), false);
+          [[unroll]] for (int f = 0; f < RF; ++f) coopMatStoreNV(s[f], sm, uint(scr + f * kFrag * SS + j * 4), uint(SS), false);
         }
       }
       sync_subgroup();
@@ -402,9 +417,9 @@ void main() {
       const int s_at = scr + rr * SS + hh * (COLS / 4);
       float sv[COLS];
       float mx = kNegInf;
-      for (int e = 0; e < COLS / 4; ++e) {
+      [[unroll]] for (int e = 0; e < COLS / 4; ++e) {
         const vec4 x = uintBitsToFloat(sm[s_at + e]);
-        for (int k = 0; k < 4; ++k) {
+        [[unroll]] for (int k = 0; k < 4; ++k) {
           sv[4 * e + k] = score(A, x[k], hh * COLS + 4 * e + k, exact, kind, nc, me.pos, me.group, kpos0, has_groups);
           mx = max(mx, sv[4 * e + k]);
         }
@@ -421,12 +436,12 @@ void main() {
       // O_row ·= α, one column of fragments at a time through the scratch (each lane scales its
       // own part of its row)
       if (subgroupAny(rescale)) {
-        for (int c = 0; c < NC; ++c) {
-          for (int f = 0; f < RF; ++f) coopMatStoreNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
+        [[unroll]] for (int c = 0; c < NC; ++c) {
+          [[unroll]] for (int f = 0; f < RF; ++f) coopMatStoreNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
           sync_subgroup();
-          for (int e = 0; e < OU; ++e) sm[my_o + e] = floatBitsToUint(uintBitsToFloat(sm[my_o + e]) * alpha);
+          [[unroll]] for (int e = 0; e < OU; ++e) sm[my_o + e] = floatBitsToUint(uintBitsToFloat(sm[my_o + e]) * alpha);
           sync_subgroup();
-          for (int f = 0; f < RF; ++f) coopMatLoadNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
+          [[unroll]] for (int f = 0; f < RF; ++f) coopMatLoadNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
           sync_subgroup();
         }
       }
@@ -434,9 +449,9 @@ void main() {
       // P = exp2(s − m_ref) as f16 over S;  l = α·l + rowsum P
       float sum = 0.0;
       const int p_at = scr + rr * PS + hh * (COLS / 8);
-      for (int e = 0; e < COLS / 8; ++e) {
+      [[unroll]] for (int e = 0; e < COLS / 8; ++e) {
         uvec4 packed;
-        for (int k = 0; k < 4; ++k) {
+        [[unroll]] for (int k = 0; k < 4; ++k) {
           const float p0 = exp2(sv[8 * e + 2 * k] - m_sub), p1 = exp2(sv[8 * e + 2 * k + 1] - m_sub);
           sum += p0 + p1;
           packed[k] = packFloat2x16(f16vec2(p0, p1));
@@ -447,9 +462,9 @@ void main() {
       l = l * alpha + sum;
     }
 
-    if (KV_PIPE) {
+    if (KV_PIPE == 1) {
       // V(t) registers → shared (every read of V(t − 1) ended before the barrier above)
-      for (int i = 0; i < NVC; ++i) {
+      [[unroll]] for (int i = 0; i < NVC; ++i) {
         const int p = tid + i * WG;
         if (p < BK * VU) sm[V_AT + (p / VU) * VS + p % VU] = vreg[i];
       }
@@ -458,7 +473,7 @@ void main() {
         int64_t j1;
         int nc1;
         tile_at(t + 1, n_t0, rb0, re0, rb1, re1, j1, nc1);
-        for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j1, nc1, tid + i * WG);
+        [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j1, nc1, tid + i * WG);
       }
       barrier();  // V(t) and P are visible; every read of K(t) has ended
     } else {
@@ -468,18 +483,18 @@ void main() {
     if (kind != kSkip) {
       // O += P·V
       HMAT pf[RF * NJ];
-      for (int f = 0; f < RF; ++f)
-        for (int j = 0; j < NJ; ++j)
+      [[unroll]] for (int f = 0; f < RF; ++f)
+        [[unroll]] for (int j = 0; j < NJ; ++j)
           coopMatLoadNV(pf[f * NJ + j], sm, uint(scr + f * kFrag * PS + j * 2), uint(PS), false);
-      for (int c = 0; c < NC; ++c) {
-        for (int j = 0; j < NJ; ++j) {
+      [[unroll]] for (int c = 0; c < NC; ++c) {
+        [[unroll]] for (int j = 0; j < NJ; ++j) {
           HMAT vf;
           coopMatLoadNV(vf, sm, uint(V_AT + j * kFrag * VS + c * 2), uint(VS), false);
-          for (int f = 0; f < RF; ++f) of[f * NC + c] = coopMatMulAddNV(pf[f * NJ + j], vf, of[f * NC + c]);
+          [[unroll]] for (int f = 0; f < RF; ++f) of[f * NC + c] = coopMatMulAddNV(pf[f * NJ + j], vf, of[f * NC + c]);
         }
       }
     }
-    if (!KV_PIPE) barrier();  // every read of K(t) and V(t) has ended
+    if (KV_PIPE != 1) barrier();  // every read of K(t) and V(t) has ended
   }
   sync_subgroup();  // the scratch's P is read
 
@@ -487,14 +502,14 @@ void main() {
   // elements of its row per lane ----
   const float inv_l = l == 0.0 ? 0.0 : 1.0 / l;
   const int64_t o_step = A.o_stride[3];
-  for (int c = 0; c < NC; ++c) {
-    for (int f = 0; f < RF; ++f) coopMatStoreNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
+  [[unroll]] for (int c = 0; c < NC; ++c) {
+    [[unroll]] for (int f = 0; f < RF; ++f) coopMatStoreNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
     sync_subgroup();
     if (me.valid) {
       const int d0 = c * kFrag + hh * 4 * OU;
-      for (int e = 0; e < OU; ++e) {
+      [[unroll]] for (int e = 0; e < OU; ++e) {
         const vec4 x = uintBitsToFloat(sm[my_o + e]);
-        for (int k = 0; k < 4; k += 2) {
+        [[unroll]] for (int k = 0; k < 4; k += 2) {
           const int d = d0 + 4 * e + k;
           if (STATE) {
             st_f32(A.st_acc, sidx * DV + d, x[k]);
