@@ -65,12 +65,12 @@ struct CoopmatTile {
 // 8 × 32 with K/V loaded a whole tile ahead was the fastest measured on an H100 for long key
 // ranges (docs/PERFORMANCE_VULKAN.md); the others are for devices with less shared memory. Calls
 // whose work items visit at most kCoopmatShortSpan keys (HYPER's exact leaves and its block and
-// sample calls) take other tiles, also measured on the H100: plain segmented calls 4 × 16
-// (HYPER's leaves, 4 causal segments of 4096: 10.7 ms against 12.3 ms with 4 × 48), calls with
-// gathers, explicit positions, log-weights or exclusion groups 8 × 32 (its block and sample calls
-// of 256 keys: 1.3 ms against 1.9 ms).
+// sample calls) take other tiles, also measured on the H100: plain segmented calls 8 × 32 with
+// K/V half a tile ahead (HYPER's leaves, 4 causal segments of 4096: 6.70 ms against 7.44 ms
+// with 4 × 16), calls with gathers, explicit positions, log-weights or exclusion groups 8 × 32
+// (its block and sample calls of 256 keys).
 constexpr CoopmatTile kCoopmatTiles[] = {{8, 32, 1, false, 2}, {4, 48}, {4, 32}, {4, 16}};
-constexpr CoopmatTile kCoopmatTilesShortSegmented[] = {{4, 16}};
+constexpr CoopmatTile kCoopmatTilesShortSegmented[] = {{8, 32}, {4, 16}};
 constexpr CoopmatTile kCoopmatTilesShortGeneral[] = {{8, 32}, {4, 32}, {4, 16}};
 constexpr int64_t kCoopmatShortSpan = 4096;
 // The cooperative-matrix kernel has no split-KV: it runs when the call has at least this many
