@@ -134,6 +134,18 @@ TEST_CASE("head dims on the fast paths and odd ones") {
   }
 }
 
+TEST_CASE("f32 K/V rows 2 KiB apart or a multiple (many-row kernels copy their tiles)") {
+  std::mt19937_64 rng(std::random_device{}());
+  // rows 2048 B (4 × 128, 8 × 64 floats) and 4096 B (8 × 128) apart; 1024 B (2 × 128) stays in place
+  for (int32_t hkv : {2, 4, 8})
+    for (int32_t d : {64, 128})
+      for (bool causal : {true, false}) {
+        Case c{1, 70, 150, 2 * hkv, hkv, d, d, causal, LONGATTN_DTYPE_F32, LONGATTN_DTYPE_F32, LONGATTN_DTYPE_F32, 0,
+               LONGATTN_Q_POS_BOTTOM_RIGHT, 0.0f};
+        check_case(c, 1 + int(rng() % 2), rng());
+      }
+}
+
 TEST_CASE("decode: one query row against a long KV cache (split keys), and a speculative batch") {
   std::mt19937_64 rng(std::random_device{}());
   for (int64_t nq : {1, 4}) {
