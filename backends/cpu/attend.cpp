@@ -511,8 +511,6 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
   P.q_elem_stride = a.q.strides[3] / qdt;
   P.k_elem_stride = is_block_dtype(a.k.dtype) ? a.k.strides[3] : a.k.strides[3] / kdt;
   P.v_elem_stride = is_block_dtype(a.v.dtype) ? a.v.strides[3] : a.v.strides[3] / vdt;
-  P.k_direct = a.k.dtype == LONGATTN_DTYPE_F32 && a.k.strides[3] == kdt;
-  P.v_direct = a.v.dtype == LONGATTN_DTYPE_F32 && a.v.strides[3] == vdt && a.head_dim_v % W == 0;
   P.q_scale = a.softcap > 0 ? a.scale : a.scale * kLog2e;
 
   // segments and query tiles
@@ -541,14 +539,17 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
   const int64_t max_tile_rows = std::min<int64_t>(P.rows_per_tile, a.n_q);
   auto is16 = [](longattn_dtype t) { return t == LONGATTN_DTYPE_F16 || t == LONGATTN_DTYPE_BF16; };
   P.dot_mode = 2 * P.group * max_tile_rows <= W;
-  // The many-row kernels read a K/V tile's rows many times: rows 2 KiB or a multiple apart (f32
+  // f32 rows with unit element stride are read in place, except by the many-row kernels when the
+  // rows are 2 KiB or a multiple apart: those read each tile's rows many times, and such rows (f32
   // KV caches with 8 heads of 64–128) start in few L1 sets, so the tile is copied contiguous
-  // instead of read in place (n = 4096 causal, 32/8 heads, d = 128: 113 → 126 GFLOP/s; rows 1 KiB
-  // or 512 B apart were 2–4 % faster in place).
-  if (!P.dot_mode) {
-    if (a.k.strides[1] % kAliasingRowStride == 0) P.k_direct = false;
-    if (a.v.strides[1] % kAliasingRowStride == 0) P.v_direct = false;
-  }
+  // (n = 4096 causal, 32/8 heads, d = 128: 113 → 126 GFLOP/s; rows 1 KiB or 512 B apart were
+  // 2–4 % faster in place).
+  auto in_place = [&](const View& t, int64_t elem_bytes) {
+    return t.dtype == LONGATTN_DTYPE_F32 && t.strides[3] == elem_bytes &&
+           (P.dot_mode || t.strides[1] % kAliasingRowStride != 0);
+  };
+  P.k_direct = in_place(a.k, kdt);
+  P.v_direct = in_place(a.v, vdt) && a.head_dim_v % W == 0;
   P.k_row_bytes = is_block_dtype(a.k.dtype) ? a.head_dim / kQuantBlock * a.k.strides[3] : a.head_dim * a.k.strides[3];
   P.v_row_bytes = is_block_dtype(a.v.dtype) ? a.head_dim_v / kQuantBlock * a.v.strides[3] : a.head_dim_v * a.v.strides[3];
   // rows the kernels can read as stored: 16-bit values or blocks back to back
