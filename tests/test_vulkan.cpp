@@ -559,12 +559,18 @@ TEST_CASE("vulkan: errors become statuses") {
   CHECK(status == LONGATTN_ERROR_BACKEND_UNAVAILABLE);
 }
 
-TEST_CASE("vulkan: attend matches the CPU backend (random features)") {
+// n attend calls drawn by `draw` from generator seed `seed`, each checked against the CPU backend
+// (data seeds first_data_seed, first_data_seed + 1, …).
+void check_random_attends(AttendCase (*draw)(std::mt19937_64&), int n, uint64_t seed, uint64_t first_data_seed) {
   if (!have_vulkan()) return;
   ValidationGuard guard;
   Backends b;
-  std::mt19937_64 rng(2024);
-  for (int i = 0; i < 60; ++i) check_attend(*b.vk, *b.cpu, random_attend_case(rng), 1000 + uint64_t(i));
+  std::mt19937_64 rng(seed);
+  for (int i = 0; i < n; ++i) check_attend(*b.vk, *b.cpu, draw(rng), first_data_seed + uint64_t(i));
+}
+
+TEST_CASE("vulkan: attend matches the CPU backend (random features)") {
+  check_random_attends(random_attend_case, 60, 2024, 1000);
 }
 
 // f16 Q/K/V with head dims that are multiples of 16 and several key tiles: on devices with
@@ -584,11 +590,7 @@ AttendCase random_f16_attend_case(std::mt19937_64& rng) {
 }
 
 TEST_CASE("vulkan: attend with f16 inputs over several key tiles matches the CPU backend") {
-  if (!have_vulkan()) return;
-  ValidationGuard guard;
-  Backends b;
-  std::mt19937_64 rng(4242);
-  for (int i = 0; i < 24; ++i) check_attend(*b.vk, *b.cpu, random_f16_attend_case(rng), 5000 + uint64_t(i));
+  check_random_attends(random_f16_attend_case, 24, 4242, 5000);
 }
 
 TEST_CASE("vulkan: attend edge cases") {
