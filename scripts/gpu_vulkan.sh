@@ -29,6 +29,8 @@
 #                                   FLASH causal, SPARSE and HYPER without timestamps; GPU clocks are
 #                                   sampled meanwhile (clocks_prefill.csv); LONGATTN_VK_SKIP_TESTS=1
 #                                   leaves the tests out.
+#   scripts/gpu_vulkan.sh diag      what each part of the cooperative-matrix tile loop costs
+#                                   (see diag() below)
 set -u
 # LONGATTN_VK_ROOT: the repository root (default: this script's parent folder); LONGATTN_VK_BIN: the
 # folder with the test binaries (default build-vkbin)
@@ -215,9 +217,24 @@ prefill() {
   step 90 "$BIN"/test_vulkan 2>&1 | tee "$out/test_auto.txt" | grep -E 'ERROR|FAILED|test cases|assertions|Status' | head -20
 }
 
+# What each part of the cooperative-matrix kernel's tile loop costs: the prefill benchmark with
+# LONGATTN_VULKAN_COOPMAT_DIAG = each of LONGATTN_VK_DIAGS (default "0 1 2 3 4 5 6"; 0 is the real
+# kernel, the others leave a part out and give wrong results), tile LONGATTN_VK_DIAG_TILE.
+diag() {
+  setup
+  local d
+  export LONGATTN_VULKAN_BENCH=1 LONGATTN_VULKAN_COOPMAT_TILE="${LONGATTN_VK_DIAG_TILE:-8x32x1x0x2x1}"
+  for d in ${LONGATTN_VK_DIAGS:-0 1 2 3 4 5 6}; do
+    LONGATTN_VULKAN_COOPMAT_DIAG=$d LONGATTN_VULKAN_BENCH_CASES=${LONGATTN_VK_TILE_CASES:-prefill_causal,prefill_full} \
+      step 40 "$BIN"/test_vulkan_bench 2>&1 | grep '^{' | grep -v gpu_dispatch | sed "s/^{/{\"diag\":$d,/" |
+      tee "$out/bench_diag_$d.jsonl"
+  done
+}
+
 case "${1:-run}" in
   prepare) prepare ;;
   run) run ;;
   prefill) prefill ;;
-  *) echo "usage: $0 prepare|run|prefill" >&2; exit 2 ;;
+  diag) diag ;;
+  *) echo "usage: $0 prepare|run|prefill|diag" >&2; exit 2 ;;
 esac

@@ -402,6 +402,47 @@ TEST_CASE("vulkan: device enumeration") {
   CHECK(count == n);
 }
 
+TEST_CASE("vulkan: cooperative-matrix fragment layout model") {
+  // the model fitted to synthetic probe answers: NVIDIA's mma accumulator form (component e of lane
+  // l: row l/4 + 8·(e/2 mod 2), column 2·(l mod 4) + e mod 2 + 8·(e/4)) is known; a layout of one
+  // row per lane, a product disagreeing with the load, or 4 components per lane are not
+  using longattn::vk::fit_coopmat_layout;
+  std::vector<float> probe(longattn::vk::kCoopmatLayoutProbeFloats);
+  auto fill = [&](auto row_col) {
+    for (int l = 0; l < 32; ++l)
+      for (int e = 0; e < 8; ++e) {
+        const auto [r, c] = row_col(l, e);
+        probe[size_t(8 * l + e)] = probe[size_t(256 + 8 * l + e)] = float(16 * r + c);
+      }
+    probe[512] = 8.0f;
+  };
+  fill([](int l, int e) { return std::pair<int, int>{l / 4 + 8 * ((e / 2) % 2), 2 * (l % 4) + e % 2 + 8 * (e / 4)}; });
+  longattn::vk::CoopmatLayout m = fit_coopmat_layout(probe.data());
+  CHECK(m.known);
+  CHECK(m.lane_row_shift == 2);
+  CHECK(m.lane_col_step == 2);
+  CHECK(m.elem_row_hi == 0xcc);
+  CHECK(m.elem_cols == 0x98981010u);
+  probe[256 + 17] += 1.0f;
+  CHECK(!fit_coopmat_layout(probe.data()).known);
+  probe[256 + 17] -= 1.0f;
+  probe[512] = 4.0f;
+  CHECK(!fit_coopmat_layout(probe.data()).known);
+  fill([](int l, int e) { return std::pair<int, int>{l / 2, 8 * (l % 2) + e}; });
+  CHECK(!fit_coopmat_layout(probe.data()).known);
+
+  // the device's own answer, where it has cooperative matrices (NVIDIA's must fit the model: its
+  // in-register softmax depends on it)
+  if (!have_vulkan()) return;
+  ValidationGuard guard;
+  auto owned = longattn::make_vulkan_backend(kDevice);
+  auto& be = dynamic_cast<longattn::vk::VulkanBackend&>(*owned);
+  if (!be.device().info().cooperative_matrix_nv) return;
+  const longattn::vk::CoopmatLayout& lay = be.coopmat_layout();
+  MESSAGE("cooperative-matrix fragment layout: ", lay.describe());
+  if (be.device().info().name.find("NVIDIA") != std::string::npos) CHECK(lay.known);
+}
+
 TEST_CASE("vulkan: memory, transfers and copies") {
   if (!have_vulkan()) return;
   ValidationGuard guard;

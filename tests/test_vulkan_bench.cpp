@@ -6,7 +6,8 @@
 // the device's copy bandwidth (vkCmdCopyBuffer, bytes read + written) as the decode ceiling.
 // Every case is timed after kWarmupMs of back-to-back calls: NVIDIA's driver keeps an H100's SM
 // clock at its idle 345 MHz through short bursts of work and raises it to 1980 MHz only under
-// sustained load (a 0.4 ms decode measured cold runs up to 5.7× slower).
+// sustained load (a 0.4 ms decode measured cold runs up to 5.7× slower); prefill kernels were also
+// seen 4–5× slower through the first second or two of a process at full clock.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -34,7 +35,7 @@ double now_ms() {
   return std::chrono::duration<double, std::milli>(clock::now().time_since_epoch()).count();
 }
 
-constexpr double kWarmupMs = 1000;
+constexpr double kWarmupMs = 3000;
 
 // Calls `call` back to back for at least kWarmupMs (and once at least).
 template <class F>

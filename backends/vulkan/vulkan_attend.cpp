@@ -60,18 +60,20 @@ struct CoopmatTile {
   int32_t row_fragments = 1;  // 16-row fragments per subgroup (1 or 2)
   bool q_shared = false;      // Q fragments read from shared memory per tile (not held in registers)
   int32_t kv_pipe = 1;        // K/V staging: 0 none, 1 half a tile ahead, 2 a whole tile ahead
+  bool reg_softmax = false;   // softmax on the accumulators in registers (needs a known layout)
   int32_t rows() const { return kCoopmatFragment * row_fragments * subgroups; }
 };
-// 8 × 32 with K/V loaded a whole tile ahead was the fastest measured on an H100 for long key
-// ranges (docs/PERFORMANCE_VULKAN.md); the others are for devices with less shared memory. Calls
-// whose work items visit at most kCoopmatShortSpan keys (HYPER's exact leaves and its block and
-// sample calls) take other tiles, also measured on the H100: plain segmented calls 8 × 32 with
-// K/V half a tile ahead (HYPER's leaves, 4 causal segments of 4096: 6.70 ms against 7.44 ms
+// 8 × 32 with K/V loaded a whole tile ahead and the softmax in registers was the fastest measured
+// on an H100 for long key ranges (docs/PERFORMANCE_VULKAN.md); the same through shared memory
+// follows for devices whose fragment layout is not known, the others for devices with less shared
+// memory. Calls whose work items visit at most kCoopmatShortSpan keys (HYPER's exact leaves and its
+// block and sample calls) take other tiles, also measured on the H100: plain segmented calls 8 × 32
+// with K/V half a tile ahead (HYPER's leaves, 4 causal segments of 4096: 6.70 ms against 7.44 ms
 // with 4 × 16), calls with gathers, explicit positions, log-weights or exclusion groups 8 × 32
-// (its block and sample calls of 256 keys).
-constexpr CoopmatTile kCoopmatTiles[] = {{8, 32, 1, false, 2}, {4, 48}, {4, 32}, {4, 16}};
-constexpr CoopmatTile kCoopmatTilesShortSegmented[] = {{8, 32}, {4, 16}};
-constexpr CoopmatTile kCoopmatTilesShortGeneral[] = {{8, 32}, {4, 32}, {4, 16}};
+// (its block and sample calls of 256 keys); both with the softmax in registers where it can.
+constexpr CoopmatTile kCoopmatTiles[] = {{8, 32, 1, false, 2, true}, {8, 32, 1, false, 2}, {4, 48}, {4, 32}, {4, 16}};
+constexpr CoopmatTile kCoopmatTilesShortSegmented[] = {{8, 32, 1, false, 1, true}, {8, 32}, {4, 16}};
+constexpr CoopmatTile kCoopmatTilesShortGeneral[] = {{8, 32, 1, false, 1, true}, {8, 32}, {4, 32}, {4, 16}};
 constexpr int64_t kCoopmatShortSpan = 4096;
 // The cooperative-matrix kernel has no split-KV: it runs when the call has at least this many
 // work items (otherwise the portable kernel with split-KV keeps the device busier).
@@ -141,14 +143,14 @@ size_t shared_bytes(int32_t bq, int32_t bk, int32_t d, int32_t dv) {
 
 // Shared memory of attend_coopmat.comp (keep in step with its `shared` declarations): 16-byte
 // units for the K and V tiles and the per-subgroup scratches (rows padded by one unit), or for the
-// Q rows while they are staged; row positions, physical indices and groups; the tile's key
-// positions, log-weights and groups.
-size_t coopmat_shared_bytes(const CoopmatTile& t, int32_t d, int32_t dv) {
-  const size_t bq = size_t(t.rows()), bk = size_t(t.bk);
-  const size_t ks = size_t(d) / 8 + 1, vs = size_t(dv) / 8 + 1, ss = bk / 4 + 1;
+// Q rows while they are staged; for the general variant the row positions, physical indices and
+// groups and the tile's key positions, log-weights and groups (one entry each otherwise).
+size_t coopmat_shared_bytes(const CoopmatTile& t, int32_t d, int32_t dv, bool general) {
+  const size_t bq = size_t(t.rows()), bk = size_t(t.bk), gq = general ? bq : 1, gk = general ? bk : 1;
+  const size_t ks = size_t(d) / 8 + 1, vs = size_t(dv) / 8 + 1, ss = (t.reg_softmax ? 4 : bk / 4) + 1;
   const size_t q_units = bq * ks;
   const size_t tile_units = (t.q_shared ? q_units : 0) + bk * (ks + vs) + bq * ss;
-  return 16 * std::max(tile_units, q_units) + bq * (8 + 8 + 8 + 4) + bk * (8 + 4 + 4);
+  return 16 * std::max(tile_units, q_units) + gq * (8 + 8 + 8 + 4) + gk * (8 + 4 + 4);
 }
 
 // Rows per workgroup follow the head dim (shared memory) and, for calls with few query rows per
@@ -300,21 +302,33 @@ bool uses_extras(const AttendArgs& a) {
   return a.add_mask.data || a.alibi_slopes || a.sinks || is_block_dtype(a.k.dtype) || is_block_dtype(a.v.dtype);
 }
 
-// LONGATTN_VULKAN_COOPMAT_TILE=SxK or SxKxRxQxP (benchmarks): S subgroups, K keys per tile, R row
-// fragments per subgroup, Q fragments from shared memory (Q = 1), K/V staged in registers half a
-// tile (P = 1) or a whole tile (P = 2) ahead or not at all (P = 0), instead of the automatic tile
-// (reported on stderr and ignored when it does not fit).
+// LONGATTN_VULKAN_COOPMAT_TILE=SxK, SxKxRxQxP or SxKxRxQxPxM (benchmarks): S subgroups, K keys per
+// tile, R row fragments per subgroup, Q fragments from shared memory (Q = 1), K/V staged in
+// registers half a tile (P = 1) or a whole tile (P = 2) ahead or not at all (P = 0), softmax in
+// registers (M = 1, where the device's fragment layout is known) or through shared memory (M = 0),
+// instead of the automatic tile (reported on stderr and ignored when it does not fit).
 CoopmatTile coopmat_tile_override() {
   CoopmatTile t{0, 0};
   const char* e = std::getenv("LONGATTN_VULKAN_COOPMAT_TILE");
-  int rf = 1, qs = 0, pipe = 1;
+  int rf = 1, qs = 0, pipe = 1, rs = 0;
   if (!e) return t;
-  const int n = std::sscanf(e, "%dx%dx%dx%dx%d", &t.subgroups, &t.bk, &rf, &qs, &pipe);
-  if (n != 2 && n != 5) return {0, 0};
+  const int n = std::sscanf(e, "%dx%dx%dx%dx%dx%d", &t.subgroups, &t.bk, &rf, &qs, &pipe, &rs);
+  if (n != 2 && n != 5 && n != 6) return {0, 0};
   t.row_fragments = rf;
   t.q_shared = qs != 0;
   t.kv_pipe = pipe;
+  t.reg_softmax = rs != 0;
   return t;
+}
+
+// LONGATTN_VULKAN_COOPMAT_DIAG=N (measurement only: wrong results): attend_coopmat.comp's DIAG,
+// parts of its tile loop left out to see what each costs.
+int32_t coopmat_diagnostic() {
+  static const int32_t diag = [] {
+    const char* e = std::getenv("LONGATTN_VULKAN_COOPMAT_DIAG");
+    return e ? int32_t(std::atoi(e)) : 0;
+  }();
+  return diag;
 }
 
 // The call needs the cooperative-matrix kernel's general variant (GENERAL = true): gathers, explicit
@@ -332,8 +346,8 @@ int64_t longest_key_span(const AttendArgs& a) {
 }
 
 // The cooperative-matrix kernel's tile for the call, or {0, 0} when the call cannot use it.
-CoopmatTile coopmat_tile(const VulkanBackend& backend, const AttendArgs& a) {
-  const PhysicalDeviceInfo& info = const_cast<VulkanBackend&>(backend).device().info();
+CoopmatTile coopmat_tile(VulkanBackend& backend, const AttendArgs& a) {
+  const PhysicalDeviceInfo& info = backend.device().info();
   const CoopmatTile none{0, 0};
   if (backend.coopmat_mode() == CoopmatMode::off || !info.cooperative_matrix_nv) return none;
   if (uses_extras(a)) return none;
@@ -348,15 +362,19 @@ CoopmatTile coopmat_tile(const VulkanBackend& backend, const AttendArgs& a) {
            t.bk >= kCoopmatFragment &&
            t.bk % kCoopmatFragment == 0 && t.bk <= threads &&
            uint32_t(threads) <= info.max_workgroup_invocations &&
-           coopmat_shared_bytes(t, a.head_dim, a.head_dim_v) <= info.max_shared_memory;
+           coopmat_shared_bytes(t, a.head_dim, a.head_dim_v, coopmat_general(a)) <= info.max_shared_memory &&
+           (!t.reg_softmax || backend.coopmat_layout().known);
   };
-  const CoopmatTile forced = coopmat_tile_override();
+  CoopmatTile forced = coopmat_tile_override();
   if (forced.subgroups > 0) {
     if (fits(forced)) return forced;
     static std::atomic<bool> warned{false};
     if (!warned.exchange(true))
-      std::fprintf(stderr, "longattn: LONGATTN_VULKAN_COOPMAT_TILE does not fit this call (%zu bytes of shared memory, %u allowed)\n",
-                   coopmat_shared_bytes(forced, a.head_dim, a.head_dim_v), info.max_shared_memory);
+      std::fprintf(stderr,
+                   "longattn: LONGATTN_VULKAN_COOPMAT_TILE does not fit this call (%zu bytes of shared memory, %u allowed; "
+                   "fragment layout %s)\n",
+                   coopmat_shared_bytes(forced, a.head_dim, a.head_dim_v, coopmat_general(a)), info.max_shared_memory,
+                   backend.coopmat_layout().describe().c_str());
   }
   if (longest_key_span(a) <= kCoopmatShortSpan) {
     if (coopmat_general(a)) {
@@ -532,9 +550,12 @@ void record_attend(VulkanBackend& backend, const AttendArgs& a) {
       const std::vector<uint8_t> bytes = blk.bytes();
       // the plain case (affine positions, no log-weights or groups) skips every per-element feature
       const bool general = coopmat_general(a);
+      const CoopmatLayout lay = t.reg_softmax ? backend.coopmat_layout() : CoopmatLayout{};
       VkPipeline p = dev.pipeline("attend_coopmat", {kCoopmatLanes * t.subgroups, t.bk, a.head_dim, a.head_dim_v,
                                                      out_dtype, a.state ? 1 : 0, general ? 1 : 0,
-                                                     t.row_fragments, t.q_shared ? 1 : 0, t.kv_pipe});
+                                                     t.row_fragments, t.q_shared ? 1 : 0, t.kv_pipe,
+                                                     t.reg_softmax ? 1 : 0, lay.lane_row_shift, lay.elem_row_hi,
+                                                     int32_t(lay.elem_cols), lay.lane_col_step, coopmat_diagnostic()});
       backend.stream().dispatch(p, bytes.data(), bytes.size(), uint64_t(blk.g.n_groups), "attend_coopmat");
       return;
     }

@@ -115,6 +115,22 @@ void VulkanBackend::synchronize(void*) { stream_.flush(); }
 
 void VulkanBackend::attend(const AttendArgs& a) { record_attend(*this, a); }
 
+const CoopmatLayout& VulkanBackend::coopmat_layout() {
+  if (coopmat_layout_probed_) return coopmat_layout_;
+  coopmat_layout_probed_ = true;
+  if (!device_->info().cooperative_matrix_nv || device_->info().subgroup_size != 32) return coopmat_layout_;
+  struct {
+    int64_t n_groups;
+    uint64_t dst;
+  } args{1, device_->alloc(kCoopmatLayoutProbeFloats * sizeof(float))};
+  stream_.dispatch(device_->pipeline("coopmat_layout", {}), &args, sizeof args, 1, "coopmat_layout");
+  std::vector<float> probe(kCoopmatLayoutProbeFloats);
+  stream_.download(probe.data(), args.dst, probe.size() * sizeof(float));
+  stream_.release_after(args.dst);
+  coopmat_layout_ = fit_coopmat_layout(probe.data());
+  return coopmat_layout_;
+}
+
 uint64_t VulkanBackend::scratch(size_t bytes) {
   if (bytes > scratch_bytes_) {
     if (scratch_) stream_.release_after(scratch_);

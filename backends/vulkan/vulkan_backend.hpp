@@ -11,6 +11,7 @@
 
 #include "backend.hpp"
 #include "vk_device.hpp"
+#include "vk_coopmat_layout.hpp"
 #include "vk_stream.hpp"
 
 namespace longattn::vk {
@@ -85,6 +86,10 @@ class VulkanBackend final : public Backend {
   int64_t decode_dispatches() const { return decode_dispatches_; }
   void count_decode_dispatch() { ++decode_dispatches_; }
   CommandStream& stream() { return stream_; }
+  // The device's cooperative-matrix fragment layout, probed on first use (one small dispatch and a
+  // wait); unknown where the device has no cooperative matrices or its layout does not fit the
+  // model of vk_coopmat_layout.hpp.
+  const CoopmatLayout& coopmat_layout();
 
   // Backend-internal scratch of at least `bytes` (contents undefined), valid until the next call.
   uint64_t scratch(size_t bytes);
@@ -103,6 +108,8 @@ class VulkanBackend final : public Backend {
   int64_t decode_dispatches_ = 0;
   uint64_t scratch_ = 0;
   size_t scratch_bytes_ = 0;
+  bool coopmat_layout_probed_ = false;
+  CoopmatLayout coopmat_layout_;
 };
 
 // attend, in vulkan_attend.cpp.

@@ -14,17 +14,23 @@
 //   S = Q·Kᵀ                      (16×16×16 matrix products, fp32 accumulators for the whole tile)
 //   s = S·scale·log2e              (softcap; on partial tiles the mask, per element)
 //   lazy rescale: the row reference m_ref moves only when the tile max exceeds it by more than
-//   kTau (so P ≤ 2^kTau fits f16); then O_row ·= α = 2^(m_ref − m_new) through shared memory
+//   kTau (so P ≤ 2^kTau fits f16); then O_row ·= α = 2^(m_ref − m_new)
 //   P = exp2(s − m_ref) in f16;  l = α·l + rowsum P;  O += P·V  (matrix products)
 // and at the end out = O / l, lse = (m_ref + log2 l)·ln 2, or (m_ref, l, O) into the state.
-// The softmax reads S back from a per-subgroup scratch, LPR = 32 / SR lanes per row (lane
-// rr + SR·hh takes part hh of row rr), and writes P (f16) over it for the P·V products. No split-KV here: the host uses this kernel when the
-// call has enough work items.
+// Two softmax variants:
+// - REG_SOFTMAX: on the fp32 accumulators in registers, component by component, with the
+//   device's fragment layout (probed by the host, see below): row maxima and sums over the 4
+//   lanes of a row by shuffles, O rescaled in registers, P converted to f16 fragments in place.
+// - otherwise through a per-subgroup scratch: S is stored there and read back, LPR = 32 / SR
+//   lanes per row (lane rr + SR·hh takes part hh of row rr), P (f16) written over it and loaded as
+//   fragments; O fragments go through the scratch for rescales.
+// Either way the output leaves through the scratch. No split-KV here: the host uses this kernel
+// when the call has enough work items.
 //
 // Shared memory is one array of 16-byte units: Q [BQ][D] when Q_SHARED (else Q is staged there
 // once and held in registers), the K tile [BK][D], the V tile [BK][DV] (f16), and per subgroup a
 // scratch of SR rows for S (fp32), O fragments (16×16 fp32, for rescales and the output) or P
-// (f16, over S). Every row stride is padded by one unit, so the 8 rows one 8-lane phase of a
+// (f16, over S); with REG_SOFTMAX only O fragments (rows of 16 floats). Every row stride is padded by one unit, so the 8 rows one 8-lane phase of a
 // fragment load or store touches fall in 8 different bank groups. K/V move in 16-byte units
 // (global → registers → shared) and are software pipelined: KV_PIPE = 1 reads V(t) from global
 // memory while S(t) and its softmax are computed and K(t + 1) while P·V(t) is; KV_PIPE = 2 reads
@@ -60,6 +66,23 @@ layout(constant_id = 6) const bool GENERAL = true;
 layout(constant_id = 7) const int RF = 1;       // row fragments per subgroup: 1 or 2
 layout(constant_id = 8) const bool Q_SHARED = false;  // Q fragments read from shared memory per tile
 layout(constant_id = 9) const int KV_PIPE = 1;  // K/V staging: 0 none, 1 half a tile ahead, 2 a tile ahead
+// REG_SOFTMAX: the softmax runs on the fp32 accumulators in registers (no S/P round trip through
+// shared memory). It needs the device's fragment layout, probed by the host (coopmat_layout.comp)
+// and fitted to this model: component e (of 8) of lane l holds row (l >> LANE_ROW_SHIFT) + 8·bit e
+// of ELEM_ROW_HI, column nibble e of ELEM_COLS + LANE_COL_STEP·(l mod 2^LANE_ROW_SHIFT); the lanes
+// of a row differ in their low LANE_ROW_SHIFT bits only.
+layout(constant_id = 10) const bool REG_SOFTMAX = false;
+layout(constant_id = 11) const int LANE_ROW_SHIFT = 2;
+layout(constant_id = 12) const int ELEM_ROW_HI = 0;
+layout(constant_id = 13) const int ELEM_COLS = 0;
+layout(constant_id = 14) const int LANE_COL_STEP = 0;
+// DIAG (measurement only, wrong results; LONGATTN_VULKAN_COOPMAT_DIAG): 0 off, else a part of the
+// REG_SOFTMAX tile loop left out to see what it costs — 1 Kᵀ fragments loaded untransposed, 2 no
+// softmax (P = S), 3 no Q·Kᵀ products (nor K fragment loads), 4 no global K/V loads, 5 no
+// workgroup barriers in the loop, 6 no P·V products (nor V fragment loads), 7 no exp2, 9 P = S·scale
+// (no reference, no sums), 11 no rescale of O, 15 P from the previous tile's reference, 17 no row
+// sums. docs/PERFORMANCE_VULKAN.md has what they measured.
+layout(constant_id = 15) const int DIAG = 0;
 
 const int kLanes = 32;                          // subgroup size (checked by the host)
 const int kFrag = 16;                           // matrix fragment edge
@@ -72,11 +95,13 @@ const int COLS = BK / LPR;                      // columns of a row handled by o
 const int OU = 4 / LPR;                         // 16-byte units of a 16-float O row per lane
 const int NJ = BK / kFrag, NKK = D / kFrag, NC = DV / kFrag;  // fragments per tile / Q row / O row
 const float kTau = 8.0;                         // lazy-rescale threshold (log2 units)
+const int kElems = 8;                           // REG_SOFTMAX: components of a fragment per lane
+const int RS_ROWS = 2 * RF;                     // REG_SOFTMAX: rows a lane holds parts of
 
 // 16-byte units: per K/V row, per S row (4 floats), per P row (8 halves); each padded by one
 const int KU = D / 8, VU = DV / 8;              // units of a K / V row
 const int KS = KU + 1, VS = VU + 1;             // row strides of the K / V tiles and of Q
-const int SS = BK / 4 + 1;                      // S row stride (also O fragment rows: 16 floats)
+const int SS = (REG_SOFTMAX ? 4 : BK / 4) + 1;  // S row stride (also O fragment rows: 16 floats)
 const int PS = BK / 8 + 1;                      // P row stride
 const int SCR = SR * SS;                        // scratch units per subgroup (S, O fragments or P)
 const int Q_UNITS = BQ * KS;
@@ -94,12 +119,13 @@ const int NVC = (BK * VU + WG - 1) / WG;        // V units per lane and tile
 layout(buffer_reference, std430, buffer_reference_align = 16) buffer U32x4s { uvec4 v[]; };
 
 shared uvec4 sm[SM_UNITS];
-shared int64_t sRowLo[BQ], sRowHi[BQ];          // GENERAL: query positions of the rows,
-shared int64_t sRowPhys[BQ];                    //   their physical indices
-shared int sRowGroup[BQ];                       //   and exclusion groups
-shared int64_t sKpos[BK];                       // GENERAL: the tile's key positions,
-shared float sKlogw[BK];                        //   log-weights (log2 units)
-shared int sKgroup[BK];                         //   and exclusion groups
+const int GQ = GENERAL ? BQ : 1, GK = GENERAL ? BK : 1;  // (one unused entry in the plain case)
+shared int64_t sRowLo[GQ], sRowHi[GQ];          // GENERAL: query positions of the rows,
+shared int64_t sRowPhys[GQ];                    //   their physical indices
+shared int sRowGroup[GQ];                       //   and exclusion groups
+shared int64_t sKpos[GK];                       // GENERAL: the tile's key positions,
+shared float sKlogw[GK];                        //   log-weights (log2 units)
+shared int sKgroup[GK];                         //   and exclusion groups
 
 // Orders this subgroup's shared-memory accesses (fragment stores/loads and the lanes' own reads
 // and writes of the scratch) and waits for its lanes. Shared memory semantics only: GLSL's
@@ -179,16 +205,18 @@ void tile_at(int t, int n_t0, int64_t rb0, int64_t re0, int64_t rb1, int64_t re1
 uvec4 load_kv_unit(Args A, uint64_t head, int64_t row_bytes, int units, int64_t kv_row0, int64_t j0, int nc, int p) {
   const int c = p / units, u = p % units;
   if (p >= BK * units || c >= nc) return uvec4(0);
+  if (DIAG == 4) return uvec4(uint(p));
   return U32x4s(head + uint64_t(key_phys(A, kv_row0, j0 + c) * row_bytes) + uint64_t(u) * 16).v[0];
 }
 
 // Score of column c (log2 units) of a row at position qpos: scale, softcap and, where `exact`, the
 // per-element mask (columns past the tile, log-weights, the analytic mask on partial tiles,
-// exclusion groups).
-float score(Args A, float dot, int c, bool exact, int kind, int nc, int64_t qpos, int qgroup, int64_t kpos0,
-            bool has_groups) {
-  const float x = dot * A.qscale;
-  float s = A.softcap > 0.0 ? A.softcap * kLog2e * tanh(x / A.softcap) : x;
+// exclusion groups). The callers run a loop of plain `dot · qscale` instead where neither softcap
+// nor mask applies: the compiler evaluates both sides of these selects for every element.
+float score(Args A, float qscale, float softcap, float dot, int c, bool exact, int kind, int nc, int64_t qpos,
+            int qgroup, int64_t kpos0, bool has_groups) {
+  const float x = dot * qscale;
+  float s = softcap > 0.0 ? softcap * kLog2e * tanh(x * (1.0 / softcap)) : x;
   if (exact) {
     if (c >= nc) {
       s = kNegInf;
@@ -202,6 +230,14 @@ float score(Args A, float dot, int c, bool exact, int kind, int nc, int64_t qpos
   }
   return s;
 }
+
+// REG_SOFTMAX (layout model above): row slot k = 2·f + h of a lane is fragment f's row
+// (lane >> LANE_ROW_SHIFT) + 8·h; component e of fragment f lies in slot 2·f + 1 where rs_hi(e), else
+// 2·f, and, of key block j, in column rs_col(j, e, lr) of the tile (lr: the lane's place among its
+// row's lanes).
+int rs_row(int w, int lane, int k) { return w * SR + (k / 2) * kFrag + (lane >> LANE_ROW_SHIFT) + 8 * (k % 2); }
+bool rs_hi(int e) { return ((ELEM_ROW_HI >> e) & 1) != 0; }
+int rs_col(int j, int e, int lr) { return j * kFrag + ((ELEM_COLS >> (4 * e)) & 15) + LANE_COL_STEP * lr; }
 
 void main() {
   Args A = Args(pc.args);
@@ -294,6 +330,28 @@ void main() {
     }
   }
 
+  // REG_SOFTMAX: the rows this lane holds parts of, their reference maxima, this lane's share of
+  // their sums (the lanes of a row add theirs at the end)
+  const float qscale = A.qscale, softcap = A.softcap;
+  const int lr = lane & ((1 << LANE_ROW_SHIFT) - 1);
+  float rm[RS_ROWS], rl[RS_ROWS];
+  int64_t rpos[RS_ROWS];
+  int rgroup[RS_ROWS];
+  if (REG_SOFTMAX) {
+    [[unroll]] for (int k = 0; k < RS_ROWS; ++k) {
+      const Row q = row_at(A, it, rs_row(w, lane, k));
+      rpos[k] = q.pos;
+      rgroup[k] = q.group;
+      rm[k] = kNegInf;
+      rl[k] = 0.0;
+      if (STATE && q.valid) {
+        const int64_t si = state_index(A, b, q.h, q.phys);
+        rm[k] = ld_f32(A.st_m, si);
+        if (lr == 0) rl[k] = ld_f32(A.st_l, si);
+      }
+    }
+  }
+
   // ---- key tiles ----
   const bool affine_k = !GENERAL || (A.k_pos == 0 && A.k_rows == 0);
   const bool has_groups = GENERAL && A.q_group != 0 && A.k_group != 0;
@@ -352,7 +410,7 @@ void main() {
     // KV_PIPE = 1: V(t) global → registers, consumed after S(t) and its softmax
     if (KV_PIPE == 1)
       [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
-    barrier();  // K(t) (V(t)) and the key metadata are visible
+    if (DIAG != 5) barrier();  // K(t) (V(t)) and the key metadata are visible
     // KV_PIPE = 2: K(t + 1) and V(t + 1) global → registers, in flight during the whole tile
     if (KV_PIPE == 2 && t + 1 < n_t) {
       int64_t j1;
@@ -376,7 +434,98 @@ void main() {
       kind = classify(A, q_lo, q_hi, k_lo, k_hi);
     }
 
-    if (kind != kSkip) {
+    HMAT pf[RF * NJ];  // P of the tile, as the left operands of P·V
+    if (kind != kSkip && REG_SOFTMAX) {
+      // S = Q·Kᵀ in registers, the whole tile at once (RF·NJ fragments)
+      FMAT s[RF * NJ];
+      [[unroll]] for (int i = 0; i < RF * NJ; ++i) s[i] = FMAT(0.0);
+      [[unroll]] for (int kk = 0; kk < NKK; ++kk) {
+        HMAT qa[RF];
+        [[unroll]] for (int f = 0; f < RF; ++f) {
+          if (Q_SHARED) coopMatLoadNV(qa[f], sm, uint((w * SR + f * kFrag) * KS + kk * 2), uint(KS), false);
+          else qa[f] = qf[f * NKK + kk];
+        }
+        [[unroll]] for (int j = 0; j < NJ; ++j) {
+          HMAT kt;
+          if (DIAG == 1) coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), false);
+          else coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), true);  // Kᵀ block
+          [[unroll]] for (int f = 0; f < RF; ++f)
+            if (DIAG != 3) s[f * NJ + j] = coopMatMulAddNV(qa[f], kt, s[f * NJ + j]);
+        }
+      }
+      if (DIAG == 2) {
+        [[unroll]] for (int i = 0; i < RF * NJ; ++i) pf[i] = HMAT(s[i]);
+      } else if (DIAG == 9) {
+        [[unroll]] for (int i = 0; i < RF * NJ; ++i) {
+          [[unroll]] for (int e = 0; e < kElems; ++e) s[i][e] = s[i][e] * qscale;
+          pf[i] = HMAT(s[i]);
+        }
+      } else {
+      // scores in place and the row maxima: each lane its components, then over the row's lanes
+      const bool exact = GENERAL || kind == kPartial || nc < BK;
+      const int64_t kpos0 = k_pos0 + j0;
+      float mx[RS_ROWS];
+      [[unroll]] for (int k = 0; k < RS_ROWS; ++k) mx[k] = kNegInf;
+      if (!exact && softcap <= 0.0) {  // scale only
+        [[unroll]] for (int f = 0; f < RF; ++f)
+          [[unroll]] for (int j = 0; j < NJ; ++j)
+            [[unroll]] for (int e = 0; e < kElems; ++e) {
+              const float x = s[f * NJ + j][e] * qscale;
+              s[f * NJ + j][e] = x;
+              if (rs_hi(e)) mx[2 * f + 1] = max(mx[2 * f + 1], x);
+              else mx[2 * f] = max(mx[2 * f], x);
+            }
+      } else {
+        [[unroll]] for (int f = 0; f < RF; ++f)
+          [[unroll]] for (int j = 0; j < NJ; ++j)
+            [[unroll]] for (int e = 0; e < kElems; ++e) {
+              const bool hi = rs_hi(e);
+              const float x = score(A, qscale, softcap, s[f * NJ + j][e], rs_col(j, e, lr), exact, kind, nc,
+                                    hi ? rpos[2 * f + 1] : rpos[2 * f], hi ? rgroup[2 * f + 1] : rgroup[2 * f], kpos0,
+                                    has_groups);
+              s[f * NJ + j][e] = x;
+              if (hi) mx[2 * f + 1] = max(mx[2 * f + 1], x);
+              else mx[2 * f] = max(mx[2 * f], x);
+            }
+      }
+      [[unroll]] for (int k = 0; k < RS_ROWS; ++k)
+        [[unroll]] for (int o = 1; o < (1 << LANE_ROW_SHIFT); o *= 2) mx[k] = max(mx[k], subgroupShuffleXor(mx[k], o));
+      // lazy reference per row (as below), O rescaled in registers where one moved
+      float alpha[RS_ROWS], m_sub[RS_ROWS];
+      bool rescale = false;
+      [[unroll]] for (int k = 0; k < RS_ROWS; ++k) {
+        const bool move = mx[k] > rm[k] + kTau;
+        const float m_new = move ? mx[k] : rm[k];
+        alpha[k] = move ? exp2(rm[k] - m_new) : 1.0;
+        rescale = rescale || (move && rm[k] != kNegInf);
+        m_sub[k] = m_new == kNegInf ? 0.0 : m_new;
+        if (DIAG == 15) m_sub[k] = rm[k] == kNegInf ? 0.0 : rm[k];
+        rm[k] = m_new;
+      }
+      if (DIAG != 11 && subgroupAny(rescale))
+        [[unroll]] for (int f = 0; f < RF; ++f)
+          [[unroll]] for (int c = 0; c < NC; ++c)
+            [[unroll]] for (int e = 0; e < kElems; ++e) of[f * NC + c][e] *= rs_hi(e) ? alpha[2 * f + 1] : alpha[2 * f];
+      // P = exp2(s − m_ref), converted to f16 fragments; this lane's share of the row sums
+      float sum[RS_ROWS];
+      [[unroll]] for (int k = 0; k < RS_ROWS; ++k) sum[k] = 0.0;
+      [[unroll]] for (int f = 0; f < RF; ++f)
+        [[unroll]] for (int j = 0; j < NJ; ++j) {
+          [[unroll]] for (int e = 0; e < kElems; ++e) {
+            const bool hi = rs_hi(e);
+            const float m = hi ? m_sub[2 * f + 1] : m_sub[2 * f];
+            const float p = DIAG == 7 ? s[f * NJ + j][e] - m : exp2(s[f * NJ + j][e] - m);
+            s[f * NJ + j][e] = p;
+            if (DIAG != 17) {
+              if (hi) sum[2 * f + 1] += p;
+              else sum[2 * f] += p;
+            }
+          }
+          pf[f * NJ + j] = HMAT(s[f * NJ + j]);
+        }
+      [[unroll]] for (int k = 0; k < RS_ROWS; ++k) rl[k] = rl[k] * alpha[k] + sum[k];
+      }
+    } else if (kind != kSkip) {
       // S = Q·Kᵀ for this subgroup's SR rows into its scratch; each Kᵀ block serves RF row
       // fragments. With Q in registers one key block at a time (8 accumulator registers per row
       // fragment); with Q_SHARED every block of the tile at once, so that each Q fragment is read
@@ -417,11 +566,22 @@ void main() {
       const int s_at = scr + rr * SS + hh * (COLS / 4);
       float sv[COLS];
       float mx = kNegInf;
-      [[unroll]] for (int e = 0; e < COLS / 4; ++e) {
-        const vec4 x = uintBitsToFloat(sm[s_at + e]);
-        [[unroll]] for (int k = 0; k < 4; ++k) {
-          sv[4 * e + k] = score(A, x[k], hh * COLS + 4 * e + k, exact, kind, nc, me.pos, me.group, kpos0, has_groups);
-          mx = max(mx, sv[4 * e + k]);
+      if (!exact && softcap <= 0.0) {  // scale only
+        [[unroll]] for (int e = 0; e < COLS / 4; ++e) {
+          const vec4 x = uintBitsToFloat(sm[s_at + e]) * qscale;
+          [[unroll]] for (int k = 0; k < 4; ++k) {
+            sv[4 * e + k] = x[k];
+            mx = max(mx, x[k]);
+          }
+        }
+      } else {
+        [[unroll]] for (int e = 0; e < COLS / 4; ++e) {
+          const vec4 x = uintBitsToFloat(sm[s_at + e]);
+          [[unroll]] for (int k = 0; k < 4; ++k) {
+            sv[4 * e + k] = score(A, qscale, softcap, x[k], hh * COLS + 4 * e + k, exact, kind, nc, me.pos, me.group,
+                                  kpos0, has_groups);
+            mx = max(mx, sv[4 * e + k]);
+          }
         }
       }
       if (LPR == 2) mx = max(mx, subgroupShuffleXor(mx, 16));
@@ -475,32 +635,61 @@ void main() {
         tile_at(t + 1, n_t0, rb0, re0, rb1, re1, j1, nc1);
         [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j1, nc1, tid + i * WG);
       }
-      barrier();  // V(t) and P are visible; every read of K(t) has ended
-    } else {
+      if (DIAG != 5) barrier();  // V(t) and P are visible; every read of K(t) has ended
+    } else if (!REG_SOFTMAX) {
       sync_subgroup();  // P is visible to the subgroup
     }
 
     if (kind != kSkip) {
       // O += P·V
-      HMAT pf[RF * NJ];
-      [[unroll]] for (int f = 0; f < RF; ++f)
-        [[unroll]] for (int j = 0; j < NJ; ++j)
-          coopMatLoadNV(pf[f * NJ + j], sm, uint(scr + f * kFrag * PS + j * 2), uint(PS), false);
+      if (!REG_SOFTMAX)
+        [[unroll]] for (int f = 0; f < RF; ++f)
+          [[unroll]] for (int j = 0; j < NJ; ++j)
+            coopMatLoadNV(pf[f * NJ + j], sm, uint(scr + f * kFrag * PS + j * 2), uint(PS), false);
       [[unroll]] for (int c = 0; c < NC; ++c) {
         [[unroll]] for (int j = 0; j < NJ; ++j) {
           HMAT vf;
           coopMatLoadNV(vf, sm, uint(V_AT + j * kFrag * VS + c * 2), uint(VS), false);
-          [[unroll]] for (int f = 0; f < RF; ++f) of[f * NC + c] = coopMatMulAddNV(pf[f * NJ + j], vf, of[f * NC + c]);
+          [[unroll]] for (int f = 0; f < RF; ++f)
+            if (DIAG != 6) of[f * NC + c] = coopMatMulAddNV(pf[f * NJ + j], vf, of[f * NC + c]);
         }
       }
     }
-    if (KV_PIPE != 1) barrier();  // every read of K(t) and V(t) has ended
+    if (KV_PIPE != 1 && DIAG != 5) barrier();  // every read of K(t) and V(t) has ended
   }
   sync_subgroup();  // the scratch's P is read
 
+  // REG_SOFTMAX: the row sums over the row's lanes; without a running state O is normalized in
+  // registers (the stores below then scale by 1); the row statistics from each row's first lane
+  if (REG_SOFTMAX) {
+    [[unroll]] for (int k = 0; k < RS_ROWS; ++k)
+      [[unroll]] for (int o = 1; o < (1 << LANE_ROW_SHIFT); o *= 2) rl[k] += subgroupShuffleXor(rl[k], o);
+    if (!STATE) {
+      [[unroll]] for (int f = 0; f < RF; ++f)
+        [[unroll]] for (int c = 0; c < NC; ++c)
+          [[unroll]] for (int e = 0; e < kElems; ++e) {
+            const float lk = rs_hi(e) ? rl[2 * f + 1] : rl[2 * f];
+            of[f * NC + c][e] *= lk == 0.0 ? 0.0 : 1.0 / lk;
+          }
+    }
+    if (lr == 0)
+      [[unroll]] for (int k = 0; k < RS_ROWS; ++k) {
+        const Row q = row_at(A, it, rs_row(w, lane, k));
+        if (!q.valid) continue;
+        if (STATE) {
+          const int64_t si = state_index(A, b, q.h, q.phys);
+          st_f32(A.st_m, si, rm[k]);
+          st_f32(A.st_l, si, rl[k]);
+        } else if (A.lse != 0) {
+          const float lse = rl[k] == 0.0 ? kNegInf : (rm[k] + log2(rl[k])) * kLn2;
+          F32s(elem_addr(A.lse, A.lse_stride[0], A.lse_stride[1], A.lse_stride[2], A.lse_stride[3], b, q.phys, q.h, 0)).v[0] = lse;
+        }
+      }
+  }
+
   // ---- write out (or the running state): O fragments through the scratch, 4·OU consecutive
   // elements of its row per lane ----
-  const float inv_l = l == 0.0 ? 0.0 : 1.0 / l;
+  const float inv_l = REG_SOFTMAX ? 1.0 : l == 0.0 ? 0.0 : 1.0 / l;
   const int64_t o_step = A.o_stride[3];
   [[unroll]] for (int c = 0; c < NC; ++c) {
     [[unroll]] for (int f = 0; f < RF; ++f) coopMatStoreNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
@@ -523,7 +712,7 @@ void main() {
     }
     sync_subgroup();
   }
-  if (hh == 0 && me.valid) {  // row statistics
+  if (!REG_SOFTMAX && hh == 0 && me.valid) {  // row statistics
     if (STATE) {
       st_f32(A.st_m, sidx, m_ref);
       st_f32(A.st_l, sidx, l);
