@@ -4,6 +4,7 @@
 //   cuda_bench [--quick] [--reps N] [--only NAME[,NAME…]]
 //     NAME: overhead prefill128 prefill64 decode sparse hyper (hyper-causal, hyper-noncausal)
 //   cuda_bench --only ring [--ring-tokens N]   (ring mode only; not part of the default run)
+//   cuda_bench --only ring-gpus [--ring-tokens N]   (ring mode over this machine's GPUs)
 //
 // Each case: Q, K ~ N(0,1) and V ~ N(1,1) in bf16 (never zeros), one warm-up call, then `reps` calls each timed
 // with CUDA events on the call's stream; the median is reported. FLOPs count 4·n_q·n_k·d·hq for
@@ -19,6 +20,9 @@
 // Transports: AUTO (device-to-device copies between virtual ranks) for N = 1, 2, 4; pinned-host
 // staging forced (LONGATTN_RING_TRANSPORT_HOST_STAGED) for N = 2, 4; NCCL for N = 1 when NCCL
 // loads (one GPU allows one NCCL rank).
+// `--only ring-gpus`: the same over real GPUs — N = 2 and (with 4 GPUs) 4 ranks on devices
+// 0 … N − 1, each rank's shards allocated on its own GPU, transports AUTO (peer copies), PEER,
+// HOST_STAGED and NCCL — against single-device FLASH on device 0.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -229,7 +233,7 @@ void compare(const std::vector<float>& a, const std::vector<float>& b, double& r
 }
 
 // Ring mode on one GPU: N virtual ranks against single-device FLASH (see the header comment).
-void bench_ring(int64_t n, cudaStream_t stream) {
+void bench_ring(int64_t n, cudaStream_t stream, bool real_gpus) {
   constexpr int kReps = 5;
   constexpr int32_t kHq = 32, kHkv = 8, kD = 128;
   const Shape s{n, n, kHq, kHkv, kD};
@@ -266,17 +270,27 @@ void bench_ring(int64_t n, cudaStream_t stream) {
   const std::vector<float> want = out.download_bf16();
   const size_t row_bytes = size_t(kHq) * kD * 2, kv_row_bytes = size_t(kHkv) * kD * 2;
 
-  const std::pair<int32_t, longattn_ring_transport> runs[] = {
+  std::vector<std::pair<int32_t, longattn_ring_transport>> runs = {
       {1, LONGATTN_RING_TRANSPORT_AUTO},        {2, LONGATTN_RING_TRANSPORT_AUTO},
       {4, LONGATTN_RING_TRANSPORT_AUTO},        {2, LONGATTN_RING_TRANSPORT_HOST_STAGED},
       {4, LONGATTN_RING_TRANSPORT_HOST_STAGED}, {1, LONGATTN_RING_TRANSPORT_NCCL}};
+  if (real_gpus) {
+    int gpus = 0;
+    CHECK_CUDA(cudaGetDeviceCount(&gpus));
+    runs.clear();
+    for (int32_t N : {2, 4})
+      if (N <= gpus)
+        for (longattn_ring_transport t : {LONGATTN_RING_TRANSPORT_AUTO, LONGATTN_RING_TRANSPORT_PEER,
+                                          LONGATTN_RING_TRANSPORT_HOST_STAGED, LONGATTN_RING_TRANSPORT_NCCL})
+          runs.push_back({N, t});
+  }
   for (const auto& [N, transport] : runs) {
     longattn_context* ctx = nullptr;
     longattn_context_options o = LONGATTN_CONTEXT_OPTIONS_INIT;
     o.backend = LONGATTN_BACKEND_CUDA;
     o.ring_devices = N;
     o.ring_transport = transport;
-    o.flags |= LONGATTN_CONTEXT_RING_VIRTUAL;
+    if (!real_gpus) o.flags |= LONGATTN_CONTEXT_RING_VIRTUAL;
     if (transport == LONGATTN_RING_TRANSPORT_NCCL && longattn_context_create(&o, &ctx) != LONGATTN_OK) {
       std::printf("ring with the NCCL transport skipped: %s\n", longattn_last_create_error());
       continue;
@@ -284,6 +298,7 @@ void bench_ring(int64_t n, cudaStream_t stream) {
     if (!ctx) CHECK_LA(ctx, longattn_context_create(&o, &ctx));
     const char* tname = transport == LONGATTN_RING_TRANSPORT_HOST_STAGED ? "host-staged"
                         : transport == LONGATTN_RING_TRANSPORT_NCCL      ? "nccl"
+                        : transport == LONGATTN_RING_TRANSPORT_PEER      ? "peer"
                                                                          : "d2d";
     longattn_attention* attn = nullptr;
     CHECK_LA(ctx, longattn_attention_create(ctx, &desc, &attn));
@@ -295,6 +310,7 @@ void bench_ring(int64_t n, cudaStream_t stream) {
       int64_t first[2], count[2];
       CHECK_LA(ctx, longattn_ring_shard(LONGATTN_RING_LAYOUT_ZIGZAG, n, N, r, first, count));
       const int64_t rows = count[0] + count[1];
+      if (real_gpus) CHECK_CUDA(cudaSetDevice(r));  // the rank's shards live on its GPU
       sq.push_back(std::make_unique<DeviceTensor>(1, rows, kHq, kD));
       sk.push_back(std::make_unique<DeviceTensor>(1, rows, kHkv, kD));
       sv.push_back(std::make_unique<DeviceTensor>(1, rows, kHkv, kD));
@@ -306,7 +322,7 @@ void bench_ring(int64_t n, cudaStream_t stream) {
         auto cut = [&](DeviceTensor& dst, const DeviceTensor& src, size_t rb) {
           CHECK_CUDA(cudaMemcpy(static_cast<char*>(dst.ptr) + size_t(row) * rb,
                                 static_cast<const char*>(src.ptr) + size_t(first[i]) * rb, size_t(count[i]) * rb,
-                                cudaMemcpyDeviceToDevice));
+                                cudaMemcpyDefault));
         };
         cut(*sq.back(), q, row_bytes);
         cut(*sk.back(), k, kv_row_bytes);
@@ -315,15 +331,23 @@ void bench_ring(int64_t n, cudaStream_t stream) {
       }
       tq.push_back(sq.back()->t), tk.push_back(sk.back()->t), tv.push_back(sv.back()->t), to.push_back(so.back()->t);
     }
+    if (real_gpus) CHECK_CUDA(cudaSetDevice(0));
     CHECK_CUDA(cudaDeviceSynchronize());
     longattn_sharded_args a = LONGATTN_SHARDED_ARGS_INIT;
     a.n_shards = N;
     a.layout = LONGATTN_RING_LAYOUT_ZIGZAG;
     a.queries = LONGATTN_SHARD_QUERIES_LOCAL;
     a.q = tq.data(), a.k = tk.data(), a.v = tv.data(), a.out = to.data();
+    auto sync_all = [&] {
+      for (int32_t r = 0; r < (real_gpus ? N : 1); ++r) {
+        CHECK_CUDA(cudaSetDevice(r));
+        CHECK_CUDA(cudaDeviceSynchronize());
+      }
+      CHECK_CUDA(cudaSetDevice(0));
+    };
     std::vector<double> ms;
     for (int r = 0; r <= kReps; ++r) {
-      CHECK_CUDA(cudaDeviceSynchronize());
+      sync_all();
       const double t0 = wall_ms();
       CHECK_LA(ctx, longattn_attention_forward_sharded(ctx, attn, &a));
       if (r > 0) ms.push_back(wall_ms() - t0);
@@ -337,14 +361,14 @@ void bench_ring(int64_t n, cudaStream_t stream) {
       for (auto [f, c] : segs[size_t(r)]) {
         CHECK_CUDA(cudaMemcpy(static_cast<char*>(out.ptr) + size_t(f) * row_bytes,
                               static_cast<const char*>(so[size_t(r)]->ptr) + size_t(row) * row_bytes,
-                              size_t(c) * row_bytes, cudaMemcpyDeviceToDevice));
+                              size_t(c) * row_bytes, cudaMemcpyDefault));
         row += c;
       }
     }
     double rel = 0, max_abs = 0;
     compare(out.download_bf16(), want, rel, max_abs);
     char name[80];
-    std::snprintf(name, sizeof name, "ring %d virtual ranks zigzag %s", N, tname);
+    std::snprintf(name, sizeof name, "ring %d %s zigzag %s", N, real_gpus ? "GPUs" : "virtual ranks", tname);
     std::printf("%-40s n=%-7lld h=%d/%d d=%d causal %10.3f ms %8.1f TFLOP/s  %.3fx single  rank scratch %.1f MiB"
                 "  vs flash: rel %.2e max %.2e\n",
                 name, (long long)n, kHq, kHkv, kD, t, tflops(t), t / single_ms, double(rank_scratch) / (1 << 20), rel,
@@ -390,8 +414,8 @@ int main(int argc, char** argv) {
   };
   std::map<std::string, double> ms;
 
-  if (only == "ring") {
-    bench_ring(ring_tokens, stream);
+  if (only == "ring" || only == "ring-gpus") {
+    bench_ring(ring_tokens, stream, only == "ring-gpus");
     cudaStreamDestroy(stream);
     longattn_context_destroy(ctx);
     return 0;
