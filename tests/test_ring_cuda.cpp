@@ -10,6 +10,8 @@
 // device-to-device on one GPU); pinned-host staging is forced on the same virtual ranks and must
 // give the same results; NCCL runs what one GPU allows (a 1-rank communicator, a self exchange
 // through ncclSend/ncclRecv) and reports what it says about two ranks on one GPU.
+// With two or more GPUs the first case runs the same checks over real GPUs (rings of devices
+// 0 … N − 1) with every transport (AUTO, PEER, HOST_STAGED and, where it loads, NCCL).
 // Every case skips (passes with a message) when no CUDA device is present.
 #include <algorithm>
 #include <cstdlib>
@@ -40,8 +42,9 @@ double tol_of(std::initializer_list<longattn_dtype> ts) {
   return t;
 }
 
-// Options of a CUDA context on device 0: plain (ranks = 0) or a ring of `ranks` virtual ranks.
-longattn_context_options cuda_options(int32_t ranks, int32_t layout, int32_t transport) {
+// Options of a CUDA context on device 0: plain (ranks = 0) or a ring of `ranks` virtual ranks
+// (or, with `gpus`, of devices 0 … ranks − 1).
+longattn_context_options cuda_options(int32_t ranks, int32_t layout, int32_t transport, bool gpus = false) {
   longattn_context_options o = LONGATTN_CONTEXT_OPTIONS_INIT;
   o.backend = LONGATTN_BACKEND_CUDA;
   o.device_index = 0;
@@ -49,7 +52,7 @@ longattn_context_options cuda_options(int32_t ranks, int32_t layout, int32_t tra
     o.ring_devices = ranks;
     o.ring_layout = layout;
     o.ring_transport = transport;
-    o.flags |= LONGATTN_CONTEXT_RING_VIRTUAL;
+    if (!gpus) o.flags |= LONGATTN_CONTEXT_RING_VIRTUAL;
   }
   return o;
 }
@@ -57,8 +60,8 @@ longattn_context_options cuda_options(int32_t ranks, int32_t layout, int32_t tra
 struct CudaContext {
   longattn_context* ctx = nullptr;
   explicit CudaContext(int32_t ranks = 0, int32_t layout = LONGATTN_RING_LAYOUT_AUTO,
-                       int32_t transport = LONGATTN_RING_TRANSPORT_AUTO) {
-    const longattn_context_options o = cuda_options(ranks, layout, transport);
+                       int32_t transport = LONGATTN_RING_TRANSPORT_AUTO, bool gpus = false) {
+    const longattn_context_options o = cuda_options(ranks, layout, transport, gpus);
     REQUIRE_MESSAGE(longattn_context_create(&o, &ctx) == LONGATTN_OK, longattn_last_create_error());
     if (ranks > 0 && transport != LONGATTN_RING_TRANSPORT_AUTO) CHECK(longattn_context_ring_transport(ctx) == transport);
   }
@@ -101,11 +104,11 @@ Diff diff(const Outputs& a, const Outputs& b) {
 
 // The ring result against the float64 reference and against the plain CUDA context.
 void check_ring(const Case& c, int32_t ranks, int32_t layout, uint64_t seed,
-                int32_t transport = LONGATTN_RING_TRANSPORT_AUTO) {
-  INFO(describe(c), " ranks=", ranks, " layout=", layout, " seed=", seed, " transport=", transport);
+                int32_t transport = LONGATTN_RING_TRANSPORT_AUTO, bool gpus = false) {
+  INFO(describe(c), " ranks=", ranks, " layout=", layout, " seed=", seed, " transport=", transport, " gpus=", gpus);
   const Inputs in(c, seed);
   const double tol = tol_of({c.qt, c.kvt, c.ot});
-  CudaContext ring(ranks, layout, transport);
+  CudaContext ring(ranks, layout, transport, gpus);
   const Outputs got = forward(ring.ctx, c, in);
   REQUIRE_MESSAGE(got.status == LONGATTN_OK, got.error);
   check_against_reference(c, in, got, tol, kLseTolerance);
@@ -168,6 +171,50 @@ TEST_CASE("cuda ring: NCCL transport without NCCL fails cleanly") {
 }
 
 // ---- whole host tensors ------------------------------------------------------------------------
+
+TEST_CASE("cuda ring: FLASH and SPARSE over real GPUs, every transport (skips with one GPU)") {
+  SKIP_WITHOUT_CUDA();
+  int gpus = 0;
+  if (cudaGetDeviceCount(&gpus) != cudaSuccess) gpus = 0;
+  if (gpus < 2) {
+    MESSAGE("one GPU: rings over real GPUs not tested here (virtual ranks below)");
+    return;
+  }
+  uint64_t seed = 900;
+  for (int32_t N : {2, 4}) {
+    if (N > gpus) continue;
+    for (int32_t transport : {LONGATTN_RING_TRANSPORT_AUTO, LONGATTN_RING_TRANSPORT_PEER,
+                              LONGATTN_RING_TRANSPORT_HOST_STAGED, LONGATTN_RING_TRANSPORT_NCCL}) {
+      if (transport == LONGATTN_RING_TRANSPORT_NCCL) {  // only where NCCL loads
+        longattn_context* probe = nullptr;
+        const longattn_context_options o = cuda_options(N, LONGATTN_RING_LAYOUT_AUTO, transport, true);
+        if (longattn_context_create(&o, &probe) != LONGATTN_OK) {
+          MESSAGE("NCCL transport not tested: ", longattn_last_create_error());
+          continue;
+        }
+        longattn_context_destroy(probe);
+      }
+      for (bool causal : {false, true})
+        for (int32_t layout : {LONGATTN_RING_LAYOUT_CONTIGUOUS, LONGATTN_RING_LAYOUT_ZIGZAG}) {
+          Case c;
+          c.n_q = c.n_k = 301;  // not divisible by 2N
+          c.causal = causal;
+          c.hq = 8;
+          c.hkv = seed % 2 ? 2 : 8;
+          c.d = c.dv = seed % 2 ? 128 : 64;
+          c.qt = c.kvt = c.ot = seed % 2 ? LONGATTN_DTYPE_BF16 : LONGATTN_DTYPE_F16;
+          check_ring(c, N, layout, seed++, transport, true);
+        }
+      Case w;  // SPARSE: a window and global tokens (halo exchange and the global prefix)
+      w.n_q = w.n_k = 257;
+      w.causal = true;
+      w.algo = LONGATTN_ALGORITHM_SPARSE;
+      w.wl = 40;
+      w.g = 3;
+      check_ring(w, N, LONGATTN_RING_LAYOUT_AUTO, seed++, transport, true);
+    }
+  }
+}
 
 TEST_CASE("cuda ring: FLASH over N virtual ranks equals the reference and single-device CUDA") {
   SKIP_WITHOUT_CUDA();
