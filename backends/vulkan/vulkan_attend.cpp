@@ -365,7 +365,7 @@ CoopmatTile coopmat_tile(VulkanBackend& backend, const AttendArgs& a) {
            coopmat_shared_bytes(t, a.head_dim, a.head_dim_v, coopmat_general(a)) <= info.max_shared_memory &&
            (!t.reg_softmax || backend.coopmat_layout().known);
   };
-  CoopmatTile forced = coopmat_tile_override();
+  const CoopmatTile forced = coopmat_tile_override();
   if (forced.subgroups > 0) {
     if (fits(forced)) return forced;
     static std::atomic<bool> warned{false};
