@@ -31,6 +31,7 @@
 #                                   leaves the tests out.
 #   scripts/gpu_vulkan.sh diag      what each part of the cooperative-matrix tile loop costs
 #                                   (see diag() below)
+#   scripts/gpu_vulkan.sh sass      the same variants' machine code (see sass() below)
 set -u
 # LONGATTN_VK_ROOT: the repository root (default: this script's parent folder); LONGATTN_VK_BIN: the
 # folder with the test binaries (default build-vkbin)
@@ -231,10 +232,33 @@ diag() {
   done
 }
 
+# The cooperative-matrix kernel's machine code for each DIAG in LONGATTN_VK_DIAGS (default "0 9 18 19"),
+# recovered from the driver's shader disk cache (scripts/vk_sass.py), with each variant's benchmark
+# (prefill_full, LONGATTN_VK_DIAG_TILE); writes $out/sass.tar.gz. LONGATTN_VK_ZSTD: a zstd binary
+# (carried along where the machine has none).
+sass() {
+  setup
+  local d dir here
+  here="$(cd "$(dirname "$0")" && pwd)"
+  dir=$(mktemp -d)
+  export LONGATTN_VULKAN_BENCH=1 LONGATTN_VULKAN_PIPELINE_STATS=1 LONGATTN_VULKAN_COOPMAT_TILE="${LONGATTN_VK_DIAG_TILE:-8x32x1x0x2x1}"
+  for d in ${LONGATTN_VK_DIAGS:-0 9 18 19}; do
+    mkdir -p "$dir/cache_$d"
+    __GL_SHADER_DISK_CACHE=1 __GL_SHADER_DISK_CACHE_PATH="$dir/cache_$d" __GL_SHADER_DISK_CACHE_SKIP_CLEANUP=1 \
+      LONGATTN_VULKAN_COOPMAT_DIAG=$d LONGATTN_VULKAN_BENCH_CASES=${LONGATTN_VK_TILE_CASES:-prefill_full} \
+      step 60 "$BIN"/test_vulkan_bench >"$dir/bench_$d.txt" 2>&1
+    grep '^{' "$dir/bench_$d.txt" | grep -v 'gpu_dispatch\|pipeline_stats' | sed "s/^{/{\"diag\":$d,/" | tee -a "$out/bench_sass.jsonl"
+    python3 "$here/vk_sass.py" "$dir/cache_$d" "$dir/bench_$d.txt" "$dir/diag_$d" "${LONGATTN_VK_ZSTD:-zstd}" \
+      /usr/local/cuda/bin/nvdisasm
+  done
+  tar -C "$dir" -czf "$out/sass.tar.gz" .
+}
+
 case "${1:-run}" in
   prepare) prepare ;;
   run) run ;;
   prefill) prefill ;;
   diag) diag ;;
-  *) echo "usage: $0 prepare|run|prefill|diag" >&2; exit 2 ;;
+  sass) sass ;;
+  *) echo "usage: $0 prepare|run|prefill|diag|sass" >&2; exit 2 ;;
 esac

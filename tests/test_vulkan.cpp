@@ -423,6 +423,13 @@ TEST_CASE("vulkan: cooperative-matrix fragment layout model") {
   CHECK(m.lane_col_step == 2);
   CHECK(m.elem_row_hi == 0xcc);
   CHECK(m.elem_cols == 0x98981010u);
+  CHECK(m.transposable());  // 4 columns (0, 1, 8, 9 + 2·(l mod 4)) in 2 rows each
+  // the same rows with columns 0 … 3 + 4·(l mod 4): it fits, but a transposed tile needs 0, 1, 8, 9
+  fill([](int l, int e) { return std::pair<int, int>{l / 4 + 8 * ((e / 2) % 2), 4 * (l % 4) + e % 2 + 2 * (e / 4)}; });
+  const longattn::vk::CoopmatLayout narrow = fit_coopmat_layout(probe.data());
+  CHECK(narrow.known);
+  CHECK(!narrow.transposable());
+  fill([](int l, int e) { return std::pair<int, int>{l / 4 + 8 * ((e / 2) % 2), 2 * (l % 4) + e % 2 + 8 * (e / 4)}; });
   probe[256 + 17] += 1.0f;
   CHECK(!fit_coopmat_layout(probe.data()).known);
   probe[256 + 17] -= 1.0f;
@@ -440,7 +447,10 @@ TEST_CASE("vulkan: cooperative-matrix fragment layout model") {
   if (!be.device().info().cooperative_matrix_nv) return;
   const longattn::vk::CoopmatLayout& lay = be.coopmat_layout();
   MESSAGE("cooperative-matrix fragment layout: ", lay.describe());
-  if (be.device().info().name.find("NVIDIA") != std::string::npos) CHECK(lay.known);
+  if (be.device().info().name.find("NVIDIA") != std::string::npos) {
+    CHECK(lay.known);
+    CHECK(lay.transposable());  // its default prefill tile is the transposed one
+  }
 }
 
 TEST_CASE("vulkan: memory, transfers and copies") {

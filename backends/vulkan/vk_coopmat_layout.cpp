@@ -50,4 +50,16 @@ CoopmatLayout fit_coopmat_layout(const float* probe) {
   return m;
 }
 
+bool CoopmatLayout::transposable() const {
+  if (!known) return false;
+  int seen = 0;  // bit 2·slot + hi for each component
+  for (int e = 0; e < 8; ++e) {
+    const uint32_t nib = (elem_cols >> (4 * e)) & 15u;
+    if (nib != 0 && nib != 1 && nib != 8 && nib != 9) return false;
+    const int slot = int(nib & 1u) | int(nib >> 3) << 1;
+    seen |= 1 << (2 * slot + ((elem_row_hi >> e) & 1));
+  }
+  return seen == 0xff;
+}
+
 }  // namespace longattn::vk

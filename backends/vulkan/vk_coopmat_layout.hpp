@@ -16,6 +16,9 @@ struct CoopmatLayout {
   int32_t lane_row_shift = 0, elem_row_hi = 0, lane_col_step = 0;
   uint32_t elem_cols = 0;
   std::string describe() const;
+  // The transposed tile (Sᵀ, Oᵀ) needs each lane's components to cover 4 columns, nibbles 0, 1, 8
+  // and 9, in 2 rows each.
+  bool transposable() const;
 };
 
 constexpr size_t kCoopmatLayoutProbeFloats = 513;  // coopmat_layout.comp's output

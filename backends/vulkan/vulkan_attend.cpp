@@ -61,17 +61,20 @@ struct CoopmatTile {
   bool q_shared = false;      // Q fragments read from shared memory per tile (not held in registers)
   int32_t kv_pipe = 1;        // K/V staging: 0 none, 1 half a tile ahead, 2 a whole tile ahead
   bool reg_softmax = false;   // softmax on the accumulators in registers (needs a known layout)
+  bool transposed = false;    // with reg_softmax: Sᵀ = K·Qᵀ, Oᵀ += Vᵀ·Pᵀ (needs a transposable layout)
   int32_t rows() const { return kCoopmatFragment * row_fragments * subgroups; }
 };
-// 8 × 32 with K/V loaded a whole tile ahead and the softmax in registers was the fastest measured
-// on an H100 for long key ranges (docs/PERFORMANCE_VULKAN.md); the same through shared memory
-// follows for devices whose fragment layout is not known, the others for devices with less shared
-// memory. Calls whose work items visit at most kCoopmatShortSpan keys (HYPER's exact leaves and its
+// 8 × 64 with K/V loaded a whole tile ahead, the softmax in registers and the transposed products
+// was the fastest measured on an H100 for long key ranges (docs/PERFORMANCE_VULKAN.md); 8 × 32 not
+// transposed follows for devices whose layout does not allow the transposed tile, the same through
+// shared memory for devices whose fragment layout is not known, the others for devices with less
+// shared memory. Calls whose work items visit at most kCoopmatShortSpan keys (HYPER's exact leaves and its
 // block and sample calls) take other tiles, also measured on the H100: plain segmented calls 8 × 32
 // with K/V half a tile ahead (HYPER's leaves, 4 causal segments of 4096: 6.70 ms against 7.44 ms
 // with 4 × 16), calls with gathers, explicit positions, log-weights or exclusion groups 8 × 32
 // (its block and sample calls of 256 keys); both with the softmax in registers where it can.
-constexpr CoopmatTile kCoopmatTiles[] = {{8, 32, 1, false, 2, true}, {8, 32, 1, false, 2}, {4, 48}, {4, 32}, {4, 16}};
+constexpr CoopmatTile kCoopmatTiles[] = {
+    {8, 64, 1, false, 2, true, true}, {8, 32, 1, false, 2, true}, {8, 32, 1, false, 2}, {4, 48}, {4, 32}, {4, 16}};
 constexpr CoopmatTile kCoopmatTilesShortSegmented[] = {{8, 32, 1, false, 1, true}, {8, 32}, {4, 16}};
 constexpr CoopmatTile kCoopmatTilesShortGeneral[] = {{8, 32, 1, false, 1, true}, {8, 32}, {4, 32}, {4, 16}};
 constexpr int64_t kCoopmatShortSpan = 4096;
@@ -150,7 +153,10 @@ size_t coopmat_shared_bytes(const CoopmatTile& t, int32_t d, int32_t dv, bool ge
   const size_t ks = size_t(d) / 8 + 1, vs = size_t(dv) / 8 + 1, ss = (t.reg_softmax ? 4 : bk / 4) + 1;
   const size_t q_units = bq * ks;
   const size_t tile_units = (t.q_shared ? q_units : 0) + bk * (ks + vs) + bq * ss;
-  return 16 * std::max(tile_units, q_units) + gq * (8 + 8 + 8 + 4) + gk * (8 + 4 + 4);
+  // without q_shared, Q passes through the tile area a subgroup's rows or more at a time
+  const size_t sr = size_t(kCoopmatFragment * t.row_fragments);
+  const size_t units = t.q_shared ? tile_units : std::max(tile_units, sr * ks);
+  return 16 * units + gq * (8 + 8 + 8 + 4) + gk * (8 + 4 + 4);
 }
 
 // Rows per workgroup follow the head dim (shared memory) and, for calls with few query rows per
@@ -302,18 +308,20 @@ bool uses_extras(const AttendArgs& a) {
   return a.add_mask.data || a.alibi_slopes || a.sinks || is_block_dtype(a.k.dtype) || is_block_dtype(a.v.dtype);
 }
 
-// LONGATTN_VULKAN_COOPMAT_TILE=SxK, SxKxRxQxP or SxKxRxQxPxM (benchmarks): S subgroups, K keys per
+// LONGATTN_VULKAN_COOPMAT_TILE=SxK, SxKxRxQxP, SxKxRxQxPxM or SxKxRxQxPxMxT (benchmarks): S subgroups, K keys per
 // tile, R row fragments per subgroup, Q fragments from shared memory (Q = 1), K/V staged in
 // registers half a tile (P = 1) or a whole tile (P = 2) ahead or not at all (P = 0), softmax in
 // registers (M = 1, where the device's fragment layout is known) or through shared memory (M = 0),
-// instead of the automatic tile (reported on stderr and ignored when it does not fit).
+// transposed products (T = 1, with M = 1), instead of the automatic tile (reported on stderr and
+// ignored when it does not fit).
 CoopmatTile coopmat_tile_override() {
   CoopmatTile t{0, 0};
   const char* e = std::getenv("LONGATTN_VULKAN_COOPMAT_TILE");
-  int rf = 1, qs = 0, pipe = 1, rs = 0;
+  int rf = 1, qs = 0, pipe = 1, rs = 0, tr = 0;
   if (!e) return t;
-  const int n = std::sscanf(e, "%dx%dx%dx%dx%dx%d", &t.subgroups, &t.bk, &rf, &qs, &pipe, &rs);
-  if (n != 2 && n != 5 && n != 6) return {0, 0};
+  const int n = std::sscanf(e, "%dx%dx%dx%dx%dx%dx%d", &t.subgroups, &t.bk, &rf, &qs, &pipe, &rs, &tr);
+  if (n != 2 && n != 5 && n != 6 && n != 7) return {0, 0};
+  t.transposed = tr != 0;
   t.row_fragments = rf;
   t.q_shared = qs != 0;
   t.kv_pipe = pipe;
@@ -363,7 +371,8 @@ CoopmatTile coopmat_tile(VulkanBackend& backend, const AttendArgs& a) {
            t.bk % kCoopmatFragment == 0 && t.bk <= threads &&
            uint32_t(threads) <= info.max_workgroup_invocations &&
            coopmat_shared_bytes(t, a.head_dim, a.head_dim_v, coopmat_general(a)) <= info.max_shared_memory &&
-           (!t.reg_softmax || backend.coopmat_layout().known);
+           (!t.reg_softmax || backend.coopmat_layout().known) &&
+           (!t.transposed || (t.reg_softmax && backend.coopmat_layout().transposable()));
   };
   const CoopmatTile forced = coopmat_tile_override();
   if (forced.subgroups > 0) {
@@ -555,7 +564,8 @@ void record_attend(VulkanBackend& backend, const AttendArgs& a) {
                                                      out_dtype, a.state ? 1 : 0, general ? 1 : 0,
                                                      t.row_fragments, t.q_shared ? 1 : 0, t.kv_pipe,
                                                      t.reg_softmax ? 1 : 0, lay.lane_row_shift, lay.elem_row_hi,
-                                                     int32_t(lay.elem_cols), lay.lane_col_step, coopmat_diagnostic()});
+                                                     int32_t(lay.elem_cols), lay.lane_col_step, coopmat_diagnostic(),
+                                                     t.transposed ? 1 : 0});
       backend.stream().dispatch(p, bytes.data(), bytes.size(), uint64_t(blk.g.n_groups), "attend_coopmat");
       return;
     }

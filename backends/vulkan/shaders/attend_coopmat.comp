@@ -77,12 +77,18 @@ layout(constant_id = 12) const int ELEM_ROW_HI = 0;
 layout(constant_id = 13) const int ELEM_COLS = 0;
 layout(constant_id = 14) const int LANE_COL_STEP = 0;
 // DIAG (measurement only, wrong results; LONGATTN_VULKAN_COOPMAT_DIAG): 0 off, else a part of the
-// REG_SOFTMAX tile loop left out to see what it costs — 1 Kᵀ fragments loaded untransposed, 2 no
-// softmax (P = S), 3 no Q·Kᵀ products (nor K fragment loads), 4 no global K/V loads, 5 no
-// workgroup barriers in the loop, 6 no P·V products (nor V fragment loads), 7 no exp2, 9 P = S·scale
-// (no reference, no sums), 11 no rescale of O, 15 P from the previous tile's reference, 17 no row
-// sums. docs/PERFORMANCE_VULKAN.md has what they measured.
+// REG_SOFTMAX tile loop left out to see what it costs — 1 K fragments loaded with the other
+// orientation, 3 no Q·Kᵀ products, 4 no global K/V loads, 5 no workgroup barriers in the loop, 6 no
+// P·V products. (Variants that leave out parts of the softmax let the compiler drop O altogether —
+// with no row sums the output is O·0 — and measure nothing: docs/PERFORMANCE_VULKAN.md.) docs/PERFORMANCE_VULKAN.md has what they measured.
 layout(constant_id = 15) const int DIAG = 0;
+// TRANSPOSED (with REG_SOFTMAX): the tile computes Sᵀ = K·Qᵀ and Oᵀ += Vᵀ·Pᵀ, so that the K and V
+// fragments loaded every tile are left operands. NVIDIA's driver keeps 16-bit matrices in the left
+// operand's register layout and converts every right operand with one MOVM per register (K and V:
+// 128 per subgroup and tile); transposed, only Pᵀ (8) is converted per tile, and Qᵀ once. The
+// softmax then reduces over the rows of Sᵀ: a lane's components cover 4 query columns (nibbles
+// 0, 1, 8, 9 of ELEM_COLS, the host checks) of 2 key rows each.
+layout(constant_id = 16) const bool TRANSPOSED = false;
 
 const int kLanes = 32;                          // subgroup size (checked by the host)
 const int kFrag = 16;                           // matrix fragment edge
@@ -96,7 +102,7 @@ const int OU = 4 / LPR;                         // 16-byte units of a 16-float O
 const int NJ = BK / kFrag, NKK = D / kFrag, NC = DV / kFrag;  // fragments per tile / Q row / O row
 const float kTau = 8.0;                         // lazy-rescale threshold (log2 units)
 const int kElems = 8;                           // REG_SOFTMAX: components of a fragment per lane
-const int RS_ROWS = 2 * RF;                     // REG_SOFTMAX: rows a lane holds parts of
+const int RS_ROWS = (TRANSPOSED ? 4 : 2) * RF;  // REG_SOFTMAX: rows a lane holds parts of
 
 // 16-byte units: per K/V row, per S row (4 floats), per P row (8 halves); each padded by one
 const int KU = D / 8, VU = DV / 8;              // units of a K / V row
@@ -109,7 +115,11 @@ const int K_AT = Q_SHARED ? Q_UNITS : 0;
 const int V_AT = K_AT + BK * KS;
 const int SCR_AT = V_AT + BK * VS;
 const int TILE_UNITS = SCR_AT + NW * SCR;
-const int SM_UNITS = TILE_UNITS > Q_UNITS ? TILE_UNITS : Q_UNITS;  // Q may be staged over the tiles
+// Q rows staged per pass (whole subgroups): all of them with Q_SHARED (they stay), else as many as
+// the tile area holds
+const int QP_FIT = (TILE_UNITS / (SR * KS) > 0 ? TILE_UNITS / (SR * KS) : 1) * SR;
+const int QP = Q_SHARED ? BQ : (QP_FIT < BQ ? QP_FIT : BQ);
+const int SM_UNITS = TILE_UNITS > QP * KS ? TILE_UNITS : QP * KS;
 const int NKC = (BK * KU + WG - 1) / WG;        // K units per lane and tile
 const int NVC = (BK * VU + WG - 1) / WG;        // V units per lane and tile
 
@@ -235,9 +245,28 @@ float score(Args A, float qscale, float softcap, float dot, int c, bool exact, i
 // (lane >> LANE_ROW_SHIFT) + 8·h; component e of fragment f lies in slot 2·f + 1 where rs_hi(e), else
 // 2·f, and, of key block j, in column rs_col(j, e, lr) of the tile (lr: the lane's place among its
 // row's lanes).
-int rs_row(int w, int lane, int k) { return w * SR + (k / 2) * kFrag + (lane >> LANE_ROW_SHIFT) + 8 * (k % 2); }
+// TRANSPOSED swaps the roles: component e of fragment f lies in the slot 4·f + rs_nib_slot(e) of its
+// query column (column nibbles 0, 1, 8, 9 → 0 … 3), that slot's row being the column's
+// nibble + LANE_COL_STEP·lr; its key (row of Sᵀ) is (lane >> LANE_ROW_SHIFT) + 8·bit e. The lanes of
+// a row are then those with the same lr (others: the same lane >> LANE_ROW_SHIFT).
 bool rs_hi(int e) { return ((ELEM_ROW_HI >> e) & 1) != 0; }
-int rs_col(int j, int e, int lr) { return j * kFrag + ((ELEM_COLS >> (4 * e)) & 15) + LANE_COL_STEP * lr; }
+int rs_nib(int e) { return (ELEM_COLS >> (4 * e)) & 15; }
+int rs_nib_slot(int e) { return (rs_nib(e) & 1) | ((rs_nib(e) >> 3) << 1); }
+int rs_row(int w, int lane, int k) {
+  const int lr = lane & ((1 << LANE_ROW_SHIFT) - 1);
+  if (TRANSPOSED) return w * SR + (k / 4) * kFrag + (k % 4 & 1) + 8 * (k % 4 >> 1) + LANE_COL_STEP * lr;
+  return w * SR + (k / 2) * kFrag + (lane >> LANE_ROW_SHIFT) + 8 * (k % 2);
+}
+int rs_slot(int f, int e) { return TRANSPOSED ? 4 * f + rs_nib_slot(e) : 2 * f + (rs_hi(e) ? 1 : 0); }
+int rs_col(int j, int e, int lane) {
+  if (TRANSPOSED) return j * kFrag + (lane >> LANE_ROW_SHIFT) + 8 * (rs_hi(e) ? 1 : 0);
+  return j * kFrag + rs_nib(e) + LANE_COL_STEP * (lane & ((1 << LANE_ROW_SHIFT) - 1));
+}
+// Xor distances between the lanes of a row: below 2^LANE_ROW_SHIFT, or (TRANSPOSED) from there to 32.
+const int RS_XOR0 = TRANSPOSED ? 1 << LANE_ROW_SHIFT : 1;
+const int RS_XOR_END = TRANSPOSED ? kLanes : 1 << LANE_ROW_SHIFT;
+// The lane that writes a row's statistics (and holds its initial sum)
+bool rs_writer(int lane) { return TRANSPOSED ? (lane >> LANE_ROW_SHIFT) == 0 : (lane & ((1 << LANE_ROW_SHIFT) - 1)) == 0; }
 
 void main() {
   Args A = Args(pc.args);
@@ -278,29 +307,36 @@ void main() {
   }
 
   // ---- Q rows as f16 in shared memory (kept there with Q_SHARED, else held as fragments) ----
-  for (int p = tid; p < BQ * KU; p += WG) {
-    const int r = p / KU, u = p % KU;
-    const Row q = row_at(A, it, r);
-    uvec4 x = uvec4(0);
-    if (q.valid) {
-      const uint64_t at = elem_addr(A.q, A.q_stride[0], A.q_stride[1], A.q_stride[2], A.q_stride[3], b, q.phys, q.h, u * 8);
-      if (A.q_stride[3] == 2 && (at & uint64_t(15)) == 0) {
-        x = U32x4s(at).v[0];
-      } else {
-        [[unroll]] for (int e = 0; e < 4; ++e)
-          x[e] = load_half_bits(at + uint64_t((2 * e) * A.q_stride[3])) |
-                 (load_half_bits(at + uint64_t((2 * e + 1) * A.q_stride[3])) << 16);
-      }
-    }
-    sm[r * KS + u] = x;
-  }
-  barrier();
+  // Without Q_SHARED the rows pass through the tile area QP rows (whole subgroups) at a time, so
+  // that workgroups with more rows than that area holds still fit the shared memory.
   HMAT qf[Q_SHARED ? 1 : RF * NKK];
-  if (!Q_SHARED) {
-    [[unroll]] for (int f = 0; f < RF; ++f)
-      [[unroll]] for (int kk = 0; kk < NKK; ++kk)
-        coopMatLoadNV(qf[f * NKK + kk], sm, uint((w * SR + f * kFrag) * KS + kk * 2), uint(KS), false);
-    barrier();  // Q is in registers: the shared array takes K, V and the scratches
+  for (int r0 = 0; r0 < BQ; r0 += QP) {
+    for (int p = tid; p < QP * KU; p += WG) {
+      const int r = r0 + p / KU, u = p % KU;
+      uvec4 x = uvec4(0);
+      if (r < BQ) {
+        const Row q = row_at(A, it, r);
+        if (q.valid) {
+          const uint64_t at = elem_addr(A.q, A.q_stride[0], A.q_stride[1], A.q_stride[2], A.q_stride[3], b, q.phys, q.h, u * 8);
+          if (A.q_stride[3] == 2 && (at & uint64_t(15)) == 0) {
+            x = U32x4s(at).v[0];
+          } else {
+            [[unroll]] for (int e = 0; e < 4; ++e)
+              x[e] = load_half_bits(at + uint64_t((2 * e) * A.q_stride[3])) |
+                     (load_half_bits(at + uint64_t((2 * e + 1) * A.q_stride[3])) << 16);
+          }
+        }
+      }
+      sm[(p / KU) * KS + u] = x;
+    }
+    barrier();
+    if (!Q_SHARED) {
+      if (w * SR >= r0 && w * SR < r0 + QP)
+        [[unroll]] for (int f = 0; f < RF; ++f)
+          [[unroll]] for (int kk = 0; kk < NKK; ++kk)
+            coopMatLoadNV(qf[f * NKK + kk], sm, uint((w * SR - r0 + f * kFrag) * KS + kk * 2), uint(KS), TRANSPOSED);
+      barrier();  // this pass's rows are in registers: the shared array takes the next pass, then K, V and the scratches
+    }
   }
 
   // ---- this lane's query row (SR·w + rr, part hh), its statistics, the accumulators ----
@@ -325,7 +361,7 @@ void main() {
         sm[my_o + e] = floatBitsToUint(x);
       }
       sync_subgroup();
-      [[unroll]] for (int f = 0; f < RF; ++f) coopMatLoadNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
+      [[unroll]] for (int f = 0; f < RF; ++f) coopMatLoadNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), TRANSPOSED);
       sync_subgroup();
     }
   }
@@ -347,7 +383,7 @@ void main() {
       if (STATE && q.valid) {
         const int64_t si = state_index(A, b, q.h, q.phys);
         rm[k] = ld_f32(A.st_m, si);
-        if (lr == 0) rl[k] = ld_f32(A.st_l, si);
+        if (rs_writer(lane)) rl[k] = ld_f32(A.st_l, si);
       }
     }
   }
@@ -434,33 +470,27 @@ void main() {
       kind = classify(A, q_lo, q_hi, k_lo, k_hi);
     }
 
-    HMAT pf[RF * NJ];  // P of the tile, as the left operands of P·V
+    HMAT pf[RF * NJ];  // P of the tile, as the left operands of P·V (TRANSPOSED: Pᵀ, right operands)
     if (kind != kSkip && REG_SOFTMAX) {
-      // S = Q·Kᵀ in registers, the whole tile at once (RF·NJ fragments)
+      // S = Q·Kᵀ (TRANSPOSED: Sᵀ = K·Qᵀ) in registers, the whole tile at once (RF·NJ fragments)
       FMAT s[RF * NJ];
       [[unroll]] for (int i = 0; i < RF * NJ; ++i) s[i] = FMAT(0.0);
       [[unroll]] for (int kk = 0; kk < NKK; ++kk) {
         HMAT qa[RF];
         [[unroll]] for (int f = 0; f < RF; ++f) {
-          if (Q_SHARED) coopMatLoadNV(qa[f], sm, uint((w * SR + f * kFrag) * KS + kk * 2), uint(KS), false);
+          if (Q_SHARED) coopMatLoadNV(qa[f], sm, uint((w * SR + f * kFrag) * KS + kk * 2), uint(KS), TRANSPOSED);
           else qa[f] = qf[f * NKK + kk];
         }
         [[unroll]] for (int j = 0; j < NJ; ++j) {
-          HMAT kt;
-          if (DIAG == 1) coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), false);
-          else coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), true);  // Kᵀ block
+          HMAT kt;  // Kᵀ block, or (TRANSPOSED) the K block
+          coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), DIAG == 1 ? false : !TRANSPOSED);
           [[unroll]] for (int f = 0; f < RF; ++f)
-            if (DIAG != 3) s[f * NJ + j] = coopMatMulAddNV(qa[f], kt, s[f * NJ + j]);
+            if (DIAG != 3) {
+              if (TRANSPOSED) s[f * NJ + j] = coopMatMulAddNV(kt, qa[f], s[f * NJ + j]);
+              else s[f * NJ + j] = coopMatMulAddNV(qa[f], kt, s[f * NJ + j]);
+            }
         }
       }
-      if (DIAG == 2) {
-        [[unroll]] for (int i = 0; i < RF * NJ; ++i) pf[i] = HMAT(s[i]);
-      } else if (DIAG == 9) {
-        [[unroll]] for (int i = 0; i < RF * NJ; ++i) {
-          [[unroll]] for (int e = 0; e < kElems; ++e) s[i][e] = s[i][e] * qscale;
-          pf[i] = HMAT(s[i]);
-        }
-      } else {
       // scores in place and the row maxima: each lane its components, then over the row's lanes
       const bool exact = GENERAL || kind == kPartial || nc < BK;
       const int64_t kpos0 = k_pos0 + j0;
@@ -472,24 +502,21 @@ void main() {
             [[unroll]] for (int e = 0; e < kElems; ++e) {
               const float x = s[f * NJ + j][e] * qscale;
               s[f * NJ + j][e] = x;
-              if (rs_hi(e)) mx[2 * f + 1] = max(mx[2 * f + 1], x);
-              else mx[2 * f] = max(mx[2 * f], x);
+              mx[rs_slot(f, e)] = max(mx[rs_slot(f, e)], x);
             }
       } else {
         [[unroll]] for (int f = 0; f < RF; ++f)
           [[unroll]] for (int j = 0; j < NJ; ++j)
             [[unroll]] for (int e = 0; e < kElems; ++e) {
-              const bool hi = rs_hi(e);
-              const float x = score(A, qscale, softcap, s[f * NJ + j][e], rs_col(j, e, lr), exact, kind, nc,
-                                    hi ? rpos[2 * f + 1] : rpos[2 * f], hi ? rgroup[2 * f + 1] : rgroup[2 * f], kpos0,
-                                    has_groups);
+              const int k = rs_slot(f, e);
+              const float x = score(A, qscale, softcap, s[f * NJ + j][e], rs_col(j, e, lane), exact, kind, nc, rpos[k],
+                                    rgroup[k], kpos0, has_groups);
               s[f * NJ + j][e] = x;
-              if (hi) mx[2 * f + 1] = max(mx[2 * f + 1], x);
-              else mx[2 * f] = max(mx[2 * f], x);
+              mx[k] = max(mx[k], x);
             }
       }
       [[unroll]] for (int k = 0; k < RS_ROWS; ++k)
-        [[unroll]] for (int o = 1; o < (1 << LANE_ROW_SHIFT); o *= 2) mx[k] = max(mx[k], subgroupShuffleXor(mx[k], o));
+        [[unroll]] for (int o = RS_XOR0; o < RS_XOR_END; o *= 2) mx[k] = max(mx[k], subgroupShuffleXor(mx[k], o));
       // lazy reference per row (as below), O rescaled in registers where one moved
       float alpha[RS_ROWS], m_sub[RS_ROWS];
       bool rescale = false;
@@ -499,32 +526,26 @@ void main() {
         alpha[k] = move ? exp2(rm[k] - m_new) : 1.0;
         rescale = rescale || (move && rm[k] != kNegInf);
         m_sub[k] = m_new == kNegInf ? 0.0 : m_new;
-        if (DIAG == 15) m_sub[k] = rm[k] == kNegInf ? 0.0 : rm[k];
         rm[k] = m_new;
       }
-      if (DIAG != 11 && subgroupAny(rescale))
+      if (subgroupAny(rescale))
         [[unroll]] for (int f = 0; f < RF; ++f)
           [[unroll]] for (int c = 0; c < NC; ++c)
-            [[unroll]] for (int e = 0; e < kElems; ++e) of[f * NC + c][e] *= rs_hi(e) ? alpha[2 * f + 1] : alpha[2 * f];
+            [[unroll]] for (int e = 0; e < kElems; ++e) of[f * NC + c][e] *= alpha[rs_slot(f, e)];
       // P = exp2(s − m_ref), converted to f16 fragments; this lane's share of the row sums
       float sum[RS_ROWS];
       [[unroll]] for (int k = 0; k < RS_ROWS; ++k) sum[k] = 0.0;
       [[unroll]] for (int f = 0; f < RF; ++f)
         [[unroll]] for (int j = 0; j < NJ; ++j) {
           [[unroll]] for (int e = 0; e < kElems; ++e) {
-            const bool hi = rs_hi(e);
-            const float m = hi ? m_sub[2 * f + 1] : m_sub[2 * f];
-            const float p = DIAG == 7 ? s[f * NJ + j][e] - m : exp2(s[f * NJ + j][e] - m);
+            const int k = rs_slot(f, e);
+            const float p = exp2(s[f * NJ + j][e] - m_sub[k]);
             s[f * NJ + j][e] = p;
-            if (DIAG != 17) {
-              if (hi) sum[2 * f + 1] += p;
-              else sum[2 * f] += p;
-            }
+            sum[k] += p;
           }
           pf[f * NJ + j] = HMAT(s[f * NJ + j]);
         }
       [[unroll]] for (int k = 0; k < RS_ROWS; ++k) rl[k] = rl[k] * alpha[k] + sum[k];
-      }
     } else if (kind != kSkip) {
       // S = Q·Kᵀ for this subgroup's SR rows into its scratch; each Kᵀ block serves RF row
       // fragments. With Q in registers one key block at a time (8 accumulator registers per row
@@ -648,10 +669,13 @@ void main() {
             coopMatLoadNV(pf[f * NJ + j], sm, uint(scr + f * kFrag * PS + j * 2), uint(PS), false);
       [[unroll]] for (int c = 0; c < NC; ++c) {
         [[unroll]] for (int j = 0; j < NJ; ++j) {
-          HMAT vf;
-          coopMatLoadNV(vf, sm, uint(V_AT + j * kFrag * VS + c * 2), uint(VS), false);
+          HMAT vf;  // V block, or (TRANSPOSED) the Vᵀ block
+          coopMatLoadNV(vf, sm, uint(V_AT + j * kFrag * VS + c * 2), uint(VS), TRANSPOSED);
           [[unroll]] for (int f = 0; f < RF; ++f)
-            if (DIAG != 6) of[f * NC + c] = coopMatMulAddNV(pf[f * NJ + j], vf, of[f * NC + c]);
+            if (DIAG != 6) {
+              if (TRANSPOSED) of[f * NC + c] = coopMatMulAddNV(vf, pf[f * NJ + j], of[f * NC + c]);
+              else of[f * NC + c] = coopMatMulAddNV(pf[f * NJ + j], vf, of[f * NC + c]);
+            }
         }
       }
     }
@@ -663,16 +687,16 @@ void main() {
   // registers (the stores below then scale by 1); the row statistics from each row's first lane
   if (REG_SOFTMAX) {
     [[unroll]] for (int k = 0; k < RS_ROWS; ++k)
-      [[unroll]] for (int o = 1; o < (1 << LANE_ROW_SHIFT); o *= 2) rl[k] += subgroupShuffleXor(rl[k], o);
+      [[unroll]] for (int o = RS_XOR0; o < RS_XOR_END; o *= 2) rl[k] += subgroupShuffleXor(rl[k], o);
     if (!STATE) {
       [[unroll]] for (int f = 0; f < RF; ++f)
         [[unroll]] for (int c = 0; c < NC; ++c)
           [[unroll]] for (int e = 0; e < kElems; ++e) {
-            const float lk = rs_hi(e) ? rl[2 * f + 1] : rl[2 * f];
+            const float lk = rl[rs_slot(f, e)];
             of[f * NC + c][e] *= lk == 0.0 ? 0.0 : 1.0 / lk;
           }
     }
-    if (lr == 0)
+    if (rs_writer(lane))
       [[unroll]] for (int k = 0; k < RS_ROWS; ++k) {
         const Row q = row_at(A, it, rs_row(w, lane, k));
         if (!q.valid) continue;
@@ -692,7 +716,7 @@ void main() {
   const float inv_l = REG_SOFTMAX ? 1.0 : l == 0.0 ? 0.0 : 1.0 / l;
   const int64_t o_step = A.o_stride[3];
   [[unroll]] for (int c = 0; c < NC; ++c) {
-    [[unroll]] for (int f = 0; f < RF; ++f) coopMatStoreNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
+    [[unroll]] for (int f = 0; f < RF; ++f) coopMatStoreNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), TRANSPOSED);
     sync_subgroup();
     if (me.valid) {
       const int d0 = c * kFrag + hh * 4 * OU;
