@@ -68,15 +68,16 @@ struct CoopmatTile {
 // was the fastest measured on an H100 for long key ranges (docs/PERFORMANCE_VULKAN.md); 8 × 32 not
 // transposed follows for devices whose layout does not allow the transposed tile, the same through
 // shared memory for devices whose fragment layout is not known, the others for devices with less
-// shared memory. Calls whose work items visit at most kCoopmatShortSpan keys (HYPER's exact leaves and its
-// block and sample calls) take other tiles, also measured on the H100: plain segmented calls 8 × 32
-// with K/V half a tile ahead (HYPER's leaves, 4 causal segments of 4096: 6.70 ms against 7.44 ms
-// with 4 × 16), calls with gathers, explicit positions, log-weights or exclusion groups 8 × 32
-// (its block and sample calls of 256 keys); both with the softmax in registers where it can.
+// shared memory. Calls whose work items visit at most kCoopmatShortSpan keys (HYPER's exact leaves
+// and its block and sample calls of 256 keys) take 8 × 32 transposed, K/V a whole tile ahead (H100,
+// HYPER causal n = 16384: 11.49 ms against 11.53–11.71 with 8 × 64 and 11.90 with the earlier 8 × 32
+// half a tile ahead, not transposed), plain segmented calls and general ones alike.
 constexpr CoopmatTile kCoopmatTiles[] = {
     {8, 64, 1, false, 2, true, true}, {8, 32, 1, false, 2, true}, {8, 32, 1, false, 2}, {4, 48}, {4, 32}, {4, 16}};
-constexpr CoopmatTile kCoopmatTilesShortSegmented[] = {{8, 32, 1, false, 1, true}, {8, 32}, {4, 16}};
-constexpr CoopmatTile kCoopmatTilesShortGeneral[] = {{8, 32, 1, false, 1, true}, {8, 32}, {4, 32}, {4, 16}};
+constexpr CoopmatTile kCoopmatTilesShortSegmented[] = {
+    {8, 32, 1, false, 2, true, true}, {8, 32, 1, false, 1, true}, {8, 32}, {4, 16}};
+constexpr CoopmatTile kCoopmatTilesShortGeneral[] = {
+    {8, 32, 1, false, 2, true, true}, {8, 32, 1, false, 1, true}, {8, 32}, {4, 32}, {4, 16}};
 constexpr int64_t kCoopmatShortSpan = 4096;
 // The cooperative-matrix kernel has no split-KV: it runs when the call has at least this many
 // work items (otherwise the portable kernel with split-KV keeps the device busier).
