@@ -451,6 +451,11 @@ TEST_CASE("vulkan: cooperative-matrix fragment layout model") {
     CHECK(lay.known);
     CHECK(lay.transposable());  // its default prefill tile is the transposed one
   }
+  if (be.device().info().cooperative_matrix_khr) {  // the KHR build's probe runs and fits too
+    const longattn::vk::CoopmatLayout& khr = be.coopmat_layout_khr();
+    MESSAGE("KHR cooperative-matrix fragment layout: ", khr.describe());
+    CHECK(khr.known);
+  }
 }
 
 TEST_CASE("vulkan: memory, transfers and copies") {

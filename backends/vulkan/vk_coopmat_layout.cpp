@@ -15,7 +15,7 @@ std::string CoopmatLayout::describe() const {
   char buf[96];
   std::snprintf(buf, sizeof buf, "lane_row_shift %d, elem_row_hi 0x%02x, elem_cols 0x%08x, lane_col_step %d",
                 lane_row_shift, elem_row_hi, elem_cols, lane_col_step);
-  return buf;
+  return std::string(buf) + (operand_matches ? ", left operands alike" : "");
 }
 
 CoopmatLayout fit_coopmat_layout(const float* probe) {
@@ -47,6 +47,9 @@ CoopmatLayout fit_coopmat_layout(const float* probe) {
       if (row[l][e] != r || col[l][e] != c) return none;
     }
   m.known = true;
+  m.operand_matches = true;
+  for (int i = 0; i < kLanes * kElems; ++i)
+    if (probe[2 * kLanes * kElems + 1 + i] != probe[kLanes * kElems + i]) m.operand_matches = false;
   return m;
 }
 

@@ -19,9 +19,12 @@ struct CoopmatLayout {
   // The transposed tile (Sᵀ, Oᵀ) needs each lane's components to cover 4 columns, nibbles 0, 1, 8
   // and 9, in 2 rows each.
   bool transposable() const;
+  // A 16-bit left operand's components hold the same elements, in the same order, as the fp32
+  // accumulator's (P can then be copied component by component: attend_coopmat_khr).
+  bool operand_matches = false;
 };
 
-constexpr size_t kCoopmatLayoutProbeFloats = 513;  // coopmat_layout.comp's output
+constexpr size_t kCoopmatLayoutProbeFloats = 769;  // coopmat_layout.comp's output
 
 // Fits the model to coopmat_layout.comp's output: 256 components as loaded, 256 as a matrix
 // product's result (component e of lane l at 8·l + e, value 16·row + column), then the number of

@@ -68,6 +68,13 @@ std::shared_ptr<Device> Device::open(int32_t index) {
     coopmat.cooperativeMatrix = VK_TRUE;
     extensions.push_back(VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
   }
+  VkPhysicalDeviceCooperativeMatrixFeaturesKHR coopmat_khr{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR};
+  if (pd.cooperative_matrix_khr) {
+    coopmat_khr.cooperativeMatrix = VK_TRUE;
+    coopmat_khr.pNext = f12.pNext;
+    f12.pNext = &coopmat_khr;
+    extensions.push_back(VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME);
+  }
   VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR executable_props{
       VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
   const bool statistics = pd.pipeline_statistics && statistics_requested();
@@ -115,6 +122,7 @@ std::shared_ptr<Device> Device::adopt(const ExternalDevice& ext) {
   dev->info_.storage_16bit = dev->info_.storage_16bit && ext.storage_16bit_enabled;
   dev->info_.shader_float16 = dev->info_.shader_float16 && ext.shader_float16_enabled;
   dev->info_.cooperative_matrix_nv = false;
+  dev->info_.cooperative_matrix_khr = false;
   dev->init(g, ifn, ext.instance, ext.device, false, ext.queue_index);
   return dev;
 }

@@ -177,6 +177,7 @@ bool query_physical_device(const InstanceFunctions& fn, VkPhysicalDevice pd, Phy
   const bool has_subgroup_control =
       props.apiVersion >= VK_API_VERSION_1_3 || has_extension(exts, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
   const bool has_coopmat_nv = has_extension(exts, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+  const bool has_coopmat_khr = has_extension(exts, VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME);
   const bool has_executable_props = has_extension(exts, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
 
   // properties: subgroup size
@@ -190,6 +191,7 @@ bool query_physical_device(const InstanceFunctions& fn, VkPhysicalDevice pd, Phy
   VkPhysicalDeviceSubgroupSizeControlFeaturesEXT size_control{
       VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT};
   VkPhysicalDeviceCooperativeMatrixFeaturesNV coopmat{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+  VkPhysicalDeviceCooperativeMatrixFeaturesKHR coopmat_khr{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR};
   VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR executable_props{
       VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
   VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
@@ -200,6 +202,7 @@ bool query_physical_device(const InstanceFunctions& fn, VkPhysicalDevice pd, Phy
   void** tail = &f12.pNext;
   if (has_subgroup_control) { *tail = &size_control; tail = &size_control.pNext; }
   if (has_coopmat_nv) { *tail = &coopmat; tail = &coopmat.pNext; }
+  if (has_coopmat_khr) { *tail = &coopmat_khr; tail = &coopmat_khr.pNext; }
   if (has_executable_props) { *tail = &executable_props; tail = &executable_props.pNext; }
   fn.vkGetPhysicalDeviceFeatures2(pd, &f2);
   out.pipeline_statistics = has_executable_props && executable_props.pipelineExecutableInfo;
@@ -231,6 +234,22 @@ bool query_physical_device(const InstanceFunctions& fn, VkPhysicalDevice pd, Phy
           s.BType == VK_COMPONENT_TYPE_FLOAT16_NV && s.CType == VK_COMPONENT_TYPE_FLOAT32_NV &&
           s.DType == VK_COMPONENT_TYPE_FLOAT32_NV && s.scope == VK_SCOPE_SUBGROUP_NV)
         out.cooperative_matrix_nv = true;
+    }
+  }
+  // the KHR form of the same matrices (used by attend_coopmat_khr, next to the NV path)
+  if (out.cooperative_matrix_nv && has_coopmat_khr && coopmat_khr.cooperativeMatrix &&
+      fn.vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR) {
+    uint32_t nm = 0;
+    fn.vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR(pd, &nm, nullptr);
+    VkCooperativeMatrixPropertiesKHR blank{};
+    blank.sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR;
+    std::vector<VkCooperativeMatrixPropertiesKHR> shapes(nm, blank);
+    fn.vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR(pd, &nm, shapes.data());
+    for (const auto& s : shapes) {
+      if (s.MSize == 16 && s.NSize == 16 && s.KSize == 16 && s.AType == VK_COMPONENT_TYPE_FLOAT16_KHR &&
+          s.BType == VK_COMPONENT_TYPE_FLOAT16_KHR && s.CType == VK_COMPONENT_TYPE_FLOAT32_KHR &&
+          s.ResultType == VK_COMPONENT_TYPE_FLOAT32_KHR && s.scope == VK_SCOPE_SUBGROUP_KHR)
+        out.cooperative_matrix_khr = true;
     }
   }
 

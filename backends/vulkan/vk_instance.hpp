@@ -38,6 +38,7 @@ struct PhysicalDeviceInfo {
   bool vulkan_memory_model = false;      // vulkanMemoryModel (the cooperative-matrix shader uses it)
   bool cooperative_matrix_nv = false;    // VK_NV_cooperative_matrix with f16×f16→f32 16×16×16 (subgroup
                                          // 32), shaderFloat16 and vulkanMemoryModel
+  bool cooperative_matrix_khr = false;   // the same through VK_KHR_cooperative_matrix (matrices with roles)
   bool pipeline_statistics = false;      // VK_KHR_pipeline_executable_properties (registers per lane, …)
   bool is_gpu() const {
     return type == VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU ||

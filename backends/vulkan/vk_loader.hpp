@@ -8,6 +8,8 @@
 #define VK_NO_PROTOTYPES 1
 #include <vulkan/vulkan.h>
 
+#include "vk_khr_coopmat.hpp"
+
 namespace longattn::vk {
 
 // Functions callable without an instance.
@@ -32,7 +34,8 @@ namespace longattn::vk {
 #define LONGATTN_VK_INSTANCE_OPTIONAL_FUNCTIONS(X) \
   X(vkCreateDebugUtilsMessengerEXT)                \
   X(vkDestroyDebugUtilsMessengerEXT)               \
-  X(vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)
+  X(vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)     \
+  X(vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)
 
 // Functions of a logical device (the optional ones may stay null).
 #define LONGATTN_VK_DEVICE_OPTIONAL_FUNCTIONS(X) \

@@ -62,22 +62,38 @@ struct CoopmatTile {
   int32_t kv_pipe = 1;        // K/V staging: 0 none, 1 half a tile ahead, 2 a whole tile ahead
   bool reg_softmax = false;   // softmax on the accumulators in registers (needs a known layout)
   bool transposed = false;    // with reg_softmax: Sᵀ = K·Qᵀ, Oᵀ += Vᵀ·Pᵀ (needs a transposable layout)
+  bool khr = false;           // with reg_softmax, not transposed: the KHR build (attend_coopmat_khr)
   int32_t rows() const { return kCoopmatFragment * row_fragments * subgroups; }
 };
-// 8 × 64 with K/V loaded a whole tile ahead, the softmax in registers and the transposed products
-// was the fastest measured on an H100 for long key ranges (docs/PERFORMANCE_VULKAN.md); 8 × 32 not
-// transposed follows for devices whose layout does not allow the transposed tile, the same through
-// shared memory for devices whose fragment layout is not known, the others for devices with less
-// shared memory. Calls whose work items visit at most kCoopmatShortSpan keys (HYPER's exact leaves
-// and its block and sample calls of 256 keys) take 8 × 32 transposed, K/V a whole tile ahead (H100,
-// HYPER causal n = 16384: 11.49 ms against 11.53–11.71 with 8 × 64 and 11.90 with the earlier 8 × 32
-// half a tile ahead, not transposed), plain segmented calls and general ones alike.
-constexpr CoopmatTile kCoopmatTiles[] = {
-    {8, 64, 1, false, 2, true, true}, {8, 32, 1, false, 2, true}, {8, 32, 1, false, 2}, {4, 48}, {4, 32}, {4, 16}};
-constexpr CoopmatTile kCoopmatTilesShortSegmented[] = {
-    {8, 32, 1, false, 2, true, true}, {8, 32, 1, false, 1, true}, {8, 32}, {4, 16}};
-constexpr CoopmatTile kCoopmatTilesShortGeneral[] = {
-    {8, 32, 1, false, 2, true, true}, {8, 32, 1, false, 1, true}, {8, 32}, {4, 32}, {4, 16}};
+// Measured on an H100 (docs/PERFORMANCE_VULKAN.md): the KHR build with 8 subgroups × 64 keys, K/V
+// loaded a whole tile ahead and the softmax in registers is the fastest for long key ranges (its
+// matrices carry their roles, so no operand is converted by MOVM); where the device has no
+// VK_KHR_cooperative_matrix, the NV build's transposed 8 × 64 follows, then 8 × 32 not transposed
+// for layouts that do not allow the transposed tile, the same through shared memory for devices
+// whose fragment layout is not known, the others for devices with less shared memory. Calls whose
+// work items visit at most kCoopmatShortSpan keys take the same kinds of tile: plain segmented
+// ones (HYPER's exact leaves) 8 × 64, the general ones (its block and sample calls of 256 keys:
+// gathers, explicit positions, log-weights or exclusion groups, whose row and key facts leave no
+// room for 64 keys in 48 KB) 8 × 32.
+constexpr CoopmatTile kCoopmatTiles[] = {{8, 64, 1, false, 2, true, false, true},
+                                         {8, 64, 1, false, 2, true, true},
+                                         {8, 32, 1, false, 2, true},
+                                         {8, 32, 1, false, 2},
+                                         {4, 48},
+                                         {4, 32},
+                                         {4, 16}};
+constexpr CoopmatTile kCoopmatTilesShortSegmented[] = {{8, 64, 1, false, 2, true, false, true},
+                                                       {8, 32, 1, false, 2, true, false, true},
+                                                       {8, 32, 1, false, 2, true, true},
+                                                       {8, 32, 1, false, 1, true},
+                                                       {8, 32},
+                                                       {4, 16}};
+constexpr CoopmatTile kCoopmatTilesShortGeneral[] = {{8, 32, 1, false, 2, true, false, true},
+                                                     {8, 32, 1, false, 2, true, true},
+                                                     {8, 32, 1, false, 1, true},
+                                                     {8, 32},
+                                                     {4, 32},
+                                                     {4, 16}};
 constexpr int64_t kCoopmatShortSpan = 4096;
 // The cooperative-matrix kernel has no split-KV: it runs when the call has at least this many
 // work items (otherwise the portable kernel with split-KV keeps the device busier).
@@ -309,20 +325,22 @@ bool uses_extras(const AttendArgs& a) {
   return a.add_mask.data || a.alibi_slopes || a.sinks || is_block_dtype(a.k.dtype) || is_block_dtype(a.v.dtype);
 }
 
-// LONGATTN_VULKAN_COOPMAT_TILE=SxK, SxKxRxQxP, SxKxRxQxPxM or SxKxRxQxPxMxT (benchmarks): S subgroups, K keys per
-// tile, R row fragments per subgroup, Q fragments from shared memory (Q = 1), K/V staged in
-// registers half a tile (P = 1) or a whole tile (P = 2) ahead or not at all (P = 0), softmax in
-// registers (M = 1, where the device's fragment layout is known) or through shared memory (M = 0),
-// transposed products (T = 1, with M = 1), instead of the automatic tile (reported on stderr and
-// ignored when it does not fit).
+// LONGATTN_VULKAN_COOPMAT_TILE=SxK, SxKxRxQxP, SxKxRxQxPxM, SxKxRxQxPxMxT or SxKxRxQxPxMxTxH (benchmarks):
+// S subgroups, K keys per tile, R row fragments per subgroup, Q fragments from shared memory (Q = 1),
+// K/V staged in registers half a tile (P = 1) or a whole tile (P = 2) ahead or not at all (P = 0),
+// softmax in registers (M = 1, where the device's fragment layout is known) or through shared
+// memory (M = 0), transposed products (T = 1, with M = 1), the KHR build of the kernel (H = 1, with
+// M = 1 and T = 0, where the device has VK_KHR_cooperative_matrix), instead of the automatic tile
+// (reported on stderr and ignored when it does not fit).
 CoopmatTile coopmat_tile_override() {
   CoopmatTile t{0, 0};
   const char* e = std::getenv("LONGATTN_VULKAN_COOPMAT_TILE");
-  int rf = 1, qs = 0, pipe = 1, rs = 0, tr = 0;
+  int rf = 1, qs = 0, pipe = 1, rs = 0, tr = 0, khr = 0;
   if (!e) return t;
-  const int n = std::sscanf(e, "%dx%dx%dx%dx%dx%dx%d", &t.subgroups, &t.bk, &rf, &qs, &pipe, &rs, &tr);
-  if (n != 2 && n != 5 && n != 6 && n != 7) return {0, 0};
+  const int n = std::sscanf(e, "%dx%dx%dx%dx%dx%dx%dx%d", &t.subgroups, &t.bk, &rf, &qs, &pipe, &rs, &tr, &khr);
+  if (n != 2 && n != 5 && n != 6 && n != 7 && n != 8) return {0, 0};
   t.transposed = tr != 0;
+  t.khr = khr != 0;
   t.row_fragments = rf;
   t.q_shared = qs != 0;
   t.kv_pipe = pipe;
@@ -373,7 +391,9 @@ CoopmatTile coopmat_tile(VulkanBackend& backend, const AttendArgs& a) {
            uint32_t(threads) <= info.max_workgroup_invocations &&
            coopmat_shared_bytes(t, a.head_dim, a.head_dim_v, coopmat_general(a)) <= info.max_shared_memory &&
            (!t.reg_softmax || backend.coopmat_layout().known) &&
-           (!t.transposed || (t.reg_softmax && backend.coopmat_layout().transposable()));
+           (!t.transposed || (t.reg_softmax && backend.coopmat_layout().transposable())) &&
+           (!t.khr || (t.reg_softmax && !t.transposed && info.cooperative_matrix_khr &&
+                       backend.coopmat_layout_khr().known && backend.coopmat_layout_khr().operand_matches));
   };
   const CoopmatTile forced = coopmat_tile_override();
   if (forced.subgroups > 0) {
@@ -560,8 +580,9 @@ void record_attend(VulkanBackend& backend, const AttendArgs& a) {
       const std::vector<uint8_t> bytes = blk.bytes();
       // the plain case (affine positions, no log-weights or groups) skips every per-element feature
       const bool general = coopmat_general(a);
-      const CoopmatLayout lay = t.reg_softmax ? backend.coopmat_layout() : CoopmatLayout{};
-      VkPipeline p = dev.pipeline("attend_coopmat", {kCoopmatLanes * t.subgroups, t.bk, a.head_dim, a.head_dim_v,
+      const CoopmatLayout lay =
+          !t.reg_softmax ? CoopmatLayout{} : t.khr ? backend.coopmat_layout_khr() : backend.coopmat_layout();
+      VkPipeline p = dev.pipeline(t.khr ? "attend_coopmat_khr" : "attend_coopmat", {kCoopmatLanes * t.subgroups, t.bk, a.head_dim, a.head_dim_v,
                                                      out_dtype, a.state ? 1 : 0, general ? 1 : 0,
                                                      t.row_fragments, t.q_shared ? 1 : 0, t.kv_pipe,
                                                      t.reg_softmax ? 1 : 0, lay.lane_row_shift, lay.elem_row_hi,

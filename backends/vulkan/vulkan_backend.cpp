@@ -119,16 +119,28 @@ const CoopmatLayout& VulkanBackend::coopmat_layout() {
   if (coopmat_layout_probed_) return coopmat_layout_;
   coopmat_layout_probed_ = true;
   if (!device_->info().cooperative_matrix_nv || device_->info().subgroup_size != 32) return coopmat_layout_;
+  coopmat_layout_ = probe_coopmat_layout("coopmat_layout");
+  return coopmat_layout_;
+}
+
+const CoopmatLayout& VulkanBackend::coopmat_layout_khr() {
+  if (coopmat_layout_khr_probed_) return coopmat_layout_khr_;
+  coopmat_layout_khr_probed_ = true;
+  if (!device_->info().cooperative_matrix_khr || device_->info().subgroup_size != 32) return coopmat_layout_khr_;
+  coopmat_layout_khr_ = probe_coopmat_layout("coopmat_layout_khr");
+  return coopmat_layout_khr_;
+}
+
+CoopmatLayout VulkanBackend::probe_coopmat_layout(const char* shader) {
   struct {
     int64_t n_groups;
     uint64_t dst;
   } args{1, device_->alloc(kCoopmatLayoutProbeFloats * sizeof(float))};
-  stream_.dispatch(device_->pipeline("coopmat_layout", {}), &args, sizeof args, 1, "coopmat_layout");
+  stream_.dispatch(device_->pipeline(shader, {}), &args, sizeof args, 1, shader);
   std::vector<float> probe(kCoopmatLayoutProbeFloats);
   stream_.download(probe.data(), args.dst, probe.size() * sizeof(float));
   stream_.release_after(args.dst);
-  coopmat_layout_ = fit_coopmat_layout(probe.data());
-  return coopmat_layout_;
+  return fit_coopmat_layout(probe.data());
 }
 
 uint64_t VulkanBackend::scratch(size_t bytes) {

@@ -90,6 +90,9 @@ class VulkanBackend final : public Backend {
   // wait); unknown where the device has no cooperative matrices or its layout does not fit the
   // model of vk_coopmat_layout.hpp.
   const CoopmatLayout& coopmat_layout();
+  // The same for the KHR form of the matrices (attend_coopmat_khr); known = false where the device
+  // has no VK_KHR_cooperative_matrix.
+  const CoopmatLayout& coopmat_layout_khr();
 
   // Backend-internal scratch of at least `bytes` (contents undefined), valid until the next call.
   uint64_t scratch(size_t bytes);
@@ -108,8 +111,9 @@ class VulkanBackend final : public Backend {
   int64_t decode_dispatches_ = 0;
   uint64_t scratch_ = 0;
   size_t scratch_bytes_ = 0;
-  bool coopmat_layout_probed_ = false;
-  CoopmatLayout coopmat_layout_;
+  bool coopmat_layout_probed_ = false, coopmat_layout_khr_probed_ = false;
+  CoopmatLayout coopmat_layout_, coopmat_layout_khr_;
+  CoopmatLayout probe_coopmat_layout(const char* shader);
 };
 
 // attend, in vulkan_attend.cpp.

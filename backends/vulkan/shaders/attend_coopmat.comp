@@ -81,7 +81,11 @@ layout(constant_id = 14) const int LANE_COL_STEP = 0;
 // orientation, 3 no Q·Kᵀ products, 4 no global K/V loads, 5 no workgroup barriers in the loop, 6 no
 // P·V products. (Variants that leave out parts of the softmax let the compiler drop O altogether —
 // with no row sums the output is O·0 — and measure nothing: docs/PERFORMANCE_VULKAN.md.) docs/PERFORMANCE_VULKAN.md has what they measured.
+#ifdef COOPMAT_KHR
+const int DIAG = 0;
+#else
 layout(constant_id = 15) const int DIAG = 0;
+#endif
 // TRANSPOSED (with REG_SOFTMAX): the tile computes Sᵀ = K·Qᵀ and Oᵀ += Vᵀ·Pᵀ, so that the K and V
 // fragments loaded every tile are left operands (NVIDIA's driver keeps 16-bit matrices in the left
 // operand's register layout and converts a right operand with one MOVM per register at each use,
@@ -89,7 +93,17 @@ layout(constant_id = 15) const int DIAG = 0;
 // same: docs/PERFORMANCE_VULKAN.md). The softmax then reduces over the rows of Sᵀ: a lane's
 // components cover 4 query columns (nibbles 0, 1, 8, 9 of ELEM_COLS, the host checks) of 2 key
 // rows each.
+#ifdef COOPMAT_KHR
+const bool TRANSPOSED = false;
+#else
 layout(constant_id = 16) const bool TRANSPOSED = false;
+#endif
+// COOPMAT_KHR (the build compiles this file a second time with it defined and turns the SPIR-V into
+// SPV_KHR_cooperative_matrix: backends/vulkan/tools/coopmat_khr.cpp): right operands are declared
+// with KB_MARK columns, which gives them a type of their own there (they become MatrixB), and P
+// is copied into its left-operand fragments component by component (KHR has no conversion
+// between roles; the host checks that the two roles' components hold the same elements).
+layout(constant_id = 17) const int KB_MARK = 16;
 
 const int kLanes = 32;                          // subgroup size (checked by the host)
 const int kFrag = 16;                           // matrix fragment edge
@@ -125,6 +139,11 @@ const int NKC = (BK * KU + WG - 1) / WG;        // K units per lane and tile
 const int NVC = (BK * VU + WG - 1) / WG;        // V units per lane and tile
 
 #define HMAT fcoopmatNV<16, gl_ScopeSubgroup, kFrag, kFrag>
+#ifdef COOPMAT_KHR
+#define HMAT_B fcoopmatNV<16, gl_ScopeSubgroup, kFrag, KB_MARK>
+#else
+#define HMAT_B HMAT
+#endif
 #define FMAT fcoopmatNV<32, gl_ScopeSubgroup, kFrag, kFrag>
 
 layout(buffer_reference, std430, buffer_reference_align = 16) buffer U32x4s { uvec4 v[]; };
@@ -483,7 +502,7 @@ void main() {
           else qa[f] = qf[f * NKK + kk];
         }
         [[unroll]] for (int j = 0; j < NJ; ++j) {
-          HMAT kt;  // Kᵀ block, or (TRANSPOSED) the K block
+          HMAT_B kt;  // Kᵀ block, or (TRANSPOSED) the K block
           coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), DIAG == 1 ? false : !TRANSPOSED);
           [[unroll]] for (int f = 0; f < RF; ++f)
             if (DIAG != 3) {
@@ -544,7 +563,11 @@ void main() {
             s[f * NJ + j][e] = p;
             sum[k] += p;
           }
+#ifdef COOPMAT_KHR
+          [[unroll]] for (int e = 0; e < kElems; ++e) pf[f * NJ + j][e] = float16_t(s[f * NJ + j][e]);
+#else
           pf[f * NJ + j] = HMAT(s[f * NJ + j]);
+#endif
         }
       [[unroll]] for (int k = 0; k < RS_ROWS; ++k) rl[k] = rl[k] * alpha[k] + sum[k];
     } else if (kind != kSkip) {
@@ -560,7 +583,7 @@ void main() {
           [[unroll]] for (int f = 0; f < RF; ++f)
             coopMatLoadNV(qa[f], sm, uint((w * SR + f * kFrag) * KS + kk * 2), uint(KS), false);
           [[unroll]] for (int j = 0; j < NJ; ++j) {
-            HMAT kt;
+            HMAT_B kt;
             coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), true);  // Kᵀ block
             [[unroll]] for (int f = 0; f < RF; ++f) s[f * NJ + j] = coopMatMulAddNV(qa[f], kt, s[f * NJ + j]);
           }
@@ -573,7 +596,7 @@ void main() {
           FMAT s[RF];
           [[unroll]] for (int f = 0; f < RF; ++f) s[f] = FMAT(0.0);
           [[unroll]] for (int kk = 0; kk < NKK; ++kk) {
-            HMAT kt;
+            HMAT_B kt;
             coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), true);  // Kᵀ block
             [[unroll]] for (int f = 0; f < RF; ++f) s[f] = coopMatMulAddNV(qf[f * NKK + kk], kt, s[f]);
           }
@@ -670,7 +693,7 @@ void main() {
             coopMatLoadNV(pf[f * NJ + j], sm, uint(scr + f * kFrag * PS + j * 2), uint(PS), false);
       [[unroll]] for (int c = 0; c < NC; ++c) {
         [[unroll]] for (int j = 0; j < NJ; ++j) {
-          HMAT vf;  // V block, or (TRANSPOSED) the Vᵀ block
+          HMAT_B vf;  // V block, or (TRANSPOSED) the Vᵀ block
           coopMatLoadNV(vf, sm, uint(V_AT + j * kFrag * VS + c * 2), uint(VS), TRANSPOSED);
           [[unroll]] for (int f = 0; f < RF; ++f)
             if (DIAG != 6) {

@@ -11,7 +11,10 @@
 //   dst[0 .. 255]    component i of lane l at 8·l + i, for M loaded from shared memory
 //   dst[256 .. 511]  the same for I·M computed by a matrix product (accumulator layout)
 //   dst[512]         the number of components per lane (length())
-// Components past 8 are not written (the host then rejects the layout).
+//   dst[513 .. 768]  component i of lane l at 513 + 8·l + i, for M (f16) as a left operand
+// Components past 8 are not written (the host then rejects the layout). Built twice, as for
+// attend_coopmat.comp: with COOPMAT_KHR the right operand has KB_MARK columns and the module
+// becomes SPV_KHR_cooperative_matrix, so that the layouts of KHR's roles are the ones probed.
 
 #extension GL_GOOGLE_include_directive : require
 #extension GL_NV_cooperative_matrix : require
@@ -26,6 +29,8 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Arg
   int64_t n_groups;
   uint64_t dst;
 };
+
+layout(constant_id = 17) const int KB_MARK = 16;  // (COOPMAT_KHR: marks the right operand)
 
 shared float sf[256];      // M, fp32
 shared float16_t sh[256];  // M, f16 (values ≤ 255 are exact)
@@ -42,14 +47,21 @@ void main() {
   barrier();
   fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> m;
   coopMatLoadNV(m, sf, 0, 16, false);
-  fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a, b;
+  fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a, ma;
+#ifdef COOPMAT_KHR
+  fcoopmatNV<16, gl_ScopeSubgroup, 16, KB_MARK> b;
+#else
+  fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> b;
+#endif
   coopMatLoadNV(a, si, 0, 16, false);
   coopMatLoadNV(b, sh, 0, 16, false);
+  coopMatLoadNV(ma, sh, 0, 16, false);
   fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> p = coopMatMulAddNV(a, b, fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0));
   const int n = m.length();
   for (int i = 0; i < min(n, 8); ++i) {
     st_f32(A.dst, 8 * lane + i, m[i]);
     st_f32(A.dst, 256 + 8 * lane + i, p[i]);
+    st_f32(A.dst, 513 + 8 * lane + i, float(ma[i]));
   }
   if (lane == 0) st_f32(A.dst, 512, float(n));
 }
