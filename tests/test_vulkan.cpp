@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <numeric>
+#include <set>
 
 #include "backend.hpp"
 #include "common.hpp"
@@ -26,6 +27,7 @@
 #if LONGATTN_HAVE_VULKAN
 
 #include "../backends/vulkan/vk_instance.hpp"
+#include "../backends/vulkan/vk_shaders.hpp"
 #include "../backends/vulkan/vulkan_backend.hpp"
 #include "longattn_vulkan.h"
 
@@ -455,6 +457,42 @@ TEST_CASE("vulkan: cooperative-matrix fragment layout model") {
     const longattn::vk::CoopmatLayout& khr = be.coopmat_layout_khr();
     MESSAGE("KHR cooperative-matrix fragment layout: ", khr.describe());
     CHECK(khr.known);
+  }
+}
+
+TEST_CASE("vulkan: the KHR cooperative-matrix builds are KHR modules") {
+  // backends/vulkan/tools/coopmat_khr.cpp rewrote them at build time: no NV cooperative-matrix
+  // capability or instruction is left, every matrix type carries a role (left operands, right
+  // operands and accumulators all occur), and loads and stores are the KHR ones
+  for (const char* name : {"attend_coopmat_khr", "coopmat_layout_khr"}) {
+    CAPTURE(name);
+    const longattn::vk::EmbeddedShader* sh = longattn::vk::find_shader(name);
+    REQUIRE(sh != nullptr);
+    REQUIRE(sh->n_words > 5);
+    std::map<uint32_t, int> ops;
+    bool khr_capability = false, nv_capability = false;
+    std::map<uint32_t, uint32_t> constants;  // id → value of 32-bit OpConstant
+    std::vector<uint32_t> use_ids;
+    for (size_t i = 5; i < sh->n_words;) {
+      const uint32_t n = sh->words[i] >> 16, op = sh->words[i] & 0xffffu;
+      if (n == 0 || i + n > sh->n_words) FAIL("malformed instruction at word " << i);
+      ++ops[op];
+      if (op == 17) {  // OpCapability
+        khr_capability |= sh->words[i + 1] == 6022;
+        nv_capability |= sh->words[i + 1] == 5357;
+      }
+      if (op == 43 && n == 4) constants[sh->words[i + 2]] = sh->words[i + 3];
+      if (op == 4456) use_ids.push_back(sh->words[i + 6]);  // OpTypeCooperativeMatrixKHR's use
+      i += n;
+    }
+    CHECK(khr_capability);
+    CHECK(!nv_capability);
+    for (uint32_t nv_op = 5358; nv_op <= 5362; ++nv_op) CHECK(ops[nv_op] == 0);
+    CHECK(ops[4457] > 0);  // OpCooperativeMatrixLoadKHR
+    CHECK(ops[4459] > 0);  // OpCooperativeMatrixMulAddKHR
+    std::set<uint32_t> uses;
+    for (uint32_t id : use_ids) uses.insert(constants.at(id));
+    CHECK(uses == std::set<uint32_t>{0, 1, 2});
   }
 }
 
