@@ -56,7 +56,7 @@ CoopmatLayout fit_coopmat_layout(const float* probe) {
 bool CoopmatLayout::transposable() const {
   if (!known) return false;
   int seen = 0;  // bit 2·slot + hi for each component
-  for (int e = 0; e < 8; ++e) {
+  for (int e = 0; e < kElems; ++e) {
     const uint32_t nib = (elem_cols >> (4 * e)) & 15u;
     if (nib != 0 && nib != 1 && nib != 8 && nib != 9) return false;
     const int slot = int(nib & 1u) | int(nib >> 3) << 1;

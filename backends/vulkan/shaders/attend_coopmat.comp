@@ -79,8 +79,9 @@ layout(constant_id = 14) const int LANE_COL_STEP = 0;
 // DIAG (measurement only, wrong results; LONGATTN_VULKAN_COOPMAT_DIAG): 0 off, else a part of the
 // REG_SOFTMAX tile loop left out to see what it costs — 1 K fragments loaded with the other
 // orientation, 3 no Q·Kᵀ products, 4 no global K/V loads, 5 no workgroup barriers in the loop, 6 no
-// P·V products. (Variants that leave out parts of the softmax let the compiler drop O altogether —
-// with no row sums the output is O·0 — and measure nothing: docs/PERFORMANCE_VULKAN.md.) docs/PERFORMANCE_VULKAN.md has what they measured.
+// P·V products. docs/PERFORMANCE_VULKAN.md has what they measured (and why variants that leave out
+// parts of the softmax measure nothing: with no row sums the output is O·0, and the compiler drops
+// O altogether).
 #ifdef COOPMAT_KHR
 const int DIAG = 0;
 #else
@@ -389,7 +390,6 @@ void main() {
   // REG_SOFTMAX: the rows this lane holds parts of, their reference maxima, this lane's share of
   // their sums (the lanes of a row add theirs at the end)
   const float qscale = A.qscale, softcap = A.softcap;
-  const int lr = lane & ((1 << LANE_ROW_SHIFT) - 1);
   float rm[RS_ROWS], rl[RS_ROWS];
   int64_t rpos[RS_ROWS];
   int rgroup[RS_ROWS];

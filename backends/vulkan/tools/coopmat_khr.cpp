@@ -60,14 +60,14 @@ int main(int argc, char** argv) {
 
   // first pass: the facts the rewrite needs
   uint32_t bound = in[3], uint_type = 0, marker = 0;
-  std::set<uint32_t> true_ids, false_ids, float32_types, float16_types;
+  std::set<uint32_t> true_ids, false_ids, float32_types;
   std::map<uint32_t, uint32_t> coop_use;  // NV matrix type → role
   for (size_t i = 5; i < in.size();) {
     const uint32_t n = in[i] >> 16, op = in[i] & 0xffffu;
     if (n == 0 || i + n > in.size()) return fail("malformed instruction");
     const uint32_t* o = &in[i + 1];
     if (op == kOpTypeInt && o[1] == 32 && o[2] == 0) uint_type = o[0];
-    if (op == kOpTypeFloat) (o[1] == 32 ? float32_types : float16_types).insert(o[0]);
+    if (op == kOpTypeFloat && o[1] == 32) float32_types.insert(o[0]);
     if (op == kOpConstantTrue) true_ids.insert(o[1]);
     if (op == kOpConstantFalse) false_ids.insert(o[1]);
     if (op == kOpDecorate && n >= 4 && o[1] == kDecorationSpecId && o[2] == kRightOperandSpecId) marker = o[0];
