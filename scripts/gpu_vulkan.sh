@@ -32,6 +32,8 @@
 #   scripts/gpu_vulkan.sh diag      what each part of the cooperative-matrix tile loop costs
 #                                   (see diag() below)
 #   scripts/gpu_vulkan.sh sass      the same variants' machine code (see sass() below)
+#   scripts/gpu_vulkan.sh compare   two builds (or tiles) side by side on the same machine (see
+#                                   compare() below)
 set -u
 # LONGATTN_VK_ROOT: the repository root (default: this script's parent folder); LONGATTN_VK_BIN: the
 # folder with the test binaries (default build-vkbin)
@@ -254,11 +256,42 @@ sass() {
   tar -C "$dir" -czf "$out/sass.tar.gz" .
 }
 
+# Two or more builds side by side: the forced cooperative-matrix tests of the first (they also
+# warm the GPU up), then the benchmark cases LONGATTN_VK_COMPARE_CASES (GPU timestamps on) for
+# each entry of LONGATTN_VK_COMPARE ("DIR" or "DIR:TILE", DIR a folder with test_vulkan_bench,
+# TILE a LONGATTN_VULKAN_COOPMAT_TILE), the whole list twice, interleaved, so that clock drift
+# shows; one JSONL file per entry and round.
+compare() {
+  setup
+  export LONGATTN_VULKAN_BENCH=1
+  local entries="${LONGATTN_VK_COMPARE:-$BIN}" e dir tile round i first
+  first="${entries%% *}"; first="${first%%:*}"
+  if [ "${LONGATTN_VK_SKIP_TESTS:-0}" != 1 ]; then
+    echo "== tests of $first, cooperative-matrix kernel wherever eligible"
+    LONGATTN_VULKAN_COOPMAT=force step 110 "$first"/test_vulkan \
+      -tc="${LONGATTN_VK_TEST_CASES:-*attend*,*FLASH*,*SPARSE*,*HYPER*,*device buffers*}" 2>&1 |
+      tee "$out/test_coopmat_force.txt" | grep -E 'ERROR|FAILED|CHECK|test cases|assertions|Status' | head -30
+  fi
+  for round in 1 2; do
+    i=0
+    for e in $entries; do
+      i=$((i + 1))
+      dir="${e%%:*}"; tile=""
+      [ "$e" != "$dir" ] && tile="${e#*:}"
+      echo "== round $round, entry $i: $dir ${tile:-auto}, at ${SECONDS}s"
+      LONGATTN_VULKAN_COOPMAT_TILE="$tile" LONGATTN_VULKAN_BENCH_CASES="${LONGATTN_VK_COMPARE_CASES:-prefill_causal}" \
+        LONGATTN_VULKAN_PROFILE=1 step 80 "$dir"/test_vulkan_bench 2>&1 | grep '^{' |
+        sed "s|^{|{\"entry\":$i,\"round\":$round,|" | tee "$out/compare_${i}_$round.jsonl" | grep -v gpu_dispatch
+    done
+  done
+}
+
 case "${1:-run}" in
   prepare) prepare ;;
   run) run ;;
   prefill) prefill ;;
   diag) diag ;;
   sass) sass ;;
-  *) echo "usage: $0 prepare|run|prefill|diag|sass" >&2; exit 2 ;;
+  compare) compare ;;
+  *) echo "usage: $0 prepare|run|prefill|diag|sass|compare" >&2; exit 2 ;;
 esac

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <random>
@@ -252,6 +253,134 @@ void segmented_causal(longattn_context* ctx) {
   }
 }
 
+// A device buffer of int32 values (uploaded once).
+struct DeviceInts {
+  longattn_context* ctx;
+  void* ptr = nullptr;
+  DeviceInts(longattn_context* c, const std::vector<int32_t>& v) : ctx(c) {
+    REQUIRE(longattn_vulkan_buffer_create(ctx, v.size() * sizeof(int32_t), &ptr) == LONGATTN_OK);
+    REQUIRE(longattn_vulkan_buffer_upload(ctx, ptr, v.data(), v.size() * sizeof(int32_t)) == LONGATTN_OK);
+  }
+  ~DeviceInts() { longattn_vulkan_buffer_destroy(ctx, ptr); }
+  const int32_t* ints() const { return static_cast<const int32_t*>(ptr); }
+};
+
+// HYPER's level-0 block and sample calls alone (n = 8192 rows, 32 / 8 heads, d = 128, fp32 out +
+// LSE), and the same work without gathers, to see what each feature of the general variant costs:
+//   blocks_plain      32 segments of 256 rows × 256 keys, rows in place (plain variant)
+//   blocks_gather_id  the same with q_rows / k_rows = identity (general variant, in-order reads)
+//   blocks_gather     the same with random permutations per query / KV head (HYPER's block call)
+//   samples           every row against 256 gathered keys with log-weights and exclusion groups
+//                     (HYPER's sample call)
+// At FLASH's rate per pair each takes n · 256 · 32 · 4 · 128 flops ÷ its TFLOP/s.
+void hyper_block_calls(longattn_context* ctx) {
+  const char* names[] = {"blocks_plain", "blocks_gather_id", "blocks_gather", "samples"};
+  bool any = false;
+  for (const char* nm : names) any = any || selected(nm);
+  if (!any) return;
+  auto& backend = dynamic_cast<longattn::vk::VulkanBackend&>(*ctx->backend);
+  // LONGATTN_VULKAN_BENCH_SWEEP_SCALE=s divides the row count by s (a quick check)
+  const char* scale_env = std::getenv("LONGATTN_VULKAN_BENCH_SWEEP_SCALE");
+  const int64_t scale = scale_env ? std::max<int64_t>(1, std::atoll(scale_env)) : 1;
+  const int64_t n = 8192 / scale, b = 256, nb = n / b;
+  const int32_t hq = 32, hkv = 8, d = 128;
+  DeviceTensor q(ctx, LONGATTN_DTYPE_F16, 1, n, hq, d, 11), k(ctx, LONGATTN_DTYPE_F16, 1, n, hkv, d, 12);
+  DeviceTensor v(ctx, LONGATTN_DTYPE_F16, 1, n, hkv, d, 13), o(ctx, LONGATTN_DTYPE_F32, 1, n, hq, d, 14);
+  DeviceTensor lse(ctx, LONGATTN_DTYPE_F32, 1, n, hq, 1, 15);
+  auto view = [](const DeviceTensor& t) {
+    longattn::View x;
+    x.data = t.t.data;
+    x.dtype = t.t.dtype;
+    for (int i = 0; i < 4; ++i) {
+      x.shape[i] = t.t.shape[i];
+      x.strides[i] = t.t.strides[i];
+    }
+    return x;
+  };
+  std::mt19937 rng(7);
+  auto perms = [&](int64_t heads, bool identity) {
+    std::vector<int32_t> p(size_t(heads * n));
+    for (int64_t h = 0; h < heads; ++h) {
+      int32_t* ph = p.data() + h * n;
+      for (int64_t i = 0; i < n; ++i) ph[i] = int32_t(i);
+      if (!identity) std::shuffle(ph, ph + n, rng);
+    }
+    return p;
+  };
+  const DeviceInts qp_id(ctx, perms(hq, true)), kp_id(ctx, perms(hkv, true));
+  const DeviceInts qp(ctx, perms(hq, false)), kp(ctx, perms(hkv, false));
+  std::vector<int32_t> sample_rows(size_t(hkv * b)), sample_block(size_t(hkv * b)), query_block(size_t(hq * n));
+  std::vector<float> logw(size_t(hkv * b), std::log(float(n) / float(b)));
+  for (size_t x = 0; x < sample_rows.size(); ++x) {
+    sample_rows[x] = int32_t(rng() % uint32_t(n));
+    sample_block[x] = sample_rows[x] / int32_t(b);
+  }
+  for (size_t x = 0; x < query_block.size(); ++x) query_block[x] = int32_t((x % size_t(n)) / size_t(b));
+  std::vector<int32_t> logw_bits(logw.size());
+  std::memcpy(logw_bits.data(), logw.data(), logw.size() * sizeof(float));
+  const DeviceInts s_rows(ctx, sample_rows), s_block(ctx, sample_block), q_block(ctx, query_block);
+  const DeviceInts s_logw(ctx, logw_bits);
+  std::vector<int64_t> bounds;
+  for (int64_t i = 0; i <= nb; ++i) bounds.push_back(i * b);
+  for (const char* name : names) {
+    if (!selected(name)) continue;
+    const std::string nm = name;
+    longattn::AttendArgs a;
+    a.batch = 1;
+    a.n_q = a.n_k = n;
+    a.n_q_heads = hq;
+    a.n_kv_heads = hkv;
+    a.head_dim = a.head_dim_v = d;
+    a.q = view(q);
+    a.k = view(k);
+    a.v = view(v);
+    a.out = view(o);
+    a.lse = view(lse);
+    a.scale = 1.0f / std::sqrt(float(d));
+    if (nm == "samples") {
+      a.n_k = b;
+      a.q_rows = qp.ints();
+      a.k_rows = s_rows.ints();
+      a.key_logw = reinterpret_cast<const float*>(s_logw.ints());
+      a.q_group = q_block.ints();
+      a.k_group = s_block.ints();
+    } else {
+      a.n_segments = int32_t(nb);
+      a.q_seg = bounds.data();
+      a.k_seg = bounds.data();
+      if (nm == "blocks_gather_id") {
+        a.q_rows = qp_id.ints();
+        a.k_rows = kp_id.ints();
+      } else if (nm == "blocks_gather") {
+        a.q_rows = qp.ints();
+        a.k_rows = kp.ints();
+      }
+    }
+    auto call = [&] {
+      backend.attend(a);
+      backend.synchronize(nullptr);
+    };
+    warm_up(call);
+    backend.stream().take_profile();
+    std::vector<double> times;
+    std::vector<longattn::vk::CommandStream::ProfileEntry> gpu;
+    for (int r = 0; r < 10; ++r) {
+      const double t0 = now_ms();
+      call();
+      times.push_back(now_ms() - t0);
+      gpu = backend.stream().take_profile();
+    }
+    for (const auto& e : gpu)
+      std::printf("{\"case\":\"%s\",\"gpu_dispatch\":\"%s\",\"ms\":%.4f,\"note\":\"%s\"}\n", name, e.label.c_str(), e.ms,
+                  e.note.c_str());
+    const double ms = median(times);
+    const double pairs = double(n) * double(b);
+    std::printf("{\"case\":\"%s\",\"rows\":%lld,\"keys_per_row\":%lld,\"ms\":%.4f,\"tflops\":%.2f,\"runs_ms\":%s}\n", name,
+                (long long)n, (long long)b, ms, pairs * hq * 4.0 * d / (ms * 1e9), json_list(times).c_str());
+    std::fflush(stdout);
+  }
+}
+
 // One decode-kernel choice of the sweep below (0 = the backend's own choice); spin_us < 0 keeps
 // the stream's fence polling.
 struct DecodeChoice {
@@ -417,6 +546,7 @@ TEST_CASE("vulkan benchmark (LONGATTN_VULKAN_BENCH=1)") {
   run(ctx, {"sparse_w4096", LONGATTN_ALGORITHM_SPARSE, n, n, 32, 8, 128, true, 4095, 4, 5}, path);
   run(ctx, {"hyper_causal", LONGATTN_ALGORITHM_HYPER, n, n, 32, 8, 128, true, -1, 0, 10}, path);
   segmented_causal(ctx);
+  hyper_block_calls(ctx);
   longattn_context_destroy(ctx);
 }
 

@@ -72,9 +72,9 @@ struct CoopmatTile {
 // for layouts that do not allow the transposed tile, the same through shared memory for devices
 // whose fragment layout is not known, the others for devices with less shared memory. Calls whose
 // work items visit at most kCoopmatShortSpan keys take the same kinds of tile: plain segmented
-// ones (HYPER's exact leaves) 8 × 64, the general ones (its block and sample calls of 256 keys:
-// gathers, explicit positions, log-weights or exclusion groups, whose row and key facts leave no
-// room for 64 keys in 48 KB) 8 × 32.
+// ones (HYPER's exact leaves) 8 × 64, and the general ones (its block and sample calls of 256 keys:
+// gathers, explicit positions, log-weights or exclusion groups) 8 × 64 too where their row and key
+// facts fit next to 64 keys (the KHR build, 48 KB), else 8 × 32.
 constexpr CoopmatTile kCoopmatTiles[] = {{8, 64, 1, false, 2, true, false, true},
                                          {8, 64, 1, false, 2, true, true},
                                          {8, 32, 1, false, 2, true},
@@ -88,7 +88,8 @@ constexpr CoopmatTile kCoopmatTilesShortSegmented[] = {{8, 64, 1, false, 2, true
                                                        {8, 32, 1, false, 1, true},
                                                        {8, 32},
                                                        {4, 16}};
-constexpr CoopmatTile kCoopmatTilesShortGeneral[] = {{8, 32, 1, false, 2, true, false, true},
+constexpr CoopmatTile kCoopmatTilesShortGeneral[] = {{8, 64, 1, false, 2, true, false, true},
+                                                     {8, 32, 1, false, 2, true, false, true},
                                                      {8, 32, 1, false, 2, true, true},
                                                      {8, 32, 1, false, 1, true},
                                                      {8, 32},
@@ -173,7 +174,7 @@ size_t coopmat_shared_bytes(const CoopmatTile& t, int32_t d, int32_t dv, bool ge
   // without q_shared, Q passes through the tile area a subgroup's rows or more at a time
   const size_t sr = size_t(kCoopmatFragment * t.row_fragments);
   const size_t units = t.q_shared ? tile_units : std::max(tile_units, sr * ks);
-  return 16 * units + gq * (8 + 8 + 8 + 4) + gk * (8 + 4 + 4);
+  return 16 * units + gq * (8 + 8 + 4) + gk * (8 + 4 + 4);
 }
 
 // Rows per workgroup follow the head dim (shared memory) and, for calls with few query rows per

@@ -138,6 +138,7 @@ const int QP = Q_SHARED ? BQ : (QP_FIT < BQ ? QP_FIT : BQ);
 const int SM_UNITS = TILE_UNITS > QP * KS ? TILE_UNITS : QP * KS;
 const int NKC = (BK * KU + WG - 1) / WG;        // K units per lane and tile
 const int NVC = (BK * VU + WG - 1) / WG;        // V units per lane and tile
+const int NQU = (QP * KU + WG - 1) / WG;        // Q units per lane and pass
 
 #define HMAT fcoopmatNV<16, gl_ScopeSubgroup, kFrag, kFrag>
 #ifdef COOPMAT_KHR
@@ -151,7 +152,7 @@ layout(buffer_reference, std430, buffer_reference_align = 16) buffer U32x4s { uv
 
 shared uvec4 sm[SM_UNITS];
 const int GQ = GENERAL ? BQ : 1, GK = GENERAL ? BK : 1;  // (one unused entry in the plain case)
-shared int64_t sRowLo[GQ], sRowHi[GQ];          // GENERAL: query positions of the rows,
+shared int64_t sRowPos[GQ];                     // GENERAL: query positions of the rows,
 shared int64_t sRowPhys[GQ];                    //   their physical indices
 shared int sRowGroup[GQ];                       //   and exclusion groups
 shared int64_t sKpos[GK];                       // GENERAL: the tile's key positions,
@@ -174,11 +175,15 @@ struct Row {
   int group;
 };
 
+// Whether row r of the work item exists (its head within the item's heads, its query within the
+// item's rows).
+bool row_valid(Args A, Item it, int r) { return r / A.tr < A.hg && it.q0 + r % A.tr < it.q1; }
+
 Row row_of(Args A, Item it, int r) {
   Row q;
   const int g = r / A.tr;
   const int64_t i = it.q0 + r % A.tr;
-  q.valid = g < A.hg && i < it.q1;
+  q.valid = row_valid(A, it, r);
   q.h = it.hk * A.group + it.hb * A.hg + min(g, A.hg - 1);
   q.phys = i;
   q.group = -1;
@@ -194,10 +199,10 @@ Row row_of(Args A, Item it, int r) {
 Row row_at(Args A, Item it, int r) {
   if (!GENERAL) return row_of(A, it, r);
   Row q;
-  q.valid = sRowHi[r] != kFarLow;
+  q.valid = row_valid(A, it, r);
   q.h = it.hk * A.group + it.hb * A.hg + min(r / A.tr, A.hg - 1);
   q.phys = sRowPhys[r];
-  q.pos = q.valid ? sRowLo[r] : A.q_pos0 + q.phys;
+  q.pos = sRowPos[r];
   q.group = sRowGroup[r];
   return q;
 }
@@ -205,6 +210,27 @@ Row row_at(Args A, Item it, int r) {
 // Physical K/V row of logical key j.
 int64_t key_phys(Args A, int64_t kv_row0, int64_t j) {
   return GENERAL && A.k_rows != 0 ? int64_t(ld_i32(A.k_rows, kv_row0 + j)) : j;
+}
+
+// GENERAL: what the softmax needs of column c of a key tile (first key j0, nc keys): the key's
+// position (only where the mask needs one; far right past the tile, outside any range), its
+// log-weight in log2 units (−inf past the tile, so that one addition masks those columns) and its
+// exclusion group (−2 past the tile: no row has it).
+struct KeyFacts {
+  int64_t pos;
+  float logw;
+  int group;
+};
+
+KeyFacts key_facts(Args A, int64_t kv_row0, int64_t j0, int nc, int c, bool any_mask, bool has_groups) {
+  KeyFacts f = KeyFacts(kFarHigh, kNegInf, -2);
+  if (c < nc) {
+    const int64_t j = j0 + c;
+    if (any_mask) f.pos = A.k_pos != 0 ? ld_i64(A.k_pos, key_phys(A, kv_row0, j)) : A.k_pos0 + key_phys(A, kv_row0, j);
+    f.logw = A.key_logw != 0 ? ld_f32(A.key_logw, kv_row0 + j) * kLog2e : 0.0;
+    if (has_groups) f.group = ld_i32(A.k_group, kv_row0 + j);
+  }
+  return f;
 }
 
 // Elements at byte addresses `at` and `at + step` of out (dtype O_DT): one 32-bit store when they
@@ -308,8 +334,7 @@ void main() {
     if (lane < SR) {
       const int r = w * SR + lane;
       const Row q = row_of(A, it, r);
-      sRowLo[r] = q.valid ? q.pos : kFarHigh;
-      sRowHi[r] = q.valid ? q.pos : kFarLow;
+      sRowPos[r] = q.pos;
       sRowPhys[r] = q.phys;
       sRowGroup[r] = q.group;
     }
@@ -318,8 +343,9 @@ void main() {
       q_lo = kFarHigh;
       q_hi = kFarLow;
       for (int r = 0; r < BQ; ++r) {
-        q_lo = min(q_lo, sRowLo[r]);
-        q_hi = max(q_hi, sRowHi[r]);
+        if (!row_valid(A, it, r)) continue;
+        q_lo = min(q_lo, sRowPos[r]);
+        q_hi = max(q_hi, sRowPos[r]);
       }
     }
   } else {  // every head has the rows q0 … q1 − 1
@@ -327,28 +353,66 @@ void main() {
     q_hi = A.q_pos0 + it.q1 - 1;
   }
 
+  // ---- key tiles (the first one's K/V and key facts are loaded now, ahead of Q) ----
+  const bool affine_k = !GENERAL || (A.k_pos == 0 && A.k_rows == 0);
+  const bool has_groups = GENERAL && A.q_group != 0 && A.k_group != 0;
+  const bool has_logw = GENERAL && A.key_logw != 0;
+  int64_t rb0, re0, rb1, re1;
+  const int n_ranges = key_ranges(A, affine_k, q_lo, q_hi, it.kb, it.ke, rb0, re0, rb1, re1);
+  const int n_t0 = n_ranges > 0 ? int((re0 - rb0 + BK - 1) / BK) : 0;
+  const int n_t = n_t0 + (n_ranges > 1 ? int((re1 - rb1 + BK - 1) / BK) : 0);
+  const int64_t k_pos0 = A.k_pos0;
+  const int64_t kv_row0 = (b * A.hkv + hk) * A.n_k;
+  const uint64_t k_head = A.k + uint64_t(b * A.k_stride[0] + hk * A.k_stride[2]);
+  const uint64_t v_head = A.v + uint64_t(b * A.v_stride[0] + hk * A.v_stride[2]);
+  const int64_t k_row_bytes = A.k_stride[1], v_row_bytes = A.v_stride[1];
+
+  uvec4 kreg[NKC], vreg[NVC];
+  KeyFacts kf;  // GENERAL, lanes below BK: the facts of key j0 + lane of the tile that comes next
+  if (GENERAL && tid < BK && n_t > 0) {
+    int64_t j0;
+    int nc;
+    tile_at(0, n_t0, rb0, re0, rb1, re1, j0, nc);
+    kf = key_facts(A, kv_row0, j0, nc, tid, any_mask, has_groups);
+  }
+  if (KV_PIPE != 0 && n_t > 0) {  // K (with KV_PIPE = 2 also V) of the first tile into registers
+    int64_t j0;
+    int nc;
+    tile_at(0, n_t0, rb0, re0, rb1, re1, j0, nc);
+    [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j0, nc, tid + i * WG);
+    if (KV_PIPE == 2)
+      [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
+  }
+
   // ---- Q rows as f16 in shared memory (kept there with Q_SHARED, else held as fragments) ----
   // Without Q_SHARED the rows pass through the tile area QP rows (whole subgroups) at a time, so
-  // that workgroups with more rows than that area holds still fit the shared memory.
+  // that workgroups with more rows than that area holds still fit the shared memory. Each lane
+  // issues all its loads of a pass before it stores any (one memory latency per pass, not one
+  // per 16-byte unit); the first K/V tile is already in flight (above).
   HMAT qf[Q_SHARED ? 1 : RF * NKK];
-  for (int r0 = 0; r0 < BQ; r0 += QP) {
-    for (int p = tid; p < QP * KU; p += WG) {
+  [[unroll]] for (int r0 = 0; r0 < BQ; r0 += QP) {
+    uvec4 qu[NQU];
+    [[unroll]] for (int i = 0; i < NQU; ++i) {
+      const int p = tid + i * WG;
       const int r = r0 + p / KU, u = p % KU;
-      uvec4 x = uvec4(0);
-      if (r < BQ) {
+      qu[i] = uvec4(0);
+      if (p < QP * KU && r < BQ) {
         const Row q = row_at(A, it, r);
         if (q.valid) {
           const uint64_t at = elem_addr(A.q, A.q_stride[0], A.q_stride[1], A.q_stride[2], A.q_stride[3], b, q.phys, q.h, u * 8);
           if (A.q_stride[3] == 2 && (at & uint64_t(15)) == 0) {
-            x = U32x4s(at).v[0];
+            qu[i] = U32x4s(at).v[0];
           } else {
             [[unroll]] for (int e = 0; e < 4; ++e)
-              x[e] = load_half_bits(at + uint64_t((2 * e) * A.q_stride[3])) |
-                     (load_half_bits(at + uint64_t((2 * e + 1) * A.q_stride[3])) << 16);
+              qu[i][e] = load_half_bits(at + uint64_t((2 * e) * A.q_stride[3])) |
+                         (load_half_bits(at + uint64_t((2 * e + 1) * A.q_stride[3])) << 16);
           }
         }
       }
-      sm[(p / KU) * KS + u] = x;
+    }
+    [[unroll]] for (int i = 0; i < NQU; ++i) {
+      const int p = tid + i * WG;
+      if (p < QP * KU) sm[(p / KU) * KS + p % KU] = qu[i];
     }
     barrier();
     if (!Q_SHARED) {
@@ -408,29 +472,6 @@ void main() {
     }
   }
 
-  // ---- key tiles ----
-  const bool affine_k = !GENERAL || (A.k_pos == 0 && A.k_rows == 0);
-  const bool has_groups = GENERAL && A.q_group != 0 && A.k_group != 0;
-  int64_t rb0, re0, rb1, re1;
-  const int n_ranges = key_ranges(A, affine_k, q_lo, q_hi, it.kb, it.ke, rb0, re0, rb1, re1);
-  const int n_t0 = n_ranges > 0 ? int((re0 - rb0 + BK - 1) / BK) : 0;
-  const int n_t = n_t0 + (n_ranges > 1 ? int((re1 - rb1 + BK - 1) / BK) : 0);
-  const int64_t k_pos0 = A.k_pos0;
-  const int64_t kv_row0 = (b * A.hkv + hk) * A.n_k;
-  const uint64_t k_head = A.k + uint64_t(b * A.k_stride[0] + hk * A.k_stride[2]);
-  const uint64_t v_head = A.v + uint64_t(b * A.v_stride[0] + hk * A.v_stride[2]);
-  const int64_t k_row_bytes = A.k_stride[1], v_row_bytes = A.v_stride[1];
-
-  uvec4 kreg[NKC], vreg[NVC];
-  if (KV_PIPE != 0 && n_t > 0) {  // K (with KV_PIPE = 2 also V) of the first tile into registers
-    int64_t j0;
-    int nc;
-    tile_at(0, n_t0, rb0, re0, rb1, re1, j0, nc);
-    [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j0, nc, tid + i * WG);
-    if (KV_PIPE == 2)
-      [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
-  }
-
   for (int t = 0; t < n_t; ++t) {
     int64_t j0;
     int nc;
@@ -452,16 +493,11 @@ void main() {
         if (p < BK * VU) sm[V_AT + (p / VU) * VS + p % VU] = vreg[i];
       }
     }
-    if (GENERAL && tid < BK) {
-      const int c = tid;
-      int64_t kpos = kFarHigh;  // columns past the tile: masked below, outside any range here
-      if (c < nc) {
-        const int64_t j = j0 + c;
-        if (any_mask) kpos = A.k_pos != 0 ? ld_i64(A.k_pos, key_phys(A, kv_row0, j)) : k_pos0 + key_phys(A, kv_row0, j);
-        sKlogw[c] = A.key_logw != 0 ? ld_f32(A.key_logw, kv_row0 + j) * kLog2e : 0.0;
-        sKgroup[c] = has_groups ? ld_i32(A.k_group, kv_row0 + j) : -2;
-      }
-      sKpos[c] = kpos;
+    if (GENERAL && tid < BK) {  // the key facts (with KV_PIPE = 2 loaded a tile ahead, below)
+      if (KV_PIPE != 2 && t > 0) kf = key_facts(A, kv_row0, j0, nc, tid, any_mask, has_groups);
+      sKpos[tid] = kf.pos;
+      sKlogw[tid] = kf.logw;
+      sKgroup[tid] = kf.group;
     }
     // KV_PIPE = 1: V(t) global → registers, consumed after S(t) and its softmax
     if (KV_PIPE == 1)
@@ -474,6 +510,7 @@ void main() {
       tile_at(t + 1, n_t0, rb0, re0, rb1, re1, j1, nc1);
       [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j1, nc1, tid + i * WG);
       [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j1, nc1, tid + i * WG);
+      if (GENERAL && tid < BK) kf = key_facts(A, kv_row0, j1, nc1, tid, any_mask, has_groups);
     }
 
     int kind;
@@ -512,7 +549,7 @@ void main() {
         }
       }
       // scores in place and the row maxima: each lane its components, then over the row's lanes
-      const bool exact = GENERAL || kind == kPartial || nc < BK;
+      const bool exact = has_logw || has_groups || kind == kPartial || nc < BK;
       const int64_t kpos0 = k_pos0 + j0;
       float mx[RS_ROWS];
       [[unroll]] for (int k = 0; k < RS_ROWS; ++k) mx[k] = kNegInf;
@@ -523,6 +560,18 @@ void main() {
               const float x = s[f * NJ + j][e] * qscale;
               s[f * NJ + j][e] = x;
               mx[rs_slot(f, e)] = max(mx[rs_slot(f, e)], x);
+            }
+      } else if (GENERAL && softcap <= 0.0 && kind != kPartial) {
+        // log-weights, exclusion groups and columns past the tile only (the key facts hold −inf
+        // there): HYPER's sample calls
+        [[unroll]] for (int f = 0; f < RF; ++f)
+          [[unroll]] for (int j = 0; j < NJ; ++j)
+            [[unroll]] for (int e = 0; e < kElems; ++e) {
+              const int k = rs_slot(f, e), c = rs_col(j, e, lane);
+              float x = s[f * NJ + j][e] * qscale + sKlogw[c];
+              if (has_groups && rgroup[k] >= 0 && rgroup[k] == sKgroup[c]) x = kNegInf;
+              s[f * NJ + j][e] = x;
+              mx[k] = max(mx[k], x);
             }
       } else {
         [[unroll]] for (int f = 0; f < RF; ++f)
@@ -606,7 +655,7 @@ void main() {
       sync_subgroup();
 
       // scores of this lane's part of its row, the row max, the lazy reference
-      const bool exact = GENERAL || kind == kPartial || nc < BK;  // per-element masking
+      const bool exact = has_logw || has_groups || kind == kPartial || nc < BK;  // per-element masking
       const int64_t kpos0 = k_pos0 + j0;
       const int s_at = scr + rr * SS + hh * (COLS / 4);
       float sv[COLS];
