@@ -258,13 +258,14 @@ sass() {
 
 # Two or more builds side by side: the forced cooperative-matrix tests of the first (they also
 # warm the GPU up), then the benchmark cases LONGATTN_VK_COMPARE_CASES (GPU timestamps on) for
-# each entry of LONGATTN_VK_COMPARE ("DIR" or "DIR:TILE", DIR a folder with test_vulkan_bench,
-# TILE a LONGATTN_VULKAN_COOPMAT_TILE), the whole list twice, interleaved, so that clock drift
-# shows; one JSONL file per entry and round.
+# each entry of LONGATTN_VK_COMPARE ("DIR", "DIR:TILE" or "DIR:TILE:VAR=VALUE,...", DIR a folder
+# with test_vulkan_bench, TILE a LONGATTN_VULKAN_COOPMAT_TILE or empty, then environment settings
+# for that entry, e.g. LONGATTN_VULKAN_BENCH_BLOCK=512), the whole list twice, interleaved, so that
+# clock drift shows; one JSONL file per entry and round.
 compare() {
   setup
   export LONGATTN_VULKAN_BENCH=1
-  local entries="${LONGATTN_VK_COMPARE:-$BIN}" e dir tile round i first
+  local entries="${LONGATTN_VK_COMPARE:-$BIN}" e dir tile envs round i first
   first="${entries%% *}"; first="${first%%:*}"
   if [ "${LONGATTN_VK_SKIP_TESTS:-0}" != 1 ]; then
     echo "== tests of $first, cooperative-matrix kernel wherever eligible"
@@ -276,11 +277,13 @@ compare() {
     i=0
     for e in $entries; do
       i=$((i + 1))
-      dir="${e%%:*}"; tile=""
+      dir="${e%%:*}"; tile=""; envs=""
       [ "$e" != "$dir" ] && tile="${e#*:}"
-      echo "== round $round, entry $i: $dir ${tile:-auto}, at ${SECONDS}s"
-      LONGATTN_VULKAN_COOPMAT_TILE="$tile" LONGATTN_VULKAN_BENCH_CASES="${LONGATTN_VK_COMPARE_CASES:-prefill_causal}" \
-        LONGATTN_VULKAN_PROFILE=1 step 80 "$dir"/test_vulkan_bench 2>&1 | grep '^{' |
+      [ "$tile" != "${tile%%:*}" ] && { envs="${tile#*:}"; tile="${tile%%:*}"; }
+      echo "== round $round, entry $i: $dir ${tile:-auto} ${envs}, at ${SECONDS}s"
+      ( [ -z "$envs" ] || export ${envs//,/ }
+        LONGATTN_VULKAN_COOPMAT_TILE="$tile" LONGATTN_VULKAN_BENCH_CASES="${LONGATTN_VK_COMPARE_CASES:-prefill_causal}" \
+          LONGATTN_VULKAN_PROFILE=1 step 80 "$dir"/test_vulkan_bench ) 2>&1 | grep '^{' |
         sed "s|^{|{\"entry\":$i,\"round\":$round,|" | tee "$out/compare_${i}_$round.jsonl" | grep -v gpu_dispatch
     done
   done

@@ -282,7 +282,12 @@ void hyper_block_calls(longattn_context* ctx) {
   // LONGATTN_VULKAN_BENCH_SWEEP_SCALE=s divides the row count by s (a quick check)
   const char* scale_env = std::getenv("LONGATTN_VULKAN_BENCH_SWEEP_SCALE");
   const int64_t scale = scale_env ? std::max<int64_t>(1, std::atoll(scale_env)) : 1;
-  const int64_t n = 8192 / scale, b = 256, nb = n / b;
+  // LONGATTN_VULKAN_BENCH_BLOCK=b: keys per row (block length; 256, HYPER's default, unless set):
+  // a sweep over b separates each workgroup's fixed cost from its cost per key tile
+  const char* block_env = std::getenv("LONGATTN_VULKAN_BENCH_BLOCK");
+  const int64_t n = 8192 / scale;
+  const int64_t b = block_env ? std::clamp<int64_t>(std::atoll(block_env), 16, n) : std::min<int64_t>(256, n);
+  const int64_t nb = n / b;
   const int32_t hq = 32, hkv = 8, d = 128;
   DeviceTensor q(ctx, LONGATTN_DTYPE_F16, 1, n, hq, d, 11), k(ctx, LONGATTN_DTYPE_F16, 1, n, hkv, d, 12);
   DeviceTensor v(ctx, LONGATTN_DTYPE_F16, 1, n, hkv, d, 13), o(ctx, LONGATTN_DTYPE_F32, 1, n, hq, d, 14);

@@ -79,7 +79,10 @@ layout(constant_id = 14) const int LANE_COL_STEP = 0;
 // DIAG (measurement only, wrong results; LONGATTN_VULKAN_COOPMAT_DIAG): 0 off, else a part of the
 // REG_SOFTMAX tile loop left out to see what it costs — 1 K fragments loaded with the other
 // orientation, 3 no Q·Kᵀ products, 4 no global K/V loads, 5 no workgroup barriers in the loop, 6 no
-// P·V products. docs/PERFORMANCE_VULKAN.md has what they measured (and why variants that leave out
+// P·V products; and, to split a workgroup's fixed cost (the parts that do not depend on its key
+// count; runtime-true conditions keep the compiler from dropping code): 7 no global stores of O and
+// LSE, 8 no global loads of Q, 9 return after the work item is decoded, 10 return before the tile
+// loop, 11 no key tiles. docs/PERFORMANCE_VULKAN.md has what they measured (and why variants that leave out
 // parts of the softmax measure nothing: with no row sums the output is O·0, and the compiler drops
 // O altogether).
 #ifdef COOPMAT_KHR
@@ -233,13 +236,18 @@ KeyFacts key_facts(Args A, int64_t kv_row0, int64_t j0, int nc, int c, bool any_
   return f;
 }
 
+// Two 16-bit elements of out (dtype O_DT, not f32) as one 32-bit word, x0 in the low half.
+uint pack_two(float x0, float x1) {
+  const uint lo = O_DT == kDtypeF16 ? float_to_f16_bits(x0) : float_to_bf16_bits(x0);
+  const uint hi = O_DT == kDtypeF16 ? float_to_f16_bits(x1) : float_to_bf16_bits(x1);
+  return lo | (hi << 16);
+}
+
 // Elements at byte addresses `at` and `at + step` of out (dtype O_DT): one 32-bit store when they
 // are the two halves of an aligned word.
 void store_two(uint64_t at, int64_t step, float x0, float x1) {
   if (O_DT != kDtypeF32 && step == 2 && (at & uint64_t(3)) == 0) {
-    const uint lo = O_DT == kDtypeF16 ? float_to_f16_bits(x0) : float_to_bf16_bits(x0);
-    const uint hi = O_DT == kDtypeF16 ? float_to_f16_bits(x1) : float_to_bf16_bits(x1);
-    U32s(at).v[0] = lo | (hi << 16);
+    U32s(at).v[0] = pack_two(x0, x1);
   } else {
     store_elem(at, O_DT, x0);
     store_elem(at + uint64_t(step), O_DT, x1);
@@ -325,6 +333,7 @@ void main() {
   const Item it = decode_item(A, gid, false);
   const int64_t b = it.b;
   const int hk = it.hk;
+  if (DIAG == 9 && A.n_q > 0) return;
 
   // ---- query positions covered by the workgroup ----
   // (without causality or windows every pair is allowed: no positions are needed)
@@ -360,7 +369,7 @@ void main() {
   int64_t rb0, re0, rb1, re1;
   const int n_ranges = key_ranges(A, affine_k, q_lo, q_hi, it.kb, it.ke, rb0, re0, rb1, re1);
   const int n_t0 = n_ranges > 0 ? int((re0 - rb0 + BK - 1) / BK) : 0;
-  const int n_t = n_t0 + (n_ranges > 1 ? int((re1 - rb1 + BK - 1) / BK) : 0);
+  const int n_t = DIAG == 11 && A.n_q > 0 ? 0 : n_t0 + (n_ranges > 1 ? int((re1 - rb1 + BK - 1) / BK) : 0);
   const int64_t k_pos0 = A.k_pos0;
   const int64_t kv_row0 = (b * A.hkv + hk) * A.n_k;
   const uint64_t k_head = A.k + uint64_t(b * A.k_stride[0] + hk * A.k_stride[2]);
@@ -398,7 +407,9 @@ void main() {
       qu[i] = uvec4(0);
       if (p < QP * KU && r < BQ) {
         const Row q = row_at(A, it, r);
-        if (q.valid) {
+        if (DIAG == 8 && A.n_q > 0) {
+          qu[i] = uvec4(uint(p));
+        } else if (q.valid) {
           const uint64_t at = elem_addr(A.q, A.q_stride[0], A.q_stride[1], A.q_stride[2], A.q_stride[3], b, q.phys, q.h, u * 8);
           if (A.q_stride[3] == 2 && (at & uint64_t(15)) == 0) {
             qu[i] = U32x4s(at).v[0];
@@ -441,8 +452,11 @@ void main() {
     [[unroll]] for (int c = 0; c < NC; ++c) {
       [[unroll]] for (int e = 0; e < OU; ++e) {
         vec4 x = vec4(0.0);
-        if (me.valid)
-          [[unroll]] for (int k = 0; k < 4; ++k) x[k] = ld_f32(A.st_acc, sidx * DV + c * kFrag + hh * 4 * OU + e * 4 + k);
+        const int64_t i0 = sidx * DV + c * kFrag + hh * 4 * OU + e * 4;
+        if (me.valid && ((A.st_acc + uint64_t(i0) * 4) & uint64_t(15)) == 0)
+          x = uintBitsToFloat(U32x4s(A.st_acc + uint64_t(i0) * 4).v[0]);
+        else if (me.valid)
+          [[unroll]] for (int k = 0; k < 4; ++k) x[k] = ld_f32(A.st_acc, i0 + k);
         sm[my_o + e] = floatBitsToUint(x);
       }
       sync_subgroup();
@@ -472,6 +486,7 @@ void main() {
     }
   }
 
+  if (DIAG == 10 && A.n_q > 0) return;
   for (int t = 0; t < n_t; ++t) {
     int64_t j0;
     int nc;
@@ -772,7 +787,7 @@ void main() {
     if (rs_writer(lane))
       [[unroll]] for (int k = 0; k < RS_ROWS; ++k) {
         const Row q = row_at(A, it, rs_row(w, lane, k));
-        if (!q.valid) continue;
+        if (!q.valid || (DIAG == 7 && A.n_q > 0)) continue;
         if (STATE) {
           const int64_t si = state_index(A, b, q.h, q.phys);
           st_f32(A.st_m, si, rm[k]);
@@ -791,8 +806,24 @@ void main() {
   [[unroll]] for (int c = 0; c < NC; ++c) {
     [[unroll]] for (int f = 0; f < RF; ++f) coopMatStoreNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), TRANSPOSED);
     sync_subgroup();
-    if (me.valid) {
-      const int d0 = c * kFrag + hh * 4 * OU;
+    const int d0 = c * kFrag + hh * 4 * OU;
+    // contiguous, 16-byte aligned destination (the usual case): 16-byte stores, with which a
+    // row's lanes fill whole 32-byte sectors (scalar stores touched each sector 4 to 8 times)
+    const uint64_t at = STATE ? A.st_acc + uint64_t(sidx * DV + d0) * 4
+                              : elem_addr(A.o, A.o_stride[0], A.o_stride[1], A.o_stride[2], o_step, b, me.phys, me.h, d0);
+    if (me.valid && !(DIAG == 7 && A.n_q > 0) && (STATE || o_step == (O_DT == kDtypeF32 ? 4 : 2)) &&
+        (at & uint64_t(15)) == 0 && (STATE || O_DT == kDtypeF32 || OU % 2 == 0)) {
+      if (STATE) {
+        [[unroll]] for (int e = 0; e < OU; ++e) U32x4s(at).v[e] = sm[my_o + e];
+      } else if (O_DT == kDtypeF32) {
+        [[unroll]] for (int e = 0; e < OU; ++e) U32x4s(at).v[e] = floatBitsToUint(uintBitsToFloat(sm[my_o + e]) * inv_l);
+      } else {
+        [[unroll]] for (int e = 0; e < OU; e += 2) {
+          const vec4 x0 = uintBitsToFloat(sm[my_o + e]) * inv_l, x1 = uintBitsToFloat(sm[my_o + e + 1]) * inv_l;
+          U32x4s(at).v[e / 2] = uvec4(pack_two(x0.x, x0.y), pack_two(x0.z, x0.w), pack_two(x1.x, x1.y), pack_two(x1.z, x1.w));
+        }
+      }
+    } else if (me.valid && !(DIAG == 7 && A.n_q > 0)) {
       [[unroll]] for (int e = 0; e < OU; ++e) {
         const vec4 x = uintBitsToFloat(sm[my_o + e]);
         [[unroll]] for (int k = 0; k < 4; k += 2) {
@@ -809,7 +840,7 @@ void main() {
     }
     sync_subgroup();
   }
-  if (!REG_SOFTMAX && hh == 0 && me.valid) {  // row statistics
+  if (!REG_SOFTMAX && hh == 0 && me.valid && !(DIAG == 7 && A.n_q > 0)) {  // row statistics
     if (STATE) {
       st_f32(A.st_m, sidx, m_ref);
       st_f32(A.st_l, sidx, l);
