@@ -35,6 +35,7 @@ struct PhysicalDeviceInfo {
   bool shader_float16 = false;           // shaderFloat16
   bool subgroup_size_control = false;    // and computeFullSubgroups
   bool subgroup_shuffle = false;         // basic + shuffle subgroup operations in compute shaders
+  bool subgroup_ballot = false;          // basic + ballot subgroup operations in compute shaders
   bool vulkan_memory_model = false;      // vulkanMemoryModel (the cooperative-matrix shader uses it)
   bool cooperative_matrix_nv = false;    // VK_NV_cooperative_matrix with f16×f16→f32 16×16×16 (subgroup
                                          // 32), shaderFloat16 and vulkanMemoryModel

@@ -18,6 +18,7 @@ constexpr int32_t kElementwiseWorkgroup = 256;
 constexpr int32_t kMergeWorkgroup = 64;
 constexpr int32_t kMergeThreadsPerRow = 16;
 constexpr int32_t kSortWorkgroup = 256;
+constexpr int64_t kSortSharedBins = 4096;  // counting_sort_ballot.comp's kMaxBins
 constexpr int32_t kIndexGather = 0, kIndexLabels = 1;  // MODE of index_ops.comp
 
 uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
@@ -232,9 +233,18 @@ void VulkanBackend::counting_sort(const uint16_t* codes, int64_t n_seg, int64_t 
   g.n_groups = n_seg;
   g.codes = addr(codes);
   g.perm = addr(perm);
-  g.bins = scratch(size_t(n_seg) * (size_t(1) << r) * sizeof(uint32_t));
   g.n = n;
   g.bits = r;
+  // counting_sort_ballot.comp where the device has ballots and the bins fit in shared memory
+  // (LONGATTN_VULKAN_SORT=portable: counting_sort.comp always; both give the same permutation)
+  const char* mode = std::getenv("LONGATTN_VULKAN_SORT");
+  const bool portable = mode && std::strcmp(mode, "portable") == 0;
+  if (!portable && device_->info().subgroup_ballot && (int64_t(1) << r) <= kSortSharedBins) {
+    VkPipeline p = device_->pipeline("counting_sort_ballot", {kSortWorkgroup});
+    stream_.dispatch(p, &g, sizeof g, uint64_t(n_seg), "counting_sort");
+    return;
+  }
+  g.bins = scratch(size_t(n_seg) * (size_t(1) << r) * sizeof(uint32_t));
   VkPipeline p = device_->pipeline("counting_sort", {kSortWorkgroup});
   stream_.dispatch(p, &g, sizeof g, uint64_t(n_seg), "counting_sort");
 }
