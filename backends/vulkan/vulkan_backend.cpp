@@ -222,7 +222,7 @@ void VulkanBackend::lsh_codes(const View& x, const float* G, int32_t r, const fl
   g.codes = addr(codes);
   copy_strides(g.x_stride, x);
   g.bits = r;
-  VkPipeline p = device_->pipeline("lsh_codes", {kElementwiseWorkgroup, x.dtype});
+  VkPipeline p = device_->pipeline("lsh_codes", {kElementwiseWorkgroup, x.dtype, r});
   stream_.dispatch(p, &g, sizeof g, uint64_t(g.n_groups), "lsh_codes");
 }
 

@@ -5,18 +5,22 @@
 // f32 or address 0; codes: u16 [(b·heads + h)·n + i]. For each row:
 //   dot_t = Σ_k (x_k − center_k)·G[k][t]   (fp32, k in order, no fused multiply-add, as the CPU)
 //   bits  = Σ_t [dot_t > 0]·2^t;   code = gray_rank(bits) = bits ^ bits>>1 ^ bits>>2 ^ …
-// One invocation per row; G is staged in shared memory when it fits, and rows that are contiguous
-// and 16-byte aligned are read in 16-byte vectors (the sums run in the same order either way).
+// One invocation per row; r is a specialization constant (BITS), so that each element costs r
+// products and sums, not 16 predicated ones. G is staged in shared memory when it fits, as
+// groups of 4 columns (vec4, zero past r) read with one 16-byte load each; rows that are contiguous
+// and 16-byte aligned are read in 16-byte vectors. The sums run in the same order either way.
 
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const int X_DT = 0;
+layout(constant_id = 2) const int BITS = 1;  // r (the host checks A.bits == BITS)
 
 const int WG = int(gl_WorkGroupSize.x);
-const int kMaxBits = 16;
-const int kSharedG = 4096;  // floats of G staged in shared memory (D·r up to 4096)
+const int kSharedG = 4096;  // floats of G staged in shared memory (D·4·⌈r/4⌉ up to 4096)
+const int NG = (BITS + 3) / 4;  // groups of 4 columns of G
 
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Args {
   int64_t n_groups;
@@ -28,7 +32,7 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Arg
 layout(buffer_reference, std430, buffer_reference_align = 16) readonly buffer U32x4s { uvec4 v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 16) readonly buffer F32x4s { vec4 v[]; };
 
-shared float sG[kSharedG];
+shared vec4 sG[kSharedG / 4];  // sG[k·NG + j] = G[k][4j … 4j + 3], zero past r
 
 void store_u16(uint64_t addr, uint h) {
   U32s word = U32s(addr & ~uint64_t(3));
@@ -42,24 +46,28 @@ void store_u16(uint64_t addr, uint h) {
 }
 
 // dots[t] += v·G[k][t] for t < r, each product and sum rounded on its own (no fused multiply-add)
-void add_term(inout float dots[kMaxBits], float v, int64_t k, int r, bool g_shared, uint64_t g) {
-  for (int t = 0; t < kMaxBits; ++t) {  // constant bound: dots stays in registers
-    if (t < r) {
-      const float gv = g_shared ? sG[int(k) * r + t] : ld_f32(g, k * r + t);
-      precise float p = v * gv;
-      precise float sum = dots[t] + p;
-      dots[t] = sum;
+void add_term(inout vec4 dots[NG], float v, int64_t k, bool g_shared, uint64_t g) {
+  [[unroll]] for (int j = 0; j < NG; ++j) {
+    vec4 gv;
+    if (g_shared) {
+      gv = sG[int(k) * NG + j];
+    } else {
+      [[unroll]] for (int e = 0; e < 4; ++e) gv[e] = 4 * j + e < BITS ? ld_f32(g, k * BITS + 4 * j + e) : 0.0;
     }
+    precise vec4 p = v * gv;
+    precise vec4 sum = dots[j] + p;
+    dots[j] = sum;
   }
 }
 
 void main() {
   Args A = Args(pc.args);
-  const int r = A.bits;
-  const int64_t g_size = A.dim * r;
-  const bool g_shared = g_size <= kSharedG;
+  const bool g_shared = A.dim * NG * 4 <= kSharedG;
   if (g_shared)
-    for (int p = int(gl_LocalInvocationID.x); p < int(g_size); p += WG) sG[p] = ld_f32(A.g, p);
+    for (int p = int(gl_LocalInvocationID.x); p < int(A.dim) * NG * 4; p += WG) {
+      const int k = p / (NG * 4), t = p % (NG * 4);
+      sG[p / 4][p % 4] = t < BITS ? ld_f32(A.g, int64_t(k) * BITS + t) : 0.0;
+    }
   barrier();
   const uint64_t grp = linear_group_id();
   if (grp >= uint64_t(A.n_groups)) return;
@@ -68,8 +76,8 @@ void main() {
   const int64_t i = e % A.n;
   const int64_t h = (e / A.n) % A.heads;
   const int64_t b = e / (A.n * A.heads);
-  float dots[kMaxBits];
-  for (int t = 0; t < kMaxBits; ++t) dots[t] = 0.0;
+  vec4 dots[NG];
+  [[unroll]] for (int j = 0; j < NG; ++j) dots[j] = vec4(0.0);
   const uint64_t row = elem_addr(A.x, A.x_stride[0], A.x_stride[1], A.x_stride[2], A.x_stride[3], b, i, h, 0);
   const uint64_t crow = A.center != 0 ? A.center + uint64_t((b * A.heads + h) * A.dim) * 4 : uint64_t(0);
   const int64_t es = X_DT == kDtypeF32 ? 4 : 2;
@@ -83,7 +91,7 @@ void main() {
         c0 = F32x4s(crow + uint64_t(k0) * 4).v[0];
         if (per == 8) c1 = F32x4s(crow + uint64_t(k0) * 4 + 16).v[0];
       }
-      for (int u = 0; u < per; ++u) {
+      [[unroll]] for (int u = 0; u < per; ++u) {
         float x;
         if (X_DT == kDtypeF32) {
           x = uintBitsToFloat(w[u]);
@@ -92,18 +100,18 @@ void main() {
           x = X_DT == kDtypeF16 ? f16_bits_to_float(hb) : bf16_bits_to_float(hb);
         }
         precise float v = x - (u < 4 ? c0[u] : c1[u - 4]);  // x − 0 = x exactly without centring
-        add_term(dots, v, k0 + u, r, g_shared, A.g);
+        add_term(dots, v, k0 + u, g_shared, A.g);
       }
     }
   } else {
     for (int64_t k = 0; k < A.dim; ++k) {
       precise float v = load_elem(row + uint64_t(k * A.x_stride[3]), X_DT);
       if (crow != 0) v = v - ld_f32(crow, k);
-      add_term(dots, v, k, r, g_shared, A.g);
+      add_term(dots, v, k, g_shared, A.g);
     }
   }
   uint code = 0;
-  for (int t = 0; t < r; ++t) code |= (dots[t] > 0.0 ? 1u : 0u) << t;
+  [[unroll]] for (int t = 0; t < BITS; ++t) code |= (dots[t / 4][t % 4] > 0.0 ? 1u : 0u) << t;
   for (int shift = 1; shift < 32; shift <<= 1) code ^= code >> shift;
   store_u16(A.codes + uint64_t(e) * 2, code & 0xffffu);
 }
