@@ -86,6 +86,17 @@ struct DeviceTensor {
     REQUIRE(longattn_vulkan_buffer_upload(ctx, ptr, host.data(), bytes) == LONGATTN_OK);
   }
   ~DeviceTensor() { longattn_vulkan_buffer_destroy(ctx, ptr); }
+  // The tensor as a primitive's view (for calls to the backend's attend directly).
+  longattn::View view() const {
+    longattn::View x;
+    x.data = t.data;
+    x.dtype = t.dtype;
+    for (int i = 0; i < 4; ++i) {
+      x.shape[i] = t.shape[i];
+      x.strides[i] = t.strides[i];
+    }
+    return x;
+  }
 };
 
 struct Shape {
@@ -178,6 +189,49 @@ void run(longattn_context* ctx, const Shape& s, const std::string& path_name) {
   longattn_attention_destroy(attn);
 }
 
+// A primitive attend call over the first `rows` query and key rows of device tensors (batch 1,
+// heads and head dim from the tensors, scale 1/√d, no mask): the cases below add theirs.
+longattn::AttendArgs attend_args(const DeviceTensor& q, const DeviceTensor& k, const DeviceTensor& v,
+                                 const DeviceTensor& o, const DeviceTensor& lse, int64_t rows) {
+  longattn::AttendArgs a;
+  a.batch = 1;
+  a.n_q = a.n_k = rows;
+  a.n_q_heads = int32_t(q.t.shape[2]);
+  a.n_kv_heads = int32_t(k.t.shape[2]);
+  a.head_dim = a.head_dim_v = int32_t(q.t.shape[3]);
+  a.q = q.view();
+  a.k = k.view();
+  a.v = v.view();
+  a.out = o.view();
+  a.lse = lse.view();
+  a.q.shape[1] = a.k.shape[1] = a.v.shape[1] = a.out.shape[1] = a.lse.shape[1] = rows;
+  a.scale = 1.0f / std::sqrt(float(a.head_dim));
+  return a;
+}
+
+// One primitive attend call timed: warm-up, then 10 calls, each synchronized (wall ms); the GPU
+// dispatches of the last call are printed as JSON lines (with LONGATTN_VULKAN_PROFILE=1).
+std::vector<double> time_attend(longattn::vk::VulkanBackend& backend, const longattn::AttendArgs& a, const char* name) {
+  auto call = [&] {
+    backend.attend(a);
+    backend.synchronize(nullptr);
+  };
+  warm_up(call);
+  backend.stream().take_profile();
+  std::vector<double> times;
+  std::vector<longattn::vk::CommandStream::ProfileEntry> gpu;
+  for (int r = 0; r < 10; ++r) {
+    const double t0 = now_ms();
+    call();
+    times.push_back(now_ms() - t0);
+    gpu = backend.stream().take_profile();
+  }
+  for (const auto& e : gpu)
+    std::printf("{\"case\":\"%s\",\"gpu_dispatch\":\"%s\",\"ms\":%.4f,\"note\":\"%s\"}\n", name, e.label.c_str(), e.ms,
+                e.note.c_str());
+  return times;
+}
+
 // HYPER causal's exact leaves at n = 16384 (b = m = 256, n0 = 4096), through the backend: one attend
 // with 4 segments of 4096 rows, causal, fp32 out and LSE (the accumulator HYPER merges into)
 // ("hyper_leaves"), and the same attend over the first segment alone ("causal_4096_f32"): at
@@ -195,56 +249,18 @@ void segmented_causal(longattn_context* ctx) {
   DeviceTensor q(ctx, LONGATTN_DTYPE_F16, 1, n, hq, d, 1), k(ctx, LONGATTN_DTYPE_F16, 1, n, hkv, d, 2);
   DeviceTensor v(ctx, LONGATTN_DTYPE_F16, 1, n, hkv, d, 3), o(ctx, LONGATTN_DTYPE_F32, 1, n, hq, d, 4);
   DeviceTensor lse(ctx, LONGATTN_DTYPE_F32, 1, n, hq, 1, 5);
-  auto view = [](const DeviceTensor& t) {
-    longattn::View x;
-    x.data = t.t.data;
-    x.dtype = t.t.dtype;
-    for (int i = 0; i < 4; ++i) {
-      x.shape[i] = t.t.shape[i];
-      x.strides[i] = t.t.strides[i];
-    }
-    return x;
-  };
   for (int segments : {4, 1}) {
     const char* name = segments == 4 ? "hyper_leaves" : "causal_4096_f32";
     if (!selected(name)) continue;
     const int64_t rows = segments * seg;
     std::vector<int64_t> bounds;
     for (int i = 0; i <= segments; ++i) bounds.push_back(i * seg);
-    longattn::AttendArgs a;
-    a.batch = 1;
-    a.n_q = a.n_k = rows;
-    a.n_q_heads = hq;
-    a.n_kv_heads = hkv;
-    a.head_dim = a.head_dim_v = d;
-    a.q = view(q);
-    a.k = view(k);
-    a.v = view(v);
-    a.out = view(o);
-    a.lse = view(lse);
-    a.q.shape[1] = a.k.shape[1] = a.v.shape[1] = a.out.shape[1] = a.lse.shape[1] = rows;
-    a.scale = 1.0f / std::sqrt(float(d));
+    longattn::AttendArgs a = attend_args(q, k, v, o, lse, rows);
     a.mask.causal = true;
     a.n_segments = segments;
     a.q_seg = bounds.data();
     a.k_seg = bounds.data();
-    auto call = [&] {
-      backend.attend(a);
-      backend.synchronize(nullptr);
-    };
-    warm_up(call);
-    backend.stream().take_profile();
-    std::vector<double> times;
-    std::vector<longattn::vk::CommandStream::ProfileEntry> gpu;
-    for (int r = 0; r < 10; ++r) {
-      const double t0 = now_ms();
-      call();
-      times.push_back(now_ms() - t0);
-      gpu = backend.stream().take_profile();
-    }
-    for (const auto& e : gpu)
-      std::printf("{\"case\":\"%s\",\"gpu_dispatch\":\"%s\",\"ms\":%.4f,\"note\":\"%s\"}\n", name,
-                  e.label.c_str(), e.ms, e.note.c_str());
+    const std::vector<double> times = time_attend(backend, a, name);
     const double ms = median(times);
     const double pairs = double(segments) * double(seg) * double(seg + 1) / 2;
     std::printf("{\"case\":\"%s\",\"segments\":%d,\"rows\":%lld,\"ms\":%.4f,\"tflops\":%.2f,\"runs_ms\":%s}\n", name,
@@ -292,16 +308,6 @@ void hyper_block_calls(longattn_context* ctx) {
   DeviceTensor q(ctx, LONGATTN_DTYPE_F16, 1, n, hq, d, 11), k(ctx, LONGATTN_DTYPE_F16, 1, n, hkv, d, 12);
   DeviceTensor v(ctx, LONGATTN_DTYPE_F16, 1, n, hkv, d, 13), o(ctx, LONGATTN_DTYPE_F32, 1, n, hq, d, 14);
   DeviceTensor lse(ctx, LONGATTN_DTYPE_F32, 1, n, hq, 1, 15);
-  auto view = [](const DeviceTensor& t) {
-    longattn::View x;
-    x.data = t.t.data;
-    x.dtype = t.t.dtype;
-    for (int i = 0; i < 4; ++i) {
-      x.shape[i] = t.t.shape[i];
-      x.strides[i] = t.t.strides[i];
-    }
-    return x;
-  };
   std::mt19937 rng(7);
   auto perms = [&](int64_t heads, bool identity) {
     std::vector<int32_t> p(size_t(heads * n));
@@ -330,18 +336,7 @@ void hyper_block_calls(longattn_context* ctx) {
   for (const char* name : names) {
     if (!selected(name)) continue;
     const std::string nm = name;
-    longattn::AttendArgs a;
-    a.batch = 1;
-    a.n_q = a.n_k = n;
-    a.n_q_heads = hq;
-    a.n_kv_heads = hkv;
-    a.head_dim = a.head_dim_v = d;
-    a.q = view(q);
-    a.k = view(k);
-    a.v = view(v);
-    a.out = view(o);
-    a.lse = view(lse);
-    a.scale = 1.0f / std::sqrt(float(d));
+    longattn::AttendArgs a = attend_args(q, k, v, o, lse, n);
     if (nm == "samples") {
       a.n_k = b;
       a.q_rows = qp.ints();
@@ -361,23 +356,7 @@ void hyper_block_calls(longattn_context* ctx) {
         a.k_rows = kp.ints();
       }
     }
-    auto call = [&] {
-      backend.attend(a);
-      backend.synchronize(nullptr);
-    };
-    warm_up(call);
-    backend.stream().take_profile();
-    std::vector<double> times;
-    std::vector<longattn::vk::CommandStream::ProfileEntry> gpu;
-    for (int r = 0; r < 10; ++r) {
-      const double t0 = now_ms();
-      call();
-      times.push_back(now_ms() - t0);
-      gpu = backend.stream().take_profile();
-    }
-    for (const auto& e : gpu)
-      std::printf("{\"case\":\"%s\",\"gpu_dispatch\":\"%s\",\"ms\":%.4f,\"note\":\"%s\"}\n", name, e.label.c_str(), e.ms,
-                  e.note.c_str());
+    const std::vector<double> times = time_attend(backend, a, name);
     const double ms = median(times);
     const double pairs = double(n) * double(b);
     std::printf("{\"case\":\"%s\",\"rows\":%lld,\"keys_per_row\":%lld,\"ms\":%.4f,\"tflops\":%.2f,\"runs_ms\":%s}\n", name,
