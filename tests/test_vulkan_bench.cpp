@@ -124,12 +124,18 @@ double allowed_pairs(const Shape& s) {
   return pairs;
 }
 
-// LONGATTN_VULKAN_BENCH_CASES=a,b limits the run to the named cases.
-bool selected(const char* name) {
+// Whether LONGATTN_VULKAN_BENCH_CASES=a,b names the case.
+bool named(const char* name) {
   const char* list = std::getenv("LONGATTN_VULKAN_BENCH_CASES");
-  if (!list || !*list) return true;
+  if (!list || !*list) return false;
   const std::string l = std::string(",") + list + ",";
   return l.find(std::string(",") + name + ",") != std::string::npos;
+}
+
+// LONGATTN_VULKAN_BENCH_CASES=a,b limits the run to the named cases (unset: every regular case).
+bool selected(const char* name) {
+  const char* list = std::getenv("LONGATTN_VULKAN_BENCH_CASES");
+  return !list || !*list || named(name);
 }
 
 void run(longattn_context* ctx, const Shape& s, const std::string& path_name) {
@@ -529,6 +535,17 @@ TEST_CASE("vulkan benchmark (LONGATTN_VULKAN_BENCH=1)") {
   run(ctx, {"decode", LONGATTN_ALGORITHM_FLASH, 1, 131072, 32, 8, 128, true, -1, 0, 20}, path);
   run(ctx, {"sparse_w4096", LONGATTN_ALGORITHM_SPARSE, n, n, 32, 8, 128, true, 4095, 4, 5}, path);
   run(ctx, {"hyper_causal", LONGATTN_ALGORITHM_HYPER, n, n, 32, 8, 128, true, -1, 0, 10}, path);
+  // n = 65536, the length of the CPU's SPARSE / HYPER table (docs/PERFORMANCE.md): run only when
+  // named in LONGATTN_VULKAN_BENCH_CASES (FLASH takes ~0.2 – 0.4 s a call there)
+  const int64_t n_long = 65536;
+  const Shape long_cases[] = {
+      {"prefill_causal_65536", LONGATTN_ALGORITHM_FLASH, n_long, n_long, 32, 8, 128, true, -1, 0, 3},
+      {"sparse_w4096_65536", LONGATTN_ALGORITHM_SPARSE, n_long, n_long, 32, 8, 128, true, 4095, 4, 5},
+      {"hyper_causal_65536", LONGATTN_ALGORITHM_HYPER, n_long, n_long, 32, 8, 128, true, -1, 0, 5},
+      {"prefill_full_65536", LONGATTN_ALGORITHM_FLASH, n_long, n_long, 32, 8, 128, false, -1, 0, 3},
+      {"hyper_full_65536", LONGATTN_ALGORITHM_HYPER, n_long, n_long, 32, 8, 128, false, -1, 0, 5}};
+  for (const Shape& s : long_cases)
+    if (named(s.name)) run(ctx, s, path);
   segmented_causal(ctx);
   hyper_block_calls(ctx);
   longattn_context_destroy(ctx);
