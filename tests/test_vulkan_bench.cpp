@@ -132,6 +132,13 @@ bool named(const char* name) {
   return l.find(std::string(",") + name + ",") != std::string::npos;
 }
 
+// LONGATTN_VULKAN_BENCH_SWEEP_SCALE=s: the primitive-level cases and the decode sweep divide their
+// lengths by s (a quick check on slow devices); 1 when unset.
+int64_t sweep_scale() {
+  const char* e = std::getenv("LONGATTN_VULKAN_BENCH_SWEEP_SCALE");
+  return e ? std::max<int64_t>(1, std::atoll(e)) : 1;
+}
+
 // LONGATTN_VULKAN_BENCH_CASES=a,b limits the run to the named cases (unset: every regular case).
 bool selected(const char* name) {
   const char* list = std::getenv("LONGATTN_VULKAN_BENCH_CASES");
@@ -247,9 +254,7 @@ std::vector<double> time_attend(longattn::vk::VulkanBackend& backend, const long
 void segmented_causal(longattn_context* ctx) {
   if (!selected("hyper_leaves") && !selected("causal_4096_f32")) return;
   auto& backend = dynamic_cast<longattn::vk::VulkanBackend&>(*ctx->backend);
-  // LONGATTN_VULKAN_BENCH_SWEEP_SCALE=s divides the lengths by s here too (a quick check)
-  const char* scale_env = std::getenv("LONGATTN_VULKAN_BENCH_SWEEP_SCALE");
-  const int64_t scale = scale_env ? std::max<int64_t>(1, std::atoll(scale_env)) : 1;
+  const int64_t scale = sweep_scale();
   const int64_t n = 16384 / scale, seg = 4096 / scale;
   const int32_t hq = 32, hkv = 8, d = 128;
   DeviceTensor q(ctx, LONGATTN_DTYPE_F16, 1, n, hq, d, 1), k(ctx, LONGATTN_DTYPE_F16, 1, n, hkv, d, 2);
@@ -301,9 +306,8 @@ void hyper_block_calls(longattn_context* ctx) {
   for (const char* nm : names) any = any || selected(nm);
   if (!any) return;
   auto& backend = dynamic_cast<longattn::vk::VulkanBackend&>(*ctx->backend);
-  // LONGATTN_VULKAN_BENCH_SWEEP_SCALE=s divides the row count by s (a quick check)
-  const char* scale_env = std::getenv("LONGATTN_VULKAN_BENCH_SWEEP_SCALE");
-  const int64_t scale = scale_env ? std::max<int64_t>(1, std::atoll(scale_env)) : 1;
+  // (sweep_scale() divides the row count: a quick check)
+  const int64_t scale = sweep_scale();
   // LONGATTN_VULKAN_BENCH_BLOCK=b: keys per row (block length; 256, HYPER's default, unless set):
   // a sweep over b separates each workgroup's fixed cost from its cost per key tile
   const char* block_env = std::getenv("LONGATTN_VULKAN_BENCH_BLOCK");
@@ -389,10 +393,8 @@ struct DecodeChoice {
 // Opt-in (not part of the default run); LONGATTN_VULKAN_BENCH_SWEEP_SCALE=s divides every key
 // count by s (a quick check on slow devices).
 void decode_sweep(longattn_context* ctx) {
-  const char* list = std::getenv("LONGATTN_VULKAN_BENCH_CASES");
-  if (!list || !*list || !selected("decode_sweep")) return;
-  const char* scale_env = std::getenv("LONGATTN_VULKAN_BENCH_SWEEP_SCALE");
-  const int64_t scale = scale_env ? std::max<int64_t>(1, std::atoll(scale_env)) : 1;
+  if (!named("decode_sweep")) return;
+  const int64_t scale = sweep_scale();
   std::vector<DecodeChoice> choices;
   auto add = [&](DecodeChoice c) { choices.push_back(c); };
   add({});                                 // the backend's choice

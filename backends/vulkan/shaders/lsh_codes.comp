@@ -16,7 +16,7 @@
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const int X_DT = 0;
-layout(constant_id = 2) const int BITS = 1;  // r (the host checks A.bits == BITS)
+layout(constant_id = 2) const int BITS = 1;  // r (one pipeline per r; Args.bits holds it too)
 
 const int WG = int(gl_WorkGroupSize.x);
 const int kSharedG = 4096;  // floats of G staged in shared memory (D·4·⌈r/4⌉ up to 4096)
