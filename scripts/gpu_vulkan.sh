@@ -261,7 +261,8 @@ sass() {
 # each entry of LONGATTN_VK_COMPARE ("DIR", "DIR:TILE" or "DIR:TILE:VAR=VALUE,...", DIR a folder
 # with test_vulkan_bench, TILE a LONGATTN_VULKAN_COOPMAT_TILE or empty, then environment settings
 # for that entry, e.g. LONGATTN_VULKAN_BENCH_BLOCK=512), the whole list twice, interleaved, so that
-# clock drift shows; one JSONL file per entry and round.
+# clock drift shows; one JSONL file per entry and round. LONGATTN_VK_FORCE_TILES: the forced tests
+# again with each of these tiles (before the rounds).
 compare() {
   setup
   export LONGATTN_VULKAN_BENCH=1
@@ -272,6 +273,12 @@ compare() {
     LONGATTN_VULKAN_COOPMAT=force step 110 "$first"/test_vulkan \
       -tc="${LONGATTN_VK_TEST_CASES:-*attend*,*FLASH*,*SPARSE*,*HYPER*,*device buffers*}" 2>&1 |
       tee "$out/test_coopmat_force.txt" | grep -E 'ERROR|FAILED|CHECK|test cases|assertions|Status' | head -30
+    for tile in ${LONGATTN_VK_FORCE_TILES:-}; do
+      echo "== tests of $first, cooperative-matrix kernel forced with tile $tile, at ${SECONDS}s"
+      LONGATTN_VULKAN_COOPMAT=force LONGATTN_VULKAN_COOPMAT_TILE=$tile step 60 "$first"/test_vulkan \
+        -tc="${LONGATTN_VK_TEST_CASES:-*attend*,*FLASH*,*SPARSE*,*HYPER*,*device buffers*}" 2>&1 |
+        tee "$out/test_coopmat_force_$tile.txt" | grep -E 'ERROR|FAILED|CHECK|test cases|assertions|Status|fit' | head -12
+    done
   fi
   for round in 1 2; do
     i=0

@@ -55,6 +55,7 @@ constexpr uint64_t kVectorBytes = 16;
 constexpr int32_t kCoopmatLanes = 32;
 constexpr int32_t kCoopmatFragment = 16;
 constexpr int32_t kCoopmatMaxDim = 128;  // larger head dims spill registers: portable kernel
+constexpr int32_t kCoopmatRightOperandMark = 16;  // attend_coopmat.comp's KB_MARK (its default)
 struct CoopmatTile {
   int32_t subgroups, bk;
   int32_t row_fragments = 1;  // 16-row fragments per subgroup (1 or 2)
@@ -63,6 +64,8 @@ struct CoopmatTile {
   bool reg_softmax = false;   // softmax on the accumulators in registers (needs a known layout)
   bool transposed = false;    // with reg_softmax: Sᵀ = K·Qᵀ, Oᵀ += Vᵀ·Pᵀ (needs a transposable layout)
   bool khr = false;           // with reg_softmax, not transposed: the KHR build (attend_coopmat_khr)
+  bool pingpong = false;      // with reg_softmax, not transposed, the plain case, d = dv, an even
+                              // number of subgroups: two halves one step apart, K/V in 3 buffers
   int32_t rows() const { return kCoopmatFragment * row_fragments * subgroups; }
 };
 // Measured on an H100 (docs/PERFORMANCE_VULKAN.md): the KHR build with 8 subgroups × 64 keys, K/V
@@ -163,14 +166,18 @@ size_t shared_bytes(int32_t bq, int32_t bk, int32_t d, int32_t dv) {
 }
 
 // Shared memory of attend_coopmat.comp (keep in step with its `shared` declarations): 16-byte
-// units for the K and V tiles and the per-subgroup scratches (rows padded by one unit), or for the
-// Q rows while they are staged; for the general variant the row positions, physical indices and
-// groups and the tile's key positions, log-weights and groups (one entry each otherwise).
+// units for the K and V tiles and the per-subgroup scratches (rows padded by one unit; with the
+// softmax in registers the scratches overlap the K/V tiles), or for the Q rows while they are
+// staged; for the general variant the row positions, physical indices and groups and the tile's
+// key positions, log-weights and groups (one entry each otherwise).
 size_t coopmat_shared_bytes(const CoopmatTile& t, int32_t d, int32_t dv, bool general) {
   const size_t bq = size_t(t.rows()), bk = size_t(t.bk), gq = general ? bq : 1, gk = general ? bk : 1;
   const size_t ks = size_t(d) / 8 + 1, vs = size_t(dv) / 8 + 1, ss = (t.reg_softmax ? 4 : bk / 4) + 1;
   const size_t q_units = bq * ks;
-  const size_t tile_units = (t.q_shared ? q_units : 0) + bk * (ks + vs) + bq * ss;
+  const size_t kv_units = bk * (ks + vs), scratch_units = bq * ss;
+  const size_t kv_buffers = t.pingpong ? 3 * bk * ks : kv_units;
+  const size_t tile_units = (t.q_shared ? q_units : 0) +
+                            (t.reg_softmax ? std::max(kv_buffers, scratch_units) : kv_units + scratch_units);
   // without q_shared, Q passes through the tile area a subgroup's rows or more at a time
   const size_t sr = size_t(kCoopmatFragment * t.row_fragments);
   const size_t units = t.q_shared ? tile_units : std::max(tile_units, sr * ks);
@@ -326,25 +333,27 @@ bool uses_extras(const AttendArgs& a) {
   return a.add_mask.data || a.alibi_slopes || a.sinks || is_block_dtype(a.k.dtype) || is_block_dtype(a.v.dtype);
 }
 
-// LONGATTN_VULKAN_COOPMAT_TILE=SxK, SxKxRxQxP, SxKxRxQxPxM, SxKxRxQxPxMxT or SxKxRxQxPxMxTxH (benchmarks):
+// LONGATTN_VULKAN_COOPMAT_TILE=SxK, SxKxRxQxP, SxKxRxQxPxM, SxKxRxQxPxMxT, SxKxRxQxPxMxTxH or SxKxRxQxPxMxTxHxW (benchmarks):
 // S subgroups, K keys per tile, R row fragments per subgroup, Q fragments from shared memory (Q = 1),
 // K/V staged in registers half a tile (P = 1) or a whole tile (P = 2) ahead or not at all (P = 0),
 // softmax in registers (M = 1, where the device's fragment layout is known) or through shared
 // memory (M = 0), transposed products (T = 1, with M = 1), the KHR build of the kernel (H = 1, with
-// M = 1 and T = 0, where the device has VK_KHR_cooperative_matrix), instead of the automatic tile
-// (reported on stderr and ignored when it does not fit).
+// M = 1 and T = 0, where the device has VK_KHR_cooperative_matrix), the two halves of the
+// subgroups one step apart (W = 1, with M = 1 and T = 0; plain calls with d = dv only), instead of
+// the automatic tile (reported on stderr and ignored when it does not fit).
 CoopmatTile coopmat_tile_override() {
   CoopmatTile t{0, 0};
   const char* e = std::getenv("LONGATTN_VULKAN_COOPMAT_TILE");
-  int rf = 1, qs = 0, pipe = 1, rs = 0, tr = 0, khr = 0;
+  int rf = 1, qs = 0, pipe = 1, rs = 0, tr = 0, khr = 0, pp = 0;
   if (!e) return t;
-  const int n = std::sscanf(e, "%dx%dx%dx%dx%dx%dx%dx%d", &t.subgroups, &t.bk, &rf, &qs, &pipe, &rs, &tr, &khr);
-  if (n != 2 && n != 5 && n != 6 && n != 7 && n != 8) return {0, 0};
+  const int n = std::sscanf(e, "%dx%dx%dx%dx%dx%dx%dx%dx%d", &t.subgroups, &t.bk, &rf, &qs, &pipe, &rs, &tr, &khr, &pp);
+  if (n != 2 && n != 5 && n != 6 && n != 7 && n != 8 && n != 9) return {0, 0};
+  t.pingpong = pp != 0;
   t.transposed = tr != 0;
   t.khr = khr != 0;
   t.row_fragments = rf;
   t.q_shared = qs != 0;
-  t.kv_pipe = pipe;
+  t.kv_pipe = t.pingpong ? 2 : pipe;
   t.reg_softmax = rs != 0;
   return t;
 }
@@ -394,7 +403,9 @@ CoopmatTile coopmat_tile(VulkanBackend& backend, const AttendArgs& a) {
            (!t.reg_softmax || backend.coopmat_layout().known) &&
            (!t.transposed || (t.reg_softmax && backend.coopmat_layout().transposable())) &&
            (!t.khr || (t.reg_softmax && !t.transposed && info.cooperative_matrix_khr &&
-                       backend.coopmat_layout_khr().known && backend.coopmat_layout_khr().operand_matches));
+                       backend.coopmat_layout_khr().known && backend.coopmat_layout_khr().operand_matches)) &&
+           (!t.pingpong || (t.reg_softmax && !t.transposed && !coopmat_general(a) && a.head_dim == a.head_dim_v &&
+                            t.subgroups % 2 == 0 && t.kv_pipe == 2));
   };
   const CoopmatTile forced = coopmat_tile_override();
   if (forced.subgroups > 0) {
@@ -588,7 +599,7 @@ void record_attend(VulkanBackend& backend, const AttendArgs& a) {
                                                      t.row_fragments, t.q_shared ? 1 : 0, t.kv_pipe,
                                                      t.reg_softmax ? 1 : 0, lay.lane_row_shift, lay.elem_row_hi,
                                                      int32_t(lay.elem_cols), lay.lane_col_step, coopmat_diagnostic(),
-                                                     t.transposed ? 1 : 0});
+                                                     t.transposed ? 1 : 0, kCoopmatRightOperandMark, t.pingpong ? 1 : 0});
       backend.stream().dispatch(p, bytes.data(), bytes.size(), uint64_t(blk.g.n_groups), "attend_coopmat");
       return;
     }

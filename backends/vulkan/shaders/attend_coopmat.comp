@@ -30,8 +30,9 @@
 // Shared memory is one array of 16-byte units: Q [BQ][D] when Q_SHARED (else Q is staged there
 // once and held in registers), the K tile [BK][D], the V tile [BK][DV] (f16), and per subgroup a
 // scratch of SR rows for S (fp32), O fragments (16×16 fp32, for rescales and the output) or P
-// (f16, over S); with REG_SOFTMAX only O fragments (rows of 16 floats). Every row stride is padded by one unit, so the 8 rows one 8-lane phase of a
-// fragment load or store touches fall in 8 different bank groups. K/V move in 16-byte units
+// (f16, over S); with REG_SOFTMAX only O fragments (rows of 16 floats), used outside the tile
+// loop only and placed over the K/V tiles. Every row stride is padded by one unit, so the 8 rows
+// one 8-lane phase of a fragment load or store touches fall in 8 different bank groups. K/V move in 16-byte units
 // (global → registers → shared) and are software pipelined: KV_PIPE = 1 reads V(t) from global
 // memory while S(t) and its softmax are computed and K(t + 1) while P·V(t) is; KV_PIPE = 2 reads
 // K(t + 1) and V(t + 1) while the whole of tile t is computed; KV_PIPE = 0 copies both at the
@@ -108,6 +109,15 @@ layout(constant_id = 16) const bool TRANSPOSED = false;
 // is copied into its left-operand fragments component by component (KHR has no conversion
 // between roles; the host checks that the two roles' components hold the same elements).
 layout(constant_id = 17) const int KB_MARK = 16;
+// PINGPONG (plain case, softmax in registers, not transposed, D = DV, an even number of
+// subgroups; the host passes KV_PIPE = 2 with it): the subgroups work in two halves one step
+// apart, so that on each SM sub-partition one subgroup's softmax runs while the other's matrix
+// products do (FlashAttention-3's ping-pong, with one workgroup barrier per step). Steps
+// alternate S(t) = Q·K(t)ᵀ with its softmax, and O += P(t)·V(t); half 0 takes step u = s at
+// step s, half 1 step u = s − 1. The K and V tiles pass through three rotating buffers, item
+// i = 2t (K(t)) or 2t + 1 (V(t)) in buffer i mod 3: at step s the halves read items s and s − 1
+// while item s + 1 is stored from registers (loaded a step before), then item s + 2 is loaded.
+layout(constant_id = 18) const bool PINGPONG = false;
 
 const int kLanes = 32;                          // subgroup size (checked by the host)
 const int kFrag = 16;                           // matrix fragment edge
@@ -122,6 +132,8 @@ const int NJ = BK / kFrag, NKK = D / kFrag, NC = DV / kFrag;  // fragments per t
 const float kTau = 8.0;                         // lazy-rescale threshold (log2 units)
 const int kElems = 8;                           // REG_SOFTMAX: components of a fragment per lane
 const int RS_ROWS = (TRANSPOSED ? 4 : 2) * RF;  // REG_SOFTMAX: rows a lane holds parts of
+// (the host checks D = DV and an even NW: glslc's optimizer fails on those as specialization-constant expressions)
+const bool PP = PINGPONG && REG_SOFTMAX && !GENERAL && !TRANSPOSED;
 
 // 16-byte units: per K/V row, per S row (4 floats), per P row (8 halves); each padded by one
 const int KU = D / 8, VU = DV / 8;              // units of a K / V row
@@ -132,8 +144,12 @@ const int SCR = SR * SS;                        // scratch units per subgroup (S
 const int Q_UNITS = BQ * KS;
 const int K_AT = Q_SHARED ? Q_UNITS : 0;
 const int V_AT = K_AT + BK * KS;
-const int SCR_AT = V_AT + BK * VS;
-const int TILE_UNITS = SCR_AT + NW * SCR;
+const int KV_END = PP ? K_AT + 3 * BK * KS : V_AT + BK * VS;  // (PP: the three buffers)
+// With REG_SOFTMAX the scratch serves only outside the tile loop (a running state's initial O,
+// the output), so it overlaps the K/V tiles (barriers on both sides); that is what lets two row
+// fragments per subgroup keep Q in shared memory within 48 KB.
+const int SCR_AT = REG_SOFTMAX ? K_AT : KV_END;
+const int TILE_UNITS = SCR_AT + NW * SCR > KV_END ? SCR_AT + NW * SCR : KV_END;
 // Q rows staged per pass (whole subgroups): all of them with Q_SHARED (they stay), else as many as
 // the tile area holds
 const int QP_FIT = (TILE_UNITS / (SR * KS) > 0 ? TILE_UNITS / (SR * KS) : 1) * SR;
@@ -486,47 +502,89 @@ void main() {
     }
   }
 
+  if (STATE && REG_SOFTMAX) barrier();  // every subgroup's scratch (over the K/V tiles) is read
   if (DIAG == 10 && A.n_q > 0) return;
-  for (int t = 0; t < n_t; ++t) {
+  // PP: K(0) into buffer 0; V(0) waits in the staging registers
+  const int pp_half = PP && w >= NW / 2 ? 1 : 0;
+  if (PP && n_t > 0) {
+    [[unroll]] for (int i = 0; i < NKC; ++i) {
+      const int p = tid + i * WG;
+      if (p < BK * KU) sm[K_AT + (p / KU) * KS + p % KU] = kreg[i];
+      kreg[i] = vreg[i];
+    }
+    barrier();
+  }
+  HMAT pf[RF * NJ];  // P of the tile, as the left operands of P·V (TRANSPOSED: Pᵀ, right operands)
+  const int n_steps = PP ? (n_t > 0 ? 2 * n_t + 1 : 0) : n_t;
+  for (int step = 0; step < n_steps; ++step) {
+    int t = step;
+    bool do_s = true, do_pv = true;  // this step computes S(t) and P(t) / O += P(t)·V(t)
+    int k_at = K_AT, v_at = V_AT;
+    if (PP) {
+      if (step + 1 < 2 * n_t) {  // item step + 1 into its buffer (registers loaded a step before)
+        const int at = K_AT + ((step + 1) % 3) * BK * KS;
+        [[unroll]] for (int i = 0; i < NKC; ++i) {
+          const int p = tid + i * WG;
+          if (p < BK * KU) sm[at + (p / KU) * KS + p % KU] = kreg[i];
+        }
+      }
+      if (step + 2 < 2 * n_t) {  // item step + 2 global → registers
+        const int i2 = step + 2;
+        int64_t j2;
+        int nc2;
+        tile_at(i2 >> 1, n_t0, rb0, re0, rb1, re1, j2, nc2);
+        const bool is_v = (i2 & 1) != 0;
+        [[unroll]] for (int i = 0; i < NKC; ++i)
+          kreg[i] = load_kv_unit(A, is_v ? v_head : k_head, is_v ? v_row_bytes : k_row_bytes, KU, kv_row0, j2, nc2, tid + i * WG);
+      }
+      const int u = step - pp_half;
+      const bool busy = u >= 0 && u < 2 * n_t;
+      t = busy ? u >> 1 : 0;
+      do_s = busy && (u & 1) == 0;
+      do_pv = busy && (u & 1) != 0;
+      k_at = v_at = K_AT + (busy ? u % 3 : 0) * BK * KS;
+    }
     int64_t j0;
     int nc;
     tile_at(t, n_t0, rb0, re0, rb1, re1, j0, nc);
 
     // K(t) (and unless KV_PIPE = 1 V(t)) into shared memory: the last barrier ended every read of
     // the previous tile's K (and V)
-    if (KV_PIPE == 0) {
-      [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j0, nc, tid + i * WG);
-      [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
-    }
-    [[unroll]] for (int i = 0; i < NKC; ++i) {
-      const int p = tid + i * WG;
-      if (p < BK * KU) sm[K_AT + (p / KU) * KS + p % KU] = kreg[i];
-    }
-    if (KV_PIPE != 1) {
-      [[unroll]] for (int i = 0; i < NVC; ++i) {
-        const int p = tid + i * WG;
-        if (p < BK * VU) sm[V_AT + (p / VU) * VS + p % VU] = vreg[i];
+    if (!PP) {
+      if (KV_PIPE == 0) {
+        [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j0, nc, tid + i * WG);
+        [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
       }
-    }
-    if (GENERAL && tid < BK) {  // the key facts (with KV_PIPE = 2 loaded a tile ahead, below)
-      if (KV_PIPE != 2 && t > 0) kf = key_facts(A, kv_row0, j0, nc, tid, any_mask, has_groups);
-      sKpos[tid] = kf.pos;
-      sKlogw[tid] = kf.logw;
-      sKgroup[tid] = kf.group;
-    }
-    // KV_PIPE = 1: V(t) global → registers, consumed after S(t) and its softmax
-    if (KV_PIPE == 1)
-      [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
-    if (DIAG != 5) barrier();  // K(t) (V(t)) and the key metadata are visible
-    // KV_PIPE = 2: K(t + 1) and V(t + 1) global → registers, in flight during the whole tile
-    if (KV_PIPE == 2 && t + 1 < n_t) {
-      int64_t j1;
-      int nc1;
-      tile_at(t + 1, n_t0, rb0, re0, rb1, re1, j1, nc1);
-      [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j1, nc1, tid + i * WG);
-      [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j1, nc1, tid + i * WG);
-      if (GENERAL && tid < BK) kf = key_facts(A, kv_row0, j1, nc1, tid, any_mask, has_groups);
-    }
+      [[unroll]] for (int i = 0; i < NKC; ++i) {
+        const int p = tid + i * WG;
+        if (p < BK * KU) sm[K_AT + (p / KU) * KS + p % KU] = kreg[i];
+      }
+      if (KV_PIPE != 1) {
+        [[unroll]] for (int i = 0; i < NVC; ++i) {
+          const int p = tid + i * WG;
+          if (p < BK * VU) sm[V_AT + (p / VU) * VS + p % VU] = vreg[i];
+        }
+      }
+      if (GENERAL && tid < BK) {  // the key facts (with KV_PIPE = 2 loaded a tile ahead, below)
+        if (KV_PIPE != 2 && t > 0) kf = key_facts(A, kv_row0, j0, nc, tid, any_mask, has_groups);
+        sKpos[tid] = kf.pos;
+        sKlogw[tid] = kf.logw;
+        sKgroup[tid] = kf.group;
+      }
+      // KV_PIPE = 1: V(t) global → registers, consumed after S(t) and its softmax
+      if (KV_PIPE == 1)
+        [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
+      if (DIAG != 5) barrier();  // K(t) (V(t)) and the key metadata are visible
+      // KV_PIPE = 2: K(t + 1) and V(t + 1) global → registers, in flight during the whole tile
+      if (KV_PIPE == 2 && t + 1 < n_t) {
+        int64_t j1;
+        int nc1;
+        tile_at(t + 1, n_t0, rb0, re0, rb1, re1, j1, nc1);
+        [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j1, nc1, tid + i * WG);
+        [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j1, nc1, tid + i * WG);
+        if (GENERAL && tid < BK) kf = key_facts(A, kv_row0, j1, nc1, tid, any_mask, has_groups);
+      }
+    }  // !PP
 
     int kind;
     if (!any_mask) {
@@ -542,8 +600,7 @@ void main() {
       kind = classify(A, q_lo, q_hi, k_lo, k_hi);
     }
 
-    HMAT pf[RF * NJ];  // P of the tile, as the left operands of P·V (TRANSPOSED: Pᵀ, right operands)
-    if (kind != kSkip && REG_SOFTMAX) {
+    if (kind != kSkip && REG_SOFTMAX && do_s) {
       // S = Q·Kᵀ (TRANSPOSED: Sᵀ = K·Qᵀ) in registers, the whole tile at once (RF·NJ fragments)
       FMAT s[RF * NJ];
       [[unroll]] for (int i = 0; i < RF * NJ; ++i) s[i] = FMAT(0.0);
@@ -555,7 +612,7 @@ void main() {
         }
         [[unroll]] for (int j = 0; j < NJ; ++j) {
           HMAT_B kt;  // Kᵀ block, or (TRANSPOSED) the K block
-          coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), DIAG == 1 ? false : !TRANSPOSED);
+          coopMatLoadNV(kt, sm, uint(k_at + j * kFrag * KS + kk * 2), uint(KS), DIAG == 1 ? false : !TRANSPOSED);
           [[unroll]] for (int f = 0; f < RF; ++f)
             if (DIAG != 3) {
               if (TRANSPOSED) s[f * NJ + j] = coopMatMulAddNV(kt, qa[f], s[f * NJ + j]);
@@ -634,7 +691,7 @@ void main() {
 #endif
         }
       [[unroll]] for (int k = 0; k < RS_ROWS; ++k) rl[k] = rl[k] * alpha[k] + sum[k];
-    } else if (kind != kSkip) {
+    } else if (kind != kSkip && !REG_SOFTMAX) {
       // S = Q·Kᵀ for this subgroup's SR rows into its scratch; each Kᵀ block serves RF row
       // fragments. With Q in registers one key block at a time (8 accumulator registers per row
       // fragment); with Q_SHARED every block of the tile at once, so that each Q fragment is read
@@ -731,7 +788,7 @@ void main() {
       l = l * alpha + sum;
     }
 
-    if (KV_PIPE == 1) {
+    if (KV_PIPE == 1 && !PP) {
       // V(t) registers → shared (every read of V(t − 1) ended before the barrier above)
       [[unroll]] for (int i = 0; i < NVC; ++i) {
         const int p = tid + i * WG;
@@ -749,7 +806,7 @@ void main() {
       sync_subgroup();  // P is visible to the subgroup
     }
 
-    if (kind != kSkip) {
+    if (kind != kSkip && do_pv) {
       // O += P·V
       if (!REG_SOFTMAX)
         [[unroll]] for (int f = 0; f < RF; ++f)
@@ -758,7 +815,7 @@ void main() {
       [[unroll]] for (int c = 0; c < NC; ++c) {
         [[unroll]] for (int j = 0; j < NJ; ++j) {
           HMAT_B vf;  // V block, or (TRANSPOSED) the Vᵀ block
-          coopMatLoadNV(vf, sm, uint(V_AT + j * kFrag * VS + c * 2), uint(VS), TRANSPOSED);
+          coopMatLoadNV(vf, sm, uint(v_at + j * kFrag * VS + c * 2), uint(VS), TRANSPOSED);
           [[unroll]] for (int f = 0; f < RF; ++f)
             if (DIAG != 6) {
               if (TRANSPOSED) of[f * NC + c] = coopMatMulAddNV(vf, pf[f * NJ + j], of[f * NC + c]);
@@ -767,9 +824,12 @@ void main() {
         }
       }
     }
-    if (KV_PIPE != 1 && DIAG != 5) barrier();  // every read of K(t) and V(t) has ended
+    if (PP || (KV_PIPE != 1 && DIAG != 5)) barrier();  // every read of K(t) and V(t) (PP: this step's items) has ended
   }
   sync_subgroup();  // the scratch's P is read
+  // REG_SOFTMAX: the scratch overlaps the K/V tiles, whose last reads the loop's final barrier
+  // ended unless K/V are staged half a tile ahead (that loop ends with P·V)
+  if (REG_SOFTMAX && (KV_PIPE == 1 || DIAG == 5)) barrier();
 
   // REG_SOFTMAX: the row sums over the row's lanes; without a running state O is normalized in
   // registers (the stores below then scale by 1); the row statistics from each row's first lane
