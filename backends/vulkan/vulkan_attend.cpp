@@ -64,8 +64,8 @@ struct CoopmatTile {
   bool reg_softmax = false;   // softmax on the accumulators in registers (needs a known layout)
   bool transposed = false;    // with reg_softmax: Sᵀ = K·Qᵀ, Oᵀ += Vᵀ·Pᵀ (needs a transposable layout)
   bool khr = false;           // with reg_softmax, not transposed: the KHR build (attend_coopmat_khr)
-  bool pingpong = false;      // with reg_softmax, not transposed, the plain case, d = dv, an even
-                              // number of subgroups: two halves one step apart, K/V in 3 buffers
+  bool pingpong = false;      // with reg_softmax, not transposed, the plain case, an even number of
+                              // subgroups: half of them compute each softmax a step later
   int32_t rows() const { return kCoopmatFragment * row_fragments * subgroups; }
 };
 // Measured on an H100 (docs/PERFORMANCE_VULKAN.md): the KHR build with 8 subgroups × 64 keys, K/V
@@ -175,9 +175,8 @@ size_t coopmat_shared_bytes(const CoopmatTile& t, int32_t d, int32_t dv, bool ge
   const size_t ks = size_t(d) / 8 + 1, vs = size_t(dv) / 8 + 1, ss = (t.reg_softmax ? 4 : bk / 4) + 1;
   const size_t q_units = bq * ks;
   const size_t kv_units = bk * (ks + vs), scratch_units = bq * ss;
-  const size_t kv_buffers = t.pingpong ? 3 * bk * ks : kv_units;
   const size_t tile_units = (t.q_shared ? q_units : 0) +
-                            (t.reg_softmax ? std::max(kv_buffers, scratch_units) : kv_units + scratch_units);
+                            (t.reg_softmax ? std::max(kv_units, scratch_units) : kv_units + scratch_units);
   // without q_shared, Q passes through the tile area a subgroup's rows or more at a time
   const size_t sr = size_t(kCoopmatFragment * t.row_fragments);
   const size_t units = t.q_shared ? tile_units : std::max(tile_units, sr * ks);
@@ -338,8 +337,8 @@ bool uses_extras(const AttendArgs& a) {
 // K/V staged in registers half a tile (P = 1) or a whole tile (P = 2) ahead or not at all (P = 0),
 // softmax in registers (M = 1, where the device's fragment layout is known) or through shared
 // memory (M = 0), transposed products (T = 1, with M = 1), the KHR build of the kernel (H = 1, with
-// M = 1 and T = 0, where the device has VK_KHR_cooperative_matrix), the two halves of the
-// subgroups one step apart (W = 1, with M = 1 and T = 0; plain calls with d = dv only), instead of
+// M = 1 and T = 0, where the device has VK_KHR_cooperative_matrix), half of the subgroups a
+// softmax behind the other half (W = 1, with M = 1 and T = 0; plain calls only), instead of
 // the automatic tile (reported on stderr and ignored when it does not fit).
 CoopmatTile coopmat_tile_override() {
   CoopmatTile t{0, 0};
@@ -404,8 +403,8 @@ CoopmatTile coopmat_tile(VulkanBackend& backend, const AttendArgs& a) {
            (!t.transposed || (t.reg_softmax && backend.coopmat_layout().transposable())) &&
            (!t.khr || (t.reg_softmax && !t.transposed && info.cooperative_matrix_khr &&
                        backend.coopmat_layout_khr().known && backend.coopmat_layout_khr().operand_matches)) &&
-           (!t.pingpong || (t.reg_softmax && !t.transposed && !coopmat_general(a) && a.head_dim == a.head_dim_v &&
-                            t.subgroups % 2 == 0 && t.kv_pipe == 2));
+           (!t.pingpong ||
+            (t.reg_softmax && !t.transposed && !coopmat_general(a) && t.subgroups % 2 == 0 && t.kv_pipe == 2));
   };
   const CoopmatTile forced = coopmat_tile_override();
   if (forced.subgroups > 0) {

@@ -109,14 +109,14 @@ layout(constant_id = 16) const bool TRANSPOSED = false;
 // is copied into its left-operand fragments component by component (KHR has no conversion
 // between roles; the host checks that the two roles' components hold the same elements).
 layout(constant_id = 17) const int KB_MARK = 16;
-// PINGPONG (plain case, softmax in registers, not transposed, D = DV, an even number of
-// subgroups; the host passes KV_PIPE = 2 with it): the subgroups work in two halves one step
-// apart, so that on each SM sub-partition one subgroup's softmax runs while the other's matrix
-// products do (FlashAttention-3's ping-pong, with one workgroup barrier per step). Steps
-// alternate S(t) = Q·K(t)ᵀ with its softmax, and O += P(t)·V(t); half 0 takes step u = s at
-// step s, half 1 step u = s − 1. The K and V tiles pass through three rotating buffers, item
-// i = 2t (K(t)) or 2t + 1 (V(t)) in buffer i mod 3: at step s the halves read items s and s − 1
-// while item s + 1 is stored from registers (loaded a step before), then item s + 2 is loaded.
+// PINGPONG (plain case, softmax in registers, not transposed, an even number of subgroups; the
+// host passes KV_PIPE = 2 with it): the second half of the subgroups computes each tile's softmax
+// a step later than the first half, so that on each SM sub-partition (one subgroup of each half)
+// one subgroup's softmax runs while the other's matrix products do, as FlashAttention-3 staggers
+// its warpgroups. Step t stores K(t) and V(t − 1) (one tile behind) and runs: first half
+// O += P(t − 1)·V(t − 1), S(t) = Q·K(t)ᵀ, softmax → P(t); second half softmax of S(t − 1) →
+// P(t − 1), O += P(t − 1)·V(t − 1), S(t) = Q·K(t)ᵀ (held to the next step). Same barriers and
+// shared memory as KV_PIPE = 2; one step more.
 layout(constant_id = 18) const bool PINGPONG = false;
 
 const int kLanes = 32;                          // subgroup size (checked by the host)
@@ -132,7 +132,7 @@ const int NJ = BK / kFrag, NKK = D / kFrag, NC = DV / kFrag;  // fragments per t
 const float kTau = 8.0;                         // lazy-rescale threshold (log2 units)
 const int kElems = 8;                           // REG_SOFTMAX: components of a fragment per lane
 const int RS_ROWS = (TRANSPOSED ? 4 : 2) * RF;  // REG_SOFTMAX: rows a lane holds parts of
-// (the host checks D = DV and an even NW: glslc's optimizer fails on those as specialization-constant expressions)
+// (the host checks for an even NW: glslc's optimizer fails on that as a specialization-constant expression)
 const bool PP = PINGPONG && REG_SOFTMAX && !GENERAL && !TRANSPOSED;
 
 // 16-byte units: per K/V row, per S row (4 floats), per P row (8 halves); each padded by one
@@ -144,7 +144,7 @@ const int SCR = SR * SS;                        // scratch units per subgroup (S
 const int Q_UNITS = BQ * KS;
 const int K_AT = Q_SHARED ? Q_UNITS : 0;
 const int V_AT = K_AT + BK * KS;
-const int KV_END = PP ? K_AT + 3 * BK * KS : V_AT + BK * VS;  // (PP: the three buffers)
+const int KV_END = V_AT + BK * VS;
 // With REG_SOFTMAX the scratch serves only outside the tile loop (a running state's initial O,
 // the output), so it overlaps the K/V tiles (barriers on both sides); that is what lets two row
 // fragments per subgroup keep Q in shared memory within 48 KB.
@@ -405,7 +405,7 @@ void main() {
     int nc;
     tile_at(0, n_t0, rb0, re0, rb1, re1, j0, nc);
     [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j0, nc, tid + i * WG);
-    if (KV_PIPE == 2)
+    if (KV_PIPE == 2 && !PP)
       [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
   }
 
@@ -504,53 +504,39 @@ void main() {
 
   if (STATE && REG_SOFTMAX) barrier();  // every subgroup's scratch (over the K/V tiles) is read
   if (DIAG == 10 && A.n_q > 0) return;
-  // PP: K(0) into buffer 0; V(0) waits in the staging registers
   const int pp_half = PP && w >= NW / 2 ? 1 : 0;
-  if (PP && n_t > 0) {
-    [[unroll]] for (int i = 0; i < NKC; ++i) {
-      const int p = tid + i * WG;
-      if (p < BK * KU) sm[K_AT + (p / KU) * KS + p % KU] = kreg[i];
-      kreg[i] = vreg[i];
-    }
-    barrier();
-  }
-  HMAT pf[RF * NJ];  // P of the tile, as the left operands of P·V (TRANSPOSED: Pᵀ, right operands)
-  const int n_steps = PP ? (n_t > 0 ? 2 * n_t + 1 : 0) : n_t;
-  for (int step = 0; step < n_steps; ++step) {
-    int t = step;
-    bool do_s = true, do_pv = true;  // this step computes S(t) and P(t) / O += P(t)·V(t)
-    int k_at = K_AT, v_at = V_AT;
-    if (PP) {
-      if (step + 1 < 2 * n_t) {  // item step + 1 into its buffer (registers loaded a step before)
-        const int at = K_AT + ((step + 1) % 3) * BK * KS;
-        [[unroll]] for (int i = 0; i < NKC; ++i) {
-          const int p = tid + i * WG;
-          if (p < BK * KU) sm[at + (p / KU) * KS + p % KU] = kreg[i];
-        }
-      }
-      if (step + 2 < 2 * n_t) {  // item step + 2 global → registers
-        const int i2 = step + 2;
-        int64_t j2;
-        int nc2;
-        tile_at(i2 >> 1, n_t0, rb0, re0, rb1, re1, j2, nc2);
-        const bool is_v = (i2 & 1) != 0;
-        [[unroll]] for (int i = 0; i < NKC; ++i)
-          kreg[i] = load_kv_unit(A, is_v ? v_head : k_head, is_v ? v_row_bytes : k_row_bytes, KU, kv_row0, j2, nc2, tid + i * WG);
-      }
-      const int u = step - pp_half;
-      const bool busy = u >= 0 && u < 2 * n_t;
-      t = busy ? u >> 1 : 0;
-      do_s = busy && (u & 1) == 0;
-      do_pv = busy && (u & 1) != 0;
-      k_at = v_at = K_AT + (busy ? u % 3 : 0) * BK * KS;
-    }
+  FMAT s[RF * NJ];   // REG_SOFTMAX: S of a tile (PP: the second half holds it from one step to the next)
+  HMAT pf[RF * NJ];  // P of a tile, as the left operands of P·V (TRANSPOSED: Pᵀ, right operands)
+  const int n_steps = PP && n_t > 0 ? n_t + 1 : n_t;
+  for (int t = 0; t < n_steps; ++t) {
     int64_t j0;
     int nc;
-    tile_at(t, n_t0, rb0, re0, rb1, re1, j0, nc);
+    tile_at(min(t, n_t - 1), n_t0, rb0, re0, rb1, re1, j0, nc);
 
-    // K(t) (and unless KV_PIPE = 1 V(t)) into shared memory: the last barrier ended every read of
-    // the previous tile's K (and V)
-    if (!PP) {
+    if (PP) {
+      // K(t) and V(t − 1) into shared memory (loaded during the step before): the last barrier
+      // ended every read of K(t − 1) and V(t − 2)
+      [[unroll]] for (int i = 0; i < NKC; ++i) {
+        const int p = tid + i * WG;
+        if (t < n_t && p < BK * KU) sm[K_AT + (p / KU) * KS + p % KU] = kreg[i];
+      }
+      [[unroll]] for (int i = 0; i < NVC; ++i) {
+        const int p = tid + i * WG;
+        if (t > 0 && p < BK * VU) sm[V_AT + (p / VU) * VS + p % VU] = vreg[i];
+      }
+      barrier();
+      // K(t + 1) and V(t) global → registers, in flight during the whole step
+      if (t + 1 < n_t) {
+        int64_t j1;
+        int nc1;
+        tile_at(t + 1, n_t0, rb0, re0, rb1, re1, j1, nc1);
+        [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j1, nc1, tid + i * WG);
+      }
+      if (t < n_t)
+        [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
+    } else {
+      // K(t) (and unless KV_PIPE = 1 V(t)) into shared memory: the last barrier ended every read of
+      // the previous tile's K (and V)
       if (KV_PIPE == 0) {
         [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j0, nc, tid + i * WG);
         [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
@@ -584,8 +570,20 @@ void main() {
         [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j1, nc1, tid + i * WG);
         if (GENERAL && tid < BK) kf = key_facts(A, kv_row0, j1, nc1, tid, any_mask, has_groups);
       }
-    }  // !PP
+    }
 
+    // The step's work, in two parts with PP: part 0 has the second half's softmax of tile t − 1
+    // and everyone's O += P(t − 1)·V(t − 1), part 1 everyone's S(t) = Q·K(t)ᵀ and the first half's
+    // softmax of it; without PP part 1 alone, all of tile t. (j0, nc below: the part's tile.)
+    [[unroll]] for (int part = PP ? 0 : 1; part < 2; ++part) {
+    const int tp = PP ? t - 1 + part : t;
+    const bool do_qk = !PP || (part == 1 && t < n_t);
+    const bool do_sm = !PP || (part == 0 ? pp_half == 1 && t > 0 : pp_half == 0 && t < n_t);
+    const bool do_pv = !PP || (part == 0 && t > 0);
+    if (!do_qk && !do_sm && !do_pv) continue;
+    int64_t j0;
+    int nc;
+    tile_at(tp, n_t0, rb0, re0, rb1, re1, j0, nc);
     int kind;
     if (!any_mask) {
       kind = kFull;
@@ -600,9 +598,8 @@ void main() {
       kind = classify(A, q_lo, q_hi, k_lo, k_hi);
     }
 
-    if (kind != kSkip && REG_SOFTMAX && do_s) {
+    if (kind != kSkip && REG_SOFTMAX && do_qk) {
       // S = Q·Kᵀ (TRANSPOSED: Sᵀ = K·Qᵀ) in registers, the whole tile at once (RF·NJ fragments)
-      FMAT s[RF * NJ];
       [[unroll]] for (int i = 0; i < RF * NJ; ++i) s[i] = FMAT(0.0);
       [[unroll]] for (int kk = 0; kk < NKK; ++kk) {
         HMAT qa[RF];
@@ -612,7 +609,7 @@ void main() {
         }
         [[unroll]] for (int j = 0; j < NJ; ++j) {
           HMAT_B kt;  // Kᵀ block, or (TRANSPOSED) the K block
-          coopMatLoadNV(kt, sm, uint(k_at + j * kFrag * KS + kk * 2), uint(KS), DIAG == 1 ? false : !TRANSPOSED);
+          coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), DIAG == 1 ? false : !TRANSPOSED);
           [[unroll]] for (int f = 0; f < RF; ++f)
             if (DIAG != 3) {
               if (TRANSPOSED) s[f * NJ + j] = coopMatMulAddNV(kt, qa[f], s[f * NJ + j]);
@@ -620,6 +617,8 @@ void main() {
             }
         }
       }
+    }
+    if (kind != kSkip && REG_SOFTMAX && do_sm) {
       // scores in place and the row maxima: each lane its components, then over the row's lanes
       const bool exact = has_logw || has_groups || kind == kPartial || nc < BK;
       const int64_t kpos0 = k_pos0 + j0;
@@ -815,7 +814,7 @@ void main() {
       [[unroll]] for (int c = 0; c < NC; ++c) {
         [[unroll]] for (int j = 0; j < NJ; ++j) {
           HMAT_B vf;  // V block, or (TRANSPOSED) the Vᵀ block
-          coopMatLoadNV(vf, sm, uint(v_at + j * kFrag * VS + c * 2), uint(VS), TRANSPOSED);
+          coopMatLoadNV(vf, sm, uint(V_AT + j * kFrag * VS + c * 2), uint(VS), TRANSPOSED);
           [[unroll]] for (int f = 0; f < RF; ++f)
             if (DIAG != 6) {
               if (TRANSPOSED) of[f * NC + c] = coopMatMulAddNV(vf, pf[f * NJ + j], of[f * NC + c]);
@@ -824,7 +823,8 @@ void main() {
         }
       }
     }
-    if (PP || (KV_PIPE != 1 && DIAG != 5)) barrier();  // every read of K(t) and V(t) (PP: this step's items) has ended
+    }  // parts
+    if (PP || (KV_PIPE != 1 && DIAG != 5)) barrier();  // every read of K(t) and V(t) (PP: of K(t) and V(t − 1)) has ended
   }
   sync_subgroup();  // the scratch's P is read
   // REG_SOFTMAX: the scratch overlaps the K/V tiles, whose last reads the loop's final barrier
