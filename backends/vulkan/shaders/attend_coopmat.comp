@@ -505,10 +505,14 @@ void main() {
   if (STATE && REG_SOFTMAX) barrier();  // every subgroup's scratch (over the K/V tiles) is read
   if (DIAG == 10 && A.n_q > 0) return;
   const int pp_half = PP && w >= NW / 2 ? 1 : 0;
-  FMAT s[RF * NJ];   // REG_SOFTMAX: S of a tile (PP: the second half holds it from one step to the next)
-  HMAT pf[RF * NJ];  // P of a tile, as the left operands of P·V (TRANSPOSED: Pᵀ, right operands)
+  // PP: what a subgroup holds from one step to the next, S(t) (second half) or P(t) in fp32 (first
+  // half). Without PP, s is declared afresh in each step, so that the compiler keeps nothing of it
+  // across steps.
+  FMAT s_held[RF * NJ];
   const int n_steps = PP && n_t > 0 ? n_t + 1 : n_t;
   for (int t = 0; t < n_steps; ++t) {
+    FMAT s[RF * NJ];  // REG_SOFTMAX: S of a tile, then its P (fp32)
+    if (PP) [[unroll]] for (int i = 0; i < RF * NJ; ++i) s[i] = s_held[i];
     int64_t j0;
     int nc;
     tile_at(min(t, n_t - 1), n_t0, rb0, re0, rb1, re1, j0, nc);
@@ -672,23 +676,17 @@ void main() {
         [[unroll]] for (int f = 0; f < RF; ++f)
           [[unroll]] for (int c = 0; c < NC; ++c)
             [[unroll]] for (int e = 0; e < kElems; ++e) of[f * NC + c][e] *= alpha[rs_slot(f, e)];
-      // P = exp2(s − m_ref), converted to f16 fragments; this lane's share of the row sums
+      // P = exp2(s − m_ref) in place (f16 fragments just before P·V); this lane's share of the row sums
       float sum[RS_ROWS];
       [[unroll]] for (int k = 0; k < RS_ROWS; ++k) sum[k] = 0.0;
       [[unroll]] for (int f = 0; f < RF; ++f)
-        [[unroll]] for (int j = 0; j < NJ; ++j) {
+        [[unroll]] for (int j = 0; j < NJ; ++j)
           [[unroll]] for (int e = 0; e < kElems; ++e) {
             const int k = rs_slot(f, e);
             const float p = exp2(s[f * NJ + j][e] - m_sub[k]);
             s[f * NJ + j][e] = p;
             sum[k] += p;
           }
-#ifdef COOPMAT_KHR
-          [[unroll]] for (int e = 0; e < kElems; ++e) pf[f * NJ + j][e] = float16_t(s[f * NJ + j][e]);
-#else
-          pf[f * NJ + j] = HMAT(s[f * NJ + j]);
-#endif
-        }
       [[unroll]] for (int k = 0; k < RS_ROWS; ++k) rl[k] = rl[k] * alpha[k] + sum[k];
     } else if (kind != kSkip && !REG_SOFTMAX) {
       // S = Q·Kᵀ for this subgroup's SR rows into its scratch; each Kᵀ block serves RF row
@@ -806,11 +804,21 @@ void main() {
     }
 
     if (kind != kSkip && do_pv) {
-      // O += P·V
-      if (!REG_SOFTMAX)
-        [[unroll]] for (int f = 0; f < RF; ++f)
-          [[unroll]] for (int j = 0; j < NJ; ++j)
+      // O += P·V, P as the left operands (TRANSPOSED: Pᵀ, right operands): converted from s, or
+      // from the scratch
+      HMAT pf[RF * NJ];
+      [[unroll]] for (int f = 0; f < RF; ++f)
+        [[unroll]] for (int j = 0; j < NJ; ++j) {
+          if (!REG_SOFTMAX) {
             coopMatLoadNV(pf[f * NJ + j], sm, uint(scr + f * kFrag * PS + j * 2), uint(PS), false);
+          } else {
+#ifdef COOPMAT_KHR
+            [[unroll]] for (int e = 0; e < kElems; ++e) pf[f * NJ + j][e] = float16_t(s[f * NJ + j][e]);
+#else
+            pf[f * NJ + j] = HMAT(s[f * NJ + j]);
+#endif
+          }
+        }
       [[unroll]] for (int c = 0; c < NC; ++c) {
         [[unroll]] for (int j = 0; j < NJ; ++j) {
           HMAT_B vf;  // V block, or (TRANSPOSED) the Vᵀ block
@@ -824,6 +832,7 @@ void main() {
       }
     }
     }  // parts
+    if (PP) [[unroll]] for (int i = 0; i < RF * NJ; ++i) s_held[i] = s[i];
     if (PP || (KV_PIPE != 1 && DIAG != 5)) barrier();  // every read of K(t) and V(t) (PP: of K(t) and V(t − 1)) has ended
   }
   sync_subgroup();  // the scratch's P is read
