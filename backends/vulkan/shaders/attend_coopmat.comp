@@ -339,6 +339,16 @@ const int RS_XOR_END = TRANSPOSED ? kLanes : 1 << LANE_ROW_SHIFT;
 // The lane that writes a row's statistics (and holds its initial sum)
 bool rs_writer(int lane) { return TRANSPOSED ? (lane >> LANE_ROW_SHIFT) == 0 : (lane & ((1 << LANE_ROW_SHIFT) - 1)) == 0; }
 
+// P (fp32 accumulator) → f16 left operand (KHR: component by component, the host checked that both
+// roles' components hold the same elements; TRANSPOSED: Pᵀ, a right operand of the same layout).
+void to_operand(FMAT x, out HMAT y) {
+#ifdef COOPMAT_KHR
+  [[unroll]] for (int e = 0; e < kElems; ++e) y[e] = float16_t(x[e]);
+#else
+  y = HMAT(x);
+#endif
+}
+
 void main() {
   Args A = Args(pc.args);
   const uint64_t gid = linear_group_id();
@@ -506,12 +516,13 @@ void main() {
   if (DIAG == 10 && A.n_q > 0) return;
   const int pp_half = PP && w >= NW / 2 ? 1 : 0;
   // PP: what a subgroup holds from one step to the next, S(t) (second half) or P(t) in fp32 (first
-  // half). Without PP, s is declared afresh in each step, so that the compiler keeps nothing of it
-  // across steps.
+  // half; converted to f16 just before P·V). Without PP, s and pf are declared afresh in each step,
+  // so that the compiler keeps nothing of them across steps, and P is converted as it is computed.
   FMAT s_held[RF * NJ];
   const int n_steps = PP && n_t > 0 ? n_t + 1 : n_t;
   for (int t = 0; t < n_steps; ++t) {
-    FMAT s[RF * NJ];  // REG_SOFTMAX: S of a tile, then its P (fp32)
+    FMAT s[RF * NJ];   // REG_SOFTMAX: S of a tile, then its P (fp32)
+    HMAT pf[RF * NJ];  // P as the left operands of P·V (TRANSPOSED: Pᵀ, right operands)
     if (PP) [[unroll]] for (int i = 0; i < RF * NJ; ++i) s[i] = s_held[i];
     int64_t j0;
     int nc;
@@ -580,257 +591,251 @@ void main() {
     // and everyone's O += P(t − 1)·V(t − 1), part 1 everyone's S(t) = Q·K(t)ᵀ and the first half's
     // softmax of it; without PP part 1 alone, all of tile t. (j0, nc below: the part's tile.)
     [[unroll]] for (int part = PP ? 0 : 1; part < 2; ++part) {
-    const int tp = PP ? t - 1 + part : t;
-    const bool do_qk = !PP || (part == 1 && t < n_t);
-    const bool do_sm = !PP || (part == 0 ? pp_half == 1 && t > 0 : pp_half == 0 && t < n_t);
-    const bool do_pv = !PP || (part == 0 && t > 0);
-    if (!do_qk && !do_sm && !do_pv) continue;
-    int64_t j0;
-    int nc;
-    tile_at(tp, n_t0, rb0, re0, rb1, re1, j0, nc);
-    int kind;
-    if (!any_mask) {
-      kind = kFull;
-    } else if (affine_k) {
-      kind = classify(A, q_lo, q_hi, k_pos0 + j0, k_pos0 + j0 + nc - 1);
-    } else {
-      int64_t k_lo = kFarHigh, k_hi = kFarLow;
-      for (int c = 0; c < nc; ++c) {
-        k_lo = min(k_lo, sKpos[c]);
-        k_hi = max(k_hi, sKpos[c]);
-      }
-      kind = classify(A, q_lo, q_hi, k_lo, k_hi);
-    }
-
-    if (kind != kSkip && REG_SOFTMAX && do_qk) {
-      // S = Q·Kᵀ (TRANSPOSED: Sᵀ = K·Qᵀ) in registers, the whole tile at once (RF·NJ fragments)
-      [[unroll]] for (int i = 0; i < RF * NJ; ++i) s[i] = FMAT(0.0);
-      [[unroll]] for (int kk = 0; kk < NKK; ++kk) {
-        HMAT qa[RF];
-        [[unroll]] for (int f = 0; f < RF; ++f) {
-          if (Q_SHARED) coopMatLoadNV(qa[f], sm, uint((w * SR + f * kFrag) * KS + kk * 2), uint(KS), TRANSPOSED);
-          else qa[f] = qf[f * NKK + kk];
-        }
-        [[unroll]] for (int j = 0; j < NJ; ++j) {
-          HMAT_B kt;  // Kᵀ block, or (TRANSPOSED) the K block
-          coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), DIAG == 1 ? false : !TRANSPOSED);
-          [[unroll]] for (int f = 0; f < RF; ++f)
-            if (DIAG != 3) {
-              if (TRANSPOSED) s[f * NJ + j] = coopMatMulAddNV(kt, qa[f], s[f * NJ + j]);
-              else s[f * NJ + j] = coopMatMulAddNV(qa[f], kt, s[f * NJ + j]);
-            }
-        }
-      }
-    }
-    if (kind != kSkip && REG_SOFTMAX && do_sm) {
-      // scores in place and the row maxima: each lane its components, then over the row's lanes
-      const bool exact = has_logw || has_groups || kind == kPartial || nc < BK;
-      const int64_t kpos0 = k_pos0 + j0;
-      float mx[RS_ROWS];
-      [[unroll]] for (int k = 0; k < RS_ROWS; ++k) mx[k] = kNegInf;
-      if (!exact && softcap <= 0.0) {  // scale only
-        [[unroll]] for (int f = 0; f < RF; ++f)
-          [[unroll]] for (int j = 0; j < NJ; ++j)
-            [[unroll]] for (int e = 0; e < kElems; ++e) {
-              const float x = s[f * NJ + j][e] * qscale;
-              s[f * NJ + j][e] = x;
-              mx[rs_slot(f, e)] = max(mx[rs_slot(f, e)], x);
-            }
-      } else if (GENERAL && softcap <= 0.0 && kind != kPartial) {
-        // log-weights, exclusion groups and columns past the tile only (the key facts hold −inf
-        // there): HYPER's sample calls
-        [[unroll]] for (int f = 0; f < RF; ++f)
-          [[unroll]] for (int j = 0; j < NJ; ++j)
-            [[unroll]] for (int e = 0; e < kElems; ++e) {
-              const int k = rs_slot(f, e), c = rs_col(j, e, lane);
-              float x = s[f * NJ + j][e] * qscale + sKlogw[c];
-              if (has_groups && rgroup[k] >= 0 && rgroup[k] == sKgroup[c]) x = kNegInf;
-              s[f * NJ + j][e] = x;
-              mx[k] = max(mx[k], x);
-            }
+      const int tp = PP ? t - 1 + part : t;
+      const bool do_qk = !PP || (part == 1 && t < n_t);
+      const bool do_sm = !PP || (part == 0 ? pp_half == 1 && t > 0 : pp_half == 0 && t < n_t);
+      const bool do_pv = !PP || (part == 0 && t > 0);
+      if (!do_qk && !do_sm && !do_pv) continue;
+      int64_t j0;
+      int nc;
+      tile_at(tp, n_t0, rb0, re0, rb1, re1, j0, nc);
+      int kind;
+      if (!any_mask) {
+        kind = kFull;
+      } else if (affine_k) {
+        kind = classify(A, q_lo, q_hi, k_pos0 + j0, k_pos0 + j0 + nc - 1);
       } else {
-        [[unroll]] for (int f = 0; f < RF; ++f)
-          [[unroll]] for (int j = 0; j < NJ; ++j)
-            [[unroll]] for (int e = 0; e < kElems; ++e) {
-              const int k = rs_slot(f, e);
-              const float x = score(A, qscale, softcap, s[f * NJ + j][e], rs_col(j, e, lane), exact, kind, nc, rpos[k],
-                                    rgroup[k], kpos0, has_groups);
-              s[f * NJ + j][e] = x;
-              mx[k] = max(mx[k], x);
-            }
+        int64_t k_lo = kFarHigh, k_hi = kFarLow;
+        for (int c = 0; c < nc; ++c) {
+          k_lo = min(k_lo, sKpos[c]);
+          k_hi = max(k_hi, sKpos[c]);
+        }
+        kind = classify(A, q_lo, q_hi, k_lo, k_hi);
       }
-      [[unroll]] for (int k = 0; k < RS_ROWS; ++k)
-        [[unroll]] for (int o = RS_XOR0; o < RS_XOR_END; o *= 2) mx[k] = max(mx[k], subgroupShuffleXor(mx[k], o));
-      // lazy reference per row (as below), O rescaled in registers where one moved
-      float alpha[RS_ROWS], m_sub[RS_ROWS];
-      bool rescale = false;
-      [[unroll]] for (int k = 0; k < RS_ROWS; ++k) {
-        const bool move = mx[k] > rm[k] + kTau;
-        const float m_new = move ? mx[k] : rm[k];
-        alpha[k] = move ? exp2(rm[k] - m_new) : 1.0;
-        rescale = rescale || (move && rm[k] != kNegInf);
-        m_sub[k] = m_new == kNegInf ? 0.0 : m_new;
-        rm[k] = m_new;
-      }
-      if (subgroupAny(rescale))
-        [[unroll]] for (int f = 0; f < RF; ++f)
-          [[unroll]] for (int c = 0; c < NC; ++c)
-            [[unroll]] for (int e = 0; e < kElems; ++e) of[f * NC + c][e] *= alpha[rs_slot(f, e)];
-      // P = exp2(s − m_ref) in place (f16 fragments just before P·V); this lane's share of the row sums
-      float sum[RS_ROWS];
-      [[unroll]] for (int k = 0; k < RS_ROWS; ++k) sum[k] = 0.0;
-      [[unroll]] for (int f = 0; f < RF; ++f)
-        [[unroll]] for (int j = 0; j < NJ; ++j)
-          [[unroll]] for (int e = 0; e < kElems; ++e) {
-            const int k = rs_slot(f, e);
-            const float p = exp2(s[f * NJ + j][e] - m_sub[k]);
-            s[f * NJ + j][e] = p;
-            sum[k] += p;
-          }
-      [[unroll]] for (int k = 0; k < RS_ROWS; ++k) rl[k] = rl[k] * alpha[k] + sum[k];
-    } else if (kind != kSkip && !REG_SOFTMAX) {
-      // S = Q·Kᵀ for this subgroup's SR rows into its scratch; each Kᵀ block serves RF row
-      // fragments. With Q in registers one key block at a time (8 accumulator registers per row
-      // fragment); with Q_SHARED every block of the tile at once, so that each Q fragment is read
-      // from shared memory once per tile.
-      if (Q_SHARED) {
-        FMAT s[RF * NJ];
+
+      if (kind != kSkip && REG_SOFTMAX && do_qk) {
+        // S = Q·Kᵀ (TRANSPOSED: Sᵀ = K·Qᵀ) in registers, the whole tile at once (RF·NJ fragments)
         [[unroll]] for (int i = 0; i < RF * NJ; ++i) s[i] = FMAT(0.0);
         [[unroll]] for (int kk = 0; kk < NKK; ++kk) {
           HMAT qa[RF];
-          [[unroll]] for (int f = 0; f < RF; ++f)
-            coopMatLoadNV(qa[f], sm, uint((w * SR + f * kFrag) * KS + kk * 2), uint(KS), false);
+          [[unroll]] for (int f = 0; f < RF; ++f) {
+            if (Q_SHARED) coopMatLoadNV(qa[f], sm, uint((w * SR + f * kFrag) * KS + kk * 2), uint(KS), TRANSPOSED);
+            else qa[f] = qf[f * NKK + kk];
+          }
           [[unroll]] for (int j = 0; j < NJ; ++j) {
-            HMAT_B kt;
-            coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), true);  // Kᵀ block
-            [[unroll]] for (int f = 0; f < RF; ++f) s[f * NJ + j] = coopMatMulAddNV(qa[f], kt, s[f * NJ + j]);
-          }
-        }
-        [[unroll]] for (int f = 0; f < RF; ++f)
-          [[unroll]] for (int j = 0; j < NJ; ++j)
-            coopMatStoreNV(s[f * NJ + j], sm, uint(scr + f * kFrag * SS + j * 4), uint(SS), false);
-      } else {
-        [[unroll]] for (int j = 0; j < NJ; ++j) {
-          FMAT s[RF];
-          [[unroll]] for (int f = 0; f < RF; ++f) s[f] = FMAT(0.0);
-          [[unroll]] for (int kk = 0; kk < NKK; ++kk) {
-            HMAT_B kt;
-            coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), true);  // Kᵀ block
-            [[unroll]] for (int f = 0; f < RF; ++f) s[f] = coopMatMulAddNV(qf[f * NKK + kk], kt, s[f]);
-          }
-          [[unroll]] for (int f = 0; f < RF; ++f) coopMatStoreNV(s[f], sm, uint(scr + f * kFrag * SS + j * 4), uint(SS), false);
-        }
-      }
-      sync_subgroup();
-
-      // scores of this lane's part of its row, the row max, the lazy reference
-      const bool exact = has_logw || has_groups || kind == kPartial || nc < BK;  // per-element masking
-      const int64_t kpos0 = k_pos0 + j0;
-      const int s_at = scr + rr * SS + hh * (COLS / 4);
-      float sv[COLS];
-      float mx = kNegInf;
-      if (!exact && softcap <= 0.0) {  // scale only
-        [[unroll]] for (int e = 0; e < COLS / 4; ++e) {
-          const vec4 x = uintBitsToFloat(sm[s_at + e]) * qscale;
-          [[unroll]] for (int k = 0; k < 4; ++k) {
-            sv[4 * e + k] = x[k];
-            mx = max(mx, x[k]);
-          }
-        }
-      } else {
-        [[unroll]] for (int e = 0; e < COLS / 4; ++e) {
-          const vec4 x = uintBitsToFloat(sm[s_at + e]);
-          [[unroll]] for (int k = 0; k < 4; ++k) {
-            sv[4 * e + k] = score(A, qscale, softcap, x[k], hh * COLS + 4 * e + k, exact, kind, nc, me.pos, me.group,
-                                  kpos0, has_groups);
-            mx = max(mx, sv[4 * e + k]);
+            HMAT_B kt;  // Kᵀ block, or (TRANSPOSED) the K block
+            coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), DIAG == 1 ? false : !TRANSPOSED);
+            [[unroll]] for (int f = 0; f < RF; ++f)
+              if (DIAG != 3) {
+                if (TRANSPOSED) s[f * NJ + j] = coopMatMulAddNV(kt, qa[f], s[f * NJ + j]);
+                else s[f * NJ + j] = coopMatMulAddNV(qa[f], kt, s[f * NJ + j]);
+              }
           }
         }
       }
-      if (LPR == 2) mx = max(mx, subgroupShuffleXor(mx, 16));
-      const bool move = mx > m_ref + kTau;  // also true for the first finite max (m_ref = −inf)
-      const float m_new = move ? mx : m_ref;
-      const float alpha = move ? exp2(m_ref - m_new) : 1.0;
-      const bool rescale = move && m_ref != kNegInf;  // O holds something to scale
-      const float m_sub = m_new == kNegInf ? 0.0 : m_new;  // an empty row keeps P = exp2(−inf) = 0
-      m_ref = m_new;
-      sync_subgroup();  // S is read: the scratch takes O fragments, then P
-
-      // O_row ·= α, one column of fragments at a time through the scratch (each lane scales its
-      // own part of its row)
-      if (subgroupAny(rescale)) {
-        [[unroll]] for (int c = 0; c < NC; ++c) {
-          [[unroll]] for (int f = 0; f < RF; ++f) coopMatStoreNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
-          sync_subgroup();
-          [[unroll]] for (int e = 0; e < OU; ++e) sm[my_o + e] = floatBitsToUint(uintBitsToFloat(sm[my_o + e]) * alpha);
-          sync_subgroup();
-          [[unroll]] for (int f = 0; f < RF; ++f) coopMatLoadNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
-          sync_subgroup();
-        }
-      }
-
-      // P = exp2(s − m_ref) as f16 over S;  l = α·l + rowsum P
-      float sum = 0.0;
-      const int p_at = scr + rr * PS + hh * (COLS / 8);
-      [[unroll]] for (int e = 0; e < COLS / 8; ++e) {
-        uvec4 packed;
-        [[unroll]] for (int k = 0; k < 4; ++k) {
-          const float p0 = exp2(sv[8 * e + 2 * k] - m_sub), p1 = exp2(sv[8 * e + 2 * k + 1] - m_sub);
-          sum += p0 + p1;
-          packed[k] = packFloat2x16(f16vec2(p0, p1));
-        }
-        sm[p_at + e] = packed;
-      }
-      if (LPR == 2) sum += subgroupShuffleXor(sum, 16);
-      l = l * alpha + sum;
-    }
-
-    if (KV_PIPE == 1 && !PP) {
-      // V(t) registers → shared (every read of V(t − 1) ended before the barrier above)
-      [[unroll]] for (int i = 0; i < NVC; ++i) {
-        const int p = tid + i * WG;
-        if (p < BK * VU) sm[V_AT + (p / VU) * VS + p % VU] = vreg[i];
-      }
-      // K(t + 1) global → registers, consumed at the start of the next tile
-      if (t + 1 < n_t) {
-        int64_t j1;
-        int nc1;
-        tile_at(t + 1, n_t0, rb0, re0, rb1, re1, j1, nc1);
-        [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j1, nc1, tid + i * WG);
-      }
-      if (DIAG != 5) barrier();  // V(t) and P are visible; every read of K(t) has ended
-    } else if (!REG_SOFTMAX) {
-      sync_subgroup();  // P is visible to the subgroup
-    }
-
-    if (kind != kSkip && do_pv) {
-      // O += P·V, P as the left operands (TRANSPOSED: Pᵀ, right operands): converted from s, or
-      // from the scratch
-      HMAT pf[RF * NJ];
-      [[unroll]] for (int f = 0; f < RF; ++f)
-        [[unroll]] for (int j = 0; j < NJ; ++j) {
-          if (!REG_SOFTMAX) {
-            coopMatLoadNV(pf[f * NJ + j], sm, uint(scr + f * kFrag * PS + j * 2), uint(PS), false);
-          } else {
-#ifdef COOPMAT_KHR
-            [[unroll]] for (int e = 0; e < kElems; ++e) pf[f * NJ + j][e] = float16_t(s[f * NJ + j][e]);
-#else
-            pf[f * NJ + j] = HMAT(s[f * NJ + j]);
-#endif
-          }
-        }
-      [[unroll]] for (int c = 0; c < NC; ++c) {
-        [[unroll]] for (int j = 0; j < NJ; ++j) {
-          HMAT_B vf;  // V block, or (TRANSPOSED) the Vᵀ block
-          coopMatLoadNV(vf, sm, uint(V_AT + j * kFrag * VS + c * 2), uint(VS), TRANSPOSED);
+      if (kind != kSkip && REG_SOFTMAX && do_sm) {
+        // scores in place and the row maxima: each lane its components, then over the row's lanes
+        const bool exact = has_logw || has_groups || kind == kPartial || nc < BK;
+        const int64_t kpos0 = k_pos0 + j0;
+        float mx[RS_ROWS];
+        [[unroll]] for (int k = 0; k < RS_ROWS; ++k) mx[k] = kNegInf;
+        if (!exact && softcap <= 0.0) {  // scale only
           [[unroll]] for (int f = 0; f < RF; ++f)
-            if (DIAG != 6) {
-              if (TRANSPOSED) of[f * NC + c] = coopMatMulAddNV(vf, pf[f * NJ + j], of[f * NC + c]);
-              else of[f * NC + c] = coopMatMulAddNV(pf[f * NJ + j], vf, of[f * NC + c]);
+            [[unroll]] for (int j = 0; j < NJ; ++j)
+              [[unroll]] for (int e = 0; e < kElems; ++e) {
+                const float x = s[f * NJ + j][e] * qscale;
+                s[f * NJ + j][e] = x;
+                mx[rs_slot(f, e)] = max(mx[rs_slot(f, e)], x);
+              }
+        } else if (GENERAL && softcap <= 0.0 && kind != kPartial) {
+          // log-weights, exclusion groups and columns past the tile only (the key facts hold −inf
+          // there): HYPER's sample calls
+          [[unroll]] for (int f = 0; f < RF; ++f)
+            [[unroll]] for (int j = 0; j < NJ; ++j)
+              [[unroll]] for (int e = 0; e < kElems; ++e) {
+                const int k = rs_slot(f, e), c = rs_col(j, e, lane);
+                float x = s[f * NJ + j][e] * qscale + sKlogw[c];
+                if (has_groups && rgroup[k] >= 0 && rgroup[k] == sKgroup[c]) x = kNegInf;
+                s[f * NJ + j][e] = x;
+                mx[k] = max(mx[k], x);
+              }
+        } else {
+          [[unroll]] for (int f = 0; f < RF; ++f)
+            [[unroll]] for (int j = 0; j < NJ; ++j)
+              [[unroll]] for (int e = 0; e < kElems; ++e) {
+                const int k = rs_slot(f, e);
+                const float x = score(A, qscale, softcap, s[f * NJ + j][e], rs_col(j, e, lane), exact, kind, nc, rpos[k],
+                                      rgroup[k], kpos0, has_groups);
+                s[f * NJ + j][e] = x;
+                mx[k] = max(mx[k], x);
+              }
+        }
+        [[unroll]] for (int k = 0; k < RS_ROWS; ++k)
+          [[unroll]] for (int o = RS_XOR0; o < RS_XOR_END; o *= 2) mx[k] = max(mx[k], subgroupShuffleXor(mx[k], o));
+        // lazy reference per row (as below), O rescaled in registers where one moved
+        float alpha[RS_ROWS], m_sub[RS_ROWS];
+        bool rescale = false;
+        [[unroll]] for (int k = 0; k < RS_ROWS; ++k) {
+          const bool move = mx[k] > rm[k] + kTau;
+          const float m_new = move ? mx[k] : rm[k];
+          alpha[k] = move ? exp2(rm[k] - m_new) : 1.0;
+          rescale = rescale || (move && rm[k] != kNegInf);
+          m_sub[k] = m_new == kNegInf ? 0.0 : m_new;
+          rm[k] = m_new;
+        }
+        if (subgroupAny(rescale))
+          [[unroll]] for (int f = 0; f < RF; ++f)
+            [[unroll]] for (int c = 0; c < NC; ++c)
+              [[unroll]] for (int e = 0; e < kElems; ++e) of[f * NC + c][e] *= alpha[rs_slot(f, e)];
+        // P = exp2(s − m_ref) in place, converted to f16 fragments (PP: just before P·V); this lane's
+        // share of the row sums
+        float sum[RS_ROWS];
+        [[unroll]] for (int k = 0; k < RS_ROWS; ++k) sum[k] = 0.0;
+        [[unroll]] for (int f = 0; f < RF; ++f)
+          [[unroll]] for (int j = 0; j < NJ; ++j) {
+            [[unroll]] for (int e = 0; e < kElems; ++e) {
+              const int k = rs_slot(f, e);
+              const float p = exp2(s[f * NJ + j][e] - m_sub[k]);
+              s[f * NJ + j][e] = p;
+              sum[k] += p;
             }
+            if (!PP) to_operand(s[f * NJ + j], pf[f * NJ + j]);
+          }
+        [[unroll]] for (int k = 0; k < RS_ROWS; ++k) rl[k] = rl[k] * alpha[k] + sum[k];
+      } else if (kind != kSkip && !REG_SOFTMAX) {
+        // S = Q·Kᵀ for this subgroup's SR rows into its scratch; each Kᵀ block serves RF row
+        // fragments. With Q in registers one key block at a time (8 accumulator registers per row
+        // fragment); with Q_SHARED every block of the tile at once, so that each Q fragment is read
+        // from shared memory once per tile.
+        if (Q_SHARED) {
+          FMAT s[RF * NJ];
+          [[unroll]] for (int i = 0; i < RF * NJ; ++i) s[i] = FMAT(0.0);
+          [[unroll]] for (int kk = 0; kk < NKK; ++kk) {
+            HMAT qa[RF];
+            [[unroll]] for (int f = 0; f < RF; ++f)
+              coopMatLoadNV(qa[f], sm, uint((w * SR + f * kFrag) * KS + kk * 2), uint(KS), false);
+            [[unroll]] for (int j = 0; j < NJ; ++j) {
+              HMAT_B kt;
+              coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), true);  // Kᵀ block
+              [[unroll]] for (int f = 0; f < RF; ++f) s[f * NJ + j] = coopMatMulAddNV(qa[f], kt, s[f * NJ + j]);
+            }
+          }
+          [[unroll]] for (int f = 0; f < RF; ++f)
+            [[unroll]] for (int j = 0; j < NJ; ++j)
+              coopMatStoreNV(s[f * NJ + j], sm, uint(scr + f * kFrag * SS + j * 4), uint(SS), false);
+        } else {
+          [[unroll]] for (int j = 0; j < NJ; ++j) {
+            FMAT s[RF];
+            [[unroll]] for (int f = 0; f < RF; ++f) s[f] = FMAT(0.0);
+            [[unroll]] for (int kk = 0; kk < NKK; ++kk) {
+              HMAT_B kt;
+              coopMatLoadNV(kt, sm, uint(K_AT + j * kFrag * KS + kk * 2), uint(KS), true);  // Kᵀ block
+              [[unroll]] for (int f = 0; f < RF; ++f) s[f] = coopMatMulAddNV(qf[f * NKK + kk], kt, s[f]);
+            }
+            [[unroll]] for (int f = 0; f < RF; ++f) coopMatStoreNV(s[f], sm, uint(scr + f * kFrag * SS + j * 4), uint(SS), false);
+          }
+        }
+        sync_subgroup();
+
+        // scores of this lane's part of its row, the row max, the lazy reference
+        const bool exact = has_logw || has_groups || kind == kPartial || nc < BK;  // per-element masking
+        const int64_t kpos0 = k_pos0 + j0;
+        const int s_at = scr + rr * SS + hh * (COLS / 4);
+        float sv[COLS];
+        float mx = kNegInf;
+        if (!exact && softcap <= 0.0) {  // scale only
+          [[unroll]] for (int e = 0; e < COLS / 4; ++e) {
+            const vec4 x = uintBitsToFloat(sm[s_at + e]) * qscale;
+            [[unroll]] for (int k = 0; k < 4; ++k) {
+              sv[4 * e + k] = x[k];
+              mx = max(mx, x[k]);
+            }
+          }
+        } else {
+          [[unroll]] for (int e = 0; e < COLS / 4; ++e) {
+            const vec4 x = uintBitsToFloat(sm[s_at + e]);
+            [[unroll]] for (int k = 0; k < 4; ++k) {
+              sv[4 * e + k] = score(A, qscale, softcap, x[k], hh * COLS + 4 * e + k, exact, kind, nc, me.pos, me.group,
+                                    kpos0, has_groups);
+              mx = max(mx, sv[4 * e + k]);
+            }
+          }
+        }
+        if (LPR == 2) mx = max(mx, subgroupShuffleXor(mx, 16));
+        const bool move = mx > m_ref + kTau;  // also true for the first finite max (m_ref = −inf)
+        const float m_new = move ? mx : m_ref;
+        const float alpha = move ? exp2(m_ref - m_new) : 1.0;
+        const bool rescale = move && m_ref != kNegInf;  // O holds something to scale
+        const float m_sub = m_new == kNegInf ? 0.0 : m_new;  // an empty row keeps P = exp2(−inf) = 0
+        m_ref = m_new;
+        sync_subgroup();  // S is read: the scratch takes O fragments, then P
+
+        // O_row ·= α, one column of fragments at a time through the scratch (each lane scales its
+        // own part of its row)
+        if (subgroupAny(rescale)) {
+          [[unroll]] for (int c = 0; c < NC; ++c) {
+            [[unroll]] for (int f = 0; f < RF; ++f) coopMatStoreNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
+            sync_subgroup();
+            [[unroll]] for (int e = 0; e < OU; ++e) sm[my_o + e] = floatBitsToUint(uintBitsToFloat(sm[my_o + e]) * alpha);
+            sync_subgroup();
+            [[unroll]] for (int f = 0; f < RF; ++f) coopMatLoadNV(of[f * NC + c], sm, uint(scr + f * kFrag * SS), uint(SS), false);
+            sync_subgroup();
+          }
+        }
+
+        // P = exp2(s − m_ref) as f16 over S;  l = α·l + rowsum P
+        float sum = 0.0;
+        const int p_at = scr + rr * PS + hh * (COLS / 8);
+        [[unroll]] for (int e = 0; e < COLS / 8; ++e) {
+          uvec4 packed;
+          [[unroll]] for (int k = 0; k < 4; ++k) {
+            const float p0 = exp2(sv[8 * e + 2 * k] - m_sub), p1 = exp2(sv[8 * e + 2 * k + 1] - m_sub);
+            sum += p0 + p1;
+            packed[k] = packFloat2x16(f16vec2(p0, p1));
+          }
+          sm[p_at + e] = packed;
+        }
+        if (LPR == 2) sum += subgroupShuffleXor(sum, 16);
+        l = l * alpha + sum;
+      }
+
+      if (KV_PIPE == 1 && !PP) {
+        // V(t) registers → shared (every read of V(t − 1) ended before the barrier above)
+        [[unroll]] for (int i = 0; i < NVC; ++i) {
+          const int p = tid + i * WG;
+          if (p < BK * VU) sm[V_AT + (p / VU) * VS + p % VU] = vreg[i];
+        }
+        // K(t + 1) global → registers, consumed at the start of the next tile
+        if (t + 1 < n_t) {
+          int64_t j1;
+          int nc1;
+          tile_at(t + 1, n_t0, rb0, re0, rb1, re1, j1, nc1);
+          [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j1, nc1, tid + i * WG);
+        }
+        if (DIAG != 5) barrier();  // V(t) and P are visible; every read of K(t) has ended
+      } else if (!REG_SOFTMAX) {
+        sync_subgroup();  // P is visible to the subgroup
+      }
+
+      if (kind != kSkip && do_pv) {
+        // O += P·V (P from the scratch without REG_SOFTMAX; with PP converted from s now)
+        [[unroll]] for (int f = 0; f < RF; ++f)
+          [[unroll]] for (int j = 0; j < NJ; ++j) {
+            if (!REG_SOFTMAX) coopMatLoadNV(pf[f * NJ + j], sm, uint(scr + f * kFrag * PS + j * 2), uint(PS), false);
+            else if (PP) to_operand(s[f * NJ + j], pf[f * NJ + j]);
+          }
+        [[unroll]] for (int c = 0; c < NC; ++c) {
+          [[unroll]] for (int j = 0; j < NJ; ++j) {
+            HMAT_B vf;  // V block, or (TRANSPOSED) the Vᵀ block
+            coopMatLoadNV(vf, sm, uint(V_AT + j * kFrag * VS + c * 2), uint(VS), TRANSPOSED);
+            [[unroll]] for (int f = 0; f < RF; ++f)
+              if (DIAG != 6) {
+                if (TRANSPOSED) of[f * NC + c] = coopMatMulAddNV(vf, pf[f * NJ + j], of[f * NC + c]);
+                else of[f * NC + c] = coopMatMulAddNV(pf[f * NJ + j], vf, of[f * NC + c]);
+              }
+          }
         }
       }
-    }
     }  // parts
     if (PP) [[unroll]] for (int i = 0; i < RF * NJ; ++i) s_held[i] = s[i];
     if (PP || (KV_PIPE != 1 && DIAG != 5)) barrier();  // every read of K(t) and V(t) (PP: of K(t) and V(t − 1)) has ended
