@@ -639,16 +639,7 @@ void main() {
         const int64_t kpos0 = k_pos0 + j0;
         float mx[RS_ROWS];
         [[unroll]] for (int k = 0; k < RS_ROWS; ++k) mx[k] = kNegInf;
-        // s_mul: the factor between s as it stands after this block and the scores (log2 units)
-        float s_mul = 1.0;
-        if (!exact && softcap <= 0.0 && qscale > 0.0) {
-          // scale only: the maxima of the raw products (max(x)·scale = max(x·scale) for scale > 0);
-          // the scale enters P's exponent in one fused multiply-add, as FlashAttention does
-          s_mul = qscale;
-          [[unroll]] for (int f = 0; f < RF; ++f)
-            [[unroll]] for (int j = 0; j < NJ; ++j)
-              [[unroll]] for (int e = 0; e < kElems; ++e) mx[rs_slot(f, e)] = max(mx[rs_slot(f, e)], s[f * NJ + j][e]);
-        } else if (!exact && softcap <= 0.0) {  // scale only (a scale ≤ 0)
+        if (!exact && softcap <= 0.0) {  // scale only
           [[unroll]] for (int f = 0; f < RF; ++f)
             [[unroll]] for (int j = 0; j < NJ; ++j)
               [[unroll]] for (int e = 0; e < kElems; ++e) {
@@ -681,7 +672,6 @@ void main() {
         }
         [[unroll]] for (int k = 0; k < RS_ROWS; ++k)
           [[unroll]] for (int o = RS_XOR0; o < RS_XOR_END; o *= 2) mx[k] = max(mx[k], subgroupShuffleXor(mx[k], o));
-        [[unroll]] for (int k = 0; k < RS_ROWS; ++k) mx[k] *= s_mul;
         // lazy reference per row (as below), O rescaled in registers where one moved
         float alpha[RS_ROWS], m_sub[RS_ROWS];
         bool rescale = false;
@@ -705,7 +695,7 @@ void main() {
           [[unroll]] for (int j = 0; j < NJ; ++j) {
             [[unroll]] for (int e = 0; e < kElems; ++e) {
               const int k = rs_slot(f, e);
-              const float p = exp2(fma(s[f * NJ + j][e], s_mul, -m_sub[k]));
+              const float p = exp2(s[f * NJ + j][e] - m_sub[k]);
               s[f * NJ + j][e] = p;
               sum[k] += p;
             }
