@@ -171,16 +171,16 @@ size_t shared_bytes(int32_t bq, int32_t bk, int32_t d, int32_t dv) {
 
 // Shared memory of attend_coopmat.comp (keep in step with its `shared` declarations): 16-byte
 // units for the K and V tiles and the per-subgroup scratches (rows padded by one unit; with the
-// softmax in registers the scratches overlap the K/V tiles), or for the Q rows while they are
-// staged; for the general variant the row positions, physical indices and groups and the tile's
-// key positions, log-weights and groups (one entry each otherwise).
+// softmax in registers, in the plain case, the scratches overlap the K/V tiles), or for the Q rows
+// while they are staged; for the general variant the row positions, physical indices and groups
+// and the tile's key positions, log-weights and groups (one entry each otherwise).
 size_t coopmat_shared_bytes(const CoopmatTile& t, int32_t d, int32_t dv, bool general) {
   const size_t bq = size_t(t.rows()), bk = size_t(t.bk), gq = general ? bq : 1, gk = general ? bk : 1;
   const size_t ks = size_t(d) / 8 + 1, vs = size_t(dv) / 8 + 1, ss = (t.reg_softmax ? 4 : bk / 4) + 1;
   const size_t q_units = bq * ks;
   const size_t kv_units = bk * (ks + vs), scratch_units = bq * ss;
   const size_t tile_units = (t.q_shared ? q_units : 0) +
-                            (t.reg_softmax ? std::max(kv_units, scratch_units) : kv_units + scratch_units);
+                            (t.reg_softmax && !general ? std::max(kv_units, scratch_units) : kv_units + scratch_units);
   // without q_shared, Q passes through the tile area a subgroup's rows or more at a time
   const size_t sr = size_t(kCoopmatFragment * t.row_fragments);
   const size_t units = t.q_shared ? tile_units : std::max(tile_units, sr * ks);

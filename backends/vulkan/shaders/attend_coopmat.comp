@@ -31,9 +31,9 @@
 // once and held in registers), the K tile [BK][D], the V tile [BK][DV] (f16), and per subgroup a
 // scratch of SR rows for S (fp32), O fragments (16×16 fp32, for rescales and the output) or P
 // (f16, over S); with REG_SOFTMAX only O fragments (rows of 16 floats), used outside the tile
-// loop only and placed over the K/V tiles. Every row stride is padded by one unit, so the 8 rows
-// one 8-lane phase of a fragment load or store touches fall in 8 different bank groups. K/V move in 16-byte units
-// (global → registers → shared) and are software pipelined: KV_PIPE = 1 reads V(t) from global
+// loop only (in the plain case placed over the K/V tiles). Every row stride is padded by one
+// unit, so the 8 rows one 8-lane phase of a fragment load or store touches fall in 8 different
+// bank groups. K/V move in 16-byte units (global → registers → shared) and are software pipelined: KV_PIPE = 1 reads V(t) from global
 // memory while S(t) and its softmax are computed and K(t + 1) while P·V(t) is; KV_PIPE = 2 reads
 // K(t + 1) and V(t + 1) while the whole of tile t is computed; KV_PIPE = 0 copies both at the
 // start of the tile. Two workgroup barriers per tile in every case.
@@ -146,9 +146,10 @@ const int K_AT = Q_SHARED ? Q_UNITS : 0;
 const int V_AT = K_AT + BK * KS;
 const int KV_END = V_AT + BK * VS;
 // With REG_SOFTMAX the scratch serves only outside the tile loop (a running state's initial O,
-// the output), so it overlaps the K/V tiles (barriers on both sides); that is what lets two row
-// fragments per subgroup keep Q in shared memory within 48 KB.
-const int SCR_AT = REG_SOFTMAX ? K_AT : KV_END;
+// the output), so in the plain case it overlaps the K/V tiles (barriers on both sides). The
+// general variant keeps it apart: measured slower there (HYPER's block and sample calls).
+const bool SCR_OVER_KV = REG_SOFTMAX && !GENERAL;
+const int SCR_AT = SCR_OVER_KV ? K_AT : KV_END;
 const int TILE_UNITS = SCR_AT + NW * SCR > KV_END ? SCR_AT + NW * SCR : KV_END;
 // Q rows staged per pass (whole subgroups): all of them with Q_SHARED (they stay), else as many as
 // the tile area holds
@@ -512,7 +513,7 @@ void main() {
     }
   }
 
-  if (STATE && REG_SOFTMAX) barrier();  // every subgroup's scratch (over the K/V tiles) is read
+  if (STATE && SCR_OVER_KV) barrier();  // every subgroup's scratch (over the K/V tiles) is read
   if (DIAG == 10 && A.n_q > 0) return;
   const int pp_half = PP && w >= NW / 2 ? 1 : 0;
   // PP: what a subgroup holds from one step to the next, S(t) (second half) or P(t) in fp32 (first
@@ -841,9 +842,9 @@ void main() {
     if (PP || (KV_PIPE != 1 && DIAG != 5)) barrier();  // every read of K(t) and V(t) (PP: of K(t) and V(t − 1)) has ended
   }
   sync_subgroup();  // the scratch's P is read
-  // REG_SOFTMAX: the scratch overlaps the K/V tiles, whose last reads the loop's final barrier
+  // SCR_OVER_KV: the scratch overlaps the K/V tiles, whose last reads the loop's final barrier
   // ended unless K/V are staged half a tile ahead (that loop ends with P·V)
-  if (REG_SOFTMAX && (KV_PIPE == 1 || DIAG == 5)) barrier();
+  if (SCR_OVER_KV && (KV_PIPE == 1 || DIAG == 5)) barrier();
 
   // REG_SOFTMAX: the row sums over the row's lanes; without a running state O is normalized in
   // registers (the stores below then scale by 1); the row statistics from each row's first lane
