@@ -33,10 +33,11 @@
 // (f16, over S); with REG_SOFTMAX only O fragments (rows of 16 floats), used outside the tile
 // loop only (in the plain case placed over the K/V tiles). Every row stride is padded by one
 // unit, so the 8 rows one 8-lane phase of a fragment load or store touches fall in 8 different
-// bank groups. K/V move in 16-byte units (global → registers → shared) and are software pipelined: KV_PIPE = 1 reads V(t) from global
-// memory while S(t) and its softmax are computed and K(t + 1) while P·V(t) is; KV_PIPE = 2 reads
-// K(t + 1) and V(t + 1) while the whole of tile t is computed; KV_PIPE = 0 copies both at the
-// start of the tile. Two workgroup barriers per tile in every case.
+// bank groups. K/V move in 16-byte units (global → registers → shared) and are software
+// pipelined: KV_PIPE = 1 reads V(t) from global memory while S(t) and its softmax are computed and
+// K(t + 1) while P·V(t) is; KV_PIPE = 2 reads K(t + 1) and V(t + 1) while the whole of tile t is
+// computed; KV_PIPE = 0 copies both at the start of the tile. Two workgroup barriers per tile in
+// every case (PINGPONG below included).
 //
 // Every loop over fragments, units or lanes' elements is marked [[unroll]]: arrays of fragments
 // and registers indexed in a loop the driver does not unroll would live in local memory.
