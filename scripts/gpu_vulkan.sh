@@ -269,15 +269,12 @@ compare() {
   local entries="${LONGATTN_VK_COMPARE:-$BIN}" e dir tile envs round i first
   first="${entries%% *}"; first="${first%%:*}"
   if [ "${LONGATTN_VK_SKIP_TESTS:-0}" != 1 ]; then
-    echo "== tests of $first, cooperative-matrix kernel wherever eligible"
-    LONGATTN_VULKAN_COOPMAT=force step 110 "$first"/test_vulkan \
-      -tc="${LONGATTN_VK_TEST_CASES:-*attend*,*FLASH*,*SPARSE*,*HYPER*,*device buffers*}" 2>&1 |
-      tee "$out/test_coopmat_force.txt" | grep -E 'ERROR|FAILED|CHECK|test cases|assertions|Status' | head -30
-    for tile in ${LONGATTN_VK_FORCE_TILES:-}; do
-      echo "== tests of $first, cooperative-matrix kernel forced with tile $tile, at ${SECONDS}s"
-      LONGATTN_VULKAN_COOPMAT=force LONGATTN_VULKAN_COOPMAT_TILE=$tile step 60 "$first"/test_vulkan \
+    # the automatic tiles (an empty tile), then each forced one
+    for tile in "" ${LONGATTN_VK_FORCE_TILES:-}; do
+      echo "== tests of $first, cooperative-matrix kernel wherever eligible, tile ${tile:-auto}, at ${SECONDS}s"
+      LONGATTN_VULKAN_COOPMAT=force LONGATTN_VULKAN_COOPMAT_TILE="$tile" step 110 "$first"/test_vulkan \
         -tc="${LONGATTN_VK_TEST_CASES:-*attend*,*FLASH*,*SPARSE*,*HYPER*,*device buffers*}" 2>&1 |
-        tee "$out/test_coopmat_force_$tile.txt" | grep -E 'ERROR|FAILED|CHECK|test cases|assertions|Status|fit' | head -12
+        tee "$out/test_coopmat_force${tile:+_$tile}.txt" | grep -E 'ERROR|FAILED|CHECK|test cases|assertions|Status|fit' | head -30
     done
   fi
   for round in 1 2; do
