@@ -98,10 +98,12 @@ constexpr CoopmatTile kCoopmatTilesShortGeneral[] = {{8, 64, 1, false, 2, true, 
                                                      {8, 32},
                                                      {4, 32},
                                                      {4, 16}};
-// Plain calls without a mask (full attention) over long key ranges: the same tile with half of the
-// subgroups a softmax behind (ping-pong). Measured on an H100: 1.586 → 1.42 ms on the full n = 4096
-// shape; not kept for causal calls (equal at n = 16384) or HYPER's leaves (3.23 → 3.48 ms).
-constexpr CoopmatTile kCoopmatTilesFull[] = {{8, 64, 1, false, 2, true, false, true, true}};
+// Plain calls over long key ranges without a window (full attention, causal): the same tile with
+// half of the subgroups a softmax behind (ping-pong). Measured on an H100: full n = 4096 1.586 →
+// 1.42 ms, causal n = 16384 11.12 → 10.32 – 10.45 ms (once full tiles no longer go through
+// classify()); not kept for windows (SPARSE window 4096: 5.86 – 5.91 → 5.98 – 6.03 ms) or HYPER's
+// leaves (3.23 → 3.48 ms).
+constexpr CoopmatTile kCoopmatTilesPlain[] = {{8, 64, 1, false, 2, true, false, true, true}};
 constexpr int64_t kCoopmatShortSpan = 4096;
 // The cooperative-matrix kernel has no split-KV: it runs when the call has at least this many
 // work items (otherwise the portable kernel with split-KV keeps the device busier).
@@ -430,8 +432,8 @@ CoopmatTile coopmat_tile(VulkanBackend& backend, const AttendArgs& a) {
         if (fits(t)) return t;
     }
   }
-  if (a.mask.is_full())
-    for (const CoopmatTile& t : kCoopmatTilesFull)
+  if (!coopmat_general(a) && a.mask.window_left < 0 && a.mask.window_right < 0)
+    for (const CoopmatTile& t : kCoopmatTilesPlain)
       if (fits(t)) return t;
   for (const CoopmatTile& t : kCoopmatTiles)
     if (fits(t)) return t;

@@ -170,6 +170,9 @@ const int NQU = (QP * KU + WG - 1) / WG;        // Q units per lane and pass
 #define FMAT fcoopmatNV<32, gl_ScopeSubgroup, kFrag, kFrag>
 
 layout(buffer_reference, std430, buffer_reference_align = 16) buffer U32x4s { uvec4 v[]; };
+// Q, K and V are only read by the dispatch: declared read-only, their loads take the GPU's
+// non-coherent (read-only) path instead of strong loads.
+layout(buffer_reference, std430, buffer_reference_align = 16) readonly buffer U32x4r { uvec4 v[]; };
 
 shared uvec4 sm[SM_UNITS];
 const int GQ = GENERAL ? BQ : 1, GK = GENERAL ? BK : 1;  // (one unused entry in the plain case)
@@ -289,7 +292,7 @@ uvec4 load_kv_unit(Args A, uint64_t head, int64_t row_bytes, int units, int64_t 
   const int c = p / units, u = p % units;
   if (p >= BK * units || c >= nc) return uvec4(0);
   if (DIAG == 4) return uvec4(uint(p));
-  return U32x4s(head + uint64_t(key_phys(A, kv_row0, j0 + c) * row_bytes) + uint64_t(u) * 16).v[0];
+  return U32x4r(head + uint64_t(key_phys(A, kv_row0, j0 + c) * row_bytes) + uint64_t(u) * 16).v[0];
 }
 
 // Score of column c (log2 units) of a row at position qpos: scale, softcap and, where `exact`, the
@@ -399,6 +402,16 @@ void main() {
   const int n_t0 = n_ranges > 0 ? int((re0 - rb0 + BK - 1) / BK) : 0;
   const int n_t = DIAG == 11 && A.n_q > 0 ? 0 : n_t0 + (n_ranges > 1 ? int((re1 - rb1 + BK - 1) / BK) : 0);
   const int64_t k_pos0 = A.k_pos0;
+  // Plain case: logical keys [full_lo, full_hi] are allowed for every row of the workgroup (causal
+  // and window bounds taken at the rows' extreme positions), so a tile inside them is full without
+  // classify(), whose loads of the argument block would sit on every tile's critical path (with
+  // PINGPONG twice per step: without this, ping-pong gained nothing on causal calls).
+  int64_t full_lo = kFarHigh, full_hi = kFarLow;
+  if (!GENERAL && any_mask) {
+    const bool banded = !(q_hi < A.n_global);  // rows at global positions see every earlier key
+    full_lo = (banded && A.window_left >= 0 ? q_hi - A.window_left : kFarLow) - k_pos0;
+    full_hi = min(A.causal != 0 ? q_lo : kFarHigh, banded && A.window_right >= 0 ? q_lo + A.window_right : kFarHigh) - k_pos0;
+  }
   const int64_t kv_row0 = (b * A.hkv + hk) * A.n_k;
   const uint64_t k_head = A.k + uint64_t(b * A.k_stride[0] + hk * A.k_stride[2]);
   const uint64_t v_head = A.v + uint64_t(b * A.v_stride[0] + hk * A.v_stride[2]);
@@ -440,7 +453,7 @@ void main() {
         } else if (q.valid) {
           const uint64_t at = elem_addr(A.q, A.q_stride[0], A.q_stride[1], A.q_stride[2], A.q_stride[3], b, q.phys, q.h, u * 8);
           if (A.q_stride[3] == 2 && (at & uint64_t(15)) == 0) {
-            qu[i] = U32x4s(at).v[0];
+            qu[i] = U32x4r(at).v[0];
           } else {
             [[unroll]] for (int e = 0; e < 4; ++e)
               qu[i][e] = load_half_bits(at + uint64_t((2 * e) * A.q_stride[3])) |
@@ -602,7 +615,7 @@ void main() {
       int nc;
       tile_at(tp, n_t0, rb0, re0, rb1, re1, j0, nc);
       int kind;
-      if (!any_mask) {
+      if (!any_mask || (!GENERAL && j0 >= full_lo && j0 + nc - 1 <= full_hi)) {
         kind = kFull;
       } else if (affine_k) {
         kind = classify(A, q_lo, q_hi, k_pos0 + j0, k_pos0 + j0 + nc - 1);
