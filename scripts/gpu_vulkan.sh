@@ -34,6 +34,7 @@
 #   scripts/gpu_vulkan.sh sass      the same variants' machine code (see sass() below)
 #   scripts/gpu_vulkan.sh compare   two builds (or tiles) side by side on the same machine (see
 #                                   compare() below)
+# Every mode but prepare: LONGATTN_VK_BUNDLE=1 packs its output files into $OUT/results.tar.gz.
 set -u
 # LONGATTN_VK_ROOT: the repository root (default: this script's parent folder); LONGATTN_VK_BIN: the
 # folder with the test binaries (default build-vkbin)
@@ -293,12 +294,20 @@ compare() {
   done
 }
 
+# LONGATTN_VK_BUNDLE=1: pack what a mode wrote into $out/results.tar.gz (one file to copy back from
+# the GPU machine instead of one per step and tile)
+bundle() {
+  [ "${LONGATTN_VK_BUNDLE:-0}" = 1 ] && [ -n "${out:-}" ] || return 0
+  (cd "$out" && find . -maxdepth 1 -type f ! -name results.tar.gz -printf '%P\n' | tar -czf results.tar.gz -T - &&
+    find . -maxdepth 1 -type f ! -name results.tar.gz -delete)
+}
+
 case "${1:-run}" in
   prepare) prepare ;;
-  run) run ;;
-  prefill) prefill ;;
-  diag) diag ;;
-  sass) sass ;;
-  compare) compare ;;
+  run) run; bundle ;;
+  prefill) prefill; bundle ;;
+  diag) diag; bundle ;;
+  sass) sass; bundle ;;
+  compare) compare; bundle ;;
   *) echo "usage: $0 prepare|run|prefill|diag|sass|compare" >&2; exit 2 ;;
 esac
