@@ -81,6 +81,16 @@ struct Kernels {
     __builtin_prefetch(p);
     if constexpr (is_block_v<E>) __builtin_prefetch(p + sizeof(E) - 1);
   }
+  // Prefetches, pf bytes further on, every line that values i .. i + N − 1 of `row` occupy (i a
+  // multiple of N; for the block formats, the whole blocks that hold them).
+  template <class E, int N>
+  static void prefetch_cols(const E* row, int i, int64_t pf) {
+    // bytes of N values, or of the blocks holding them
+    constexpr int64_t span = is_block_v<E> ? (N + kQuantBlock - 1) / kQuantBlock * int64_t(sizeof(E)) : N * int64_t(sizeof(E));
+    const char* p = reinterpret_cast<const char*>(row) + row_byte<E>(i) + pf;
+    for (int64_t b = 0; b < span; b += 64) __builtin_prefetch(p + b);
+    if constexpr (span % 64 != 0) __builtin_prefetch(p + span - 1);
+  }
   // values per prefetch: a cache line, or a block
   template <class E>
   static constexpr int prefetch_values() { return is_block_v<E> ? kQuantBlock : 64 / int(sizeof(E)); }
@@ -315,7 +325,7 @@ struct Kernels {
         acc[r][v] = Ops::mul(Ops::load(o + size_t(r0 + r) * dvpad + j0 + v * W), a);
     }
     for (int c = 0; c < nc; ++c) {
-      if constexpr (!std::is_same_v<E, float>) prefetch_row(vr[c], j0, pf);  // rows read as stored
+      if constexpr (!std::is_same_v<E, float>) prefetch_cols<E, NV * W>(vr[c], j0, pf);  // rows read as stored
       V vv[NV];
       if constexpr (is_block_v<E>) {
         for (int v = 0; v < NV; ++v) {

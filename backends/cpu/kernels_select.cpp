@@ -1,6 +1,6 @@
 // Run-time choice of the micro-kernel table (xsimd's CPU detection, plus CPUID for AVX512-BF16,
 // which xsimd 8.1 does not know), with an override for tests and benchmarks:
-// LONGATTN_CPU_ISA=avx512bf16|avx512|avx2|neon|scalar (avx512bf16 only when named, see below).
+// LONGATTN_CPU_ISA=avx512bf16|avx512|avx2|neon|scalar (avx512bf16 automatic on AMD only, see below).
 #include <cstdlib>
 #include <cstring>
 
@@ -29,6 +29,17 @@ bool cpu_has_avx512bf16() {
   if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) || eax < 1) return false;
   __cpuid_count(7, 1, eax, ebx, ecx, edx);
   return (eax >> 5) & 1u;
+}
+
+// CPUID leaf 0's vendor string is "AuthenticAMD" (EBX, EDX, ECX spell it in that order).
+bool cpu_is_amd() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+  char vendor[13] = {};
+  std::memcpy(vendor, &ebx, 4);
+  std::memcpy(vendor + 4, &edx, 4);
+  std::memcpy(vendor + 8, &ecx, 4);
+  return std::strcmp(vendor, "AuthenticAMD") == 0;
 }
 }  // namespace
 #endif
@@ -59,12 +70,18 @@ const CpuKernels* cpu_kernels_by_name(const char* name) {
   return nullptr;
 }
 
-// avx512bf16 is not in the automatic order: on Sapphire Rapids (the one AVX512-BF16 CPU measured)
-// VDPBF16PS retires at a quarter of VFMADD231PS's rate, i.e. half the flops, so its kernels are
-// slower than the avx512 ones, which widen bf16 to fp32 with a shift (docs/PERFORMANCE.md).
+// avx512bf16 differs from avx512 only for bf16 Q/K/V, and is chosen automatically on AMD CPUs
+// only. On Zen 4 VDPBF16PS retires at VFMADD231PS's rate, i.e. twice the flops, and bf16 prefill
+// runs 1.75 × f32; on Intel Sapphire Rapids it retires at a quarter of the rate (half the flops),
+// so there the avx512 kernels, which widen bf16 to fp32 with a shift, are faster
+// (docs/PERFORMANCE.md has both measurements).
 const CpuKernels& cpu_kernels_best() {
   if (const char* env = std::getenv("LONGATTN_CPU_ISA"))
     if (const CpuKernels* k = cpu_kernels_by_name(env)) return *k;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (cpu_is_amd())
+    if (const CpuKernels* k = cpu_kernels_by_name("avx512bf16")) return *k;
+#endif
   for (const char* name : {"avx512", "avx2", "neon"})
     if (const CpuKernels* k = cpu_kernels_by_name(name)) return *k;
   return cpu_kernels_scalar();
