@@ -15,6 +15,10 @@ common=(--heads 32:8 --head-dim 128 --threads 2 --repeat 3 --check)
 run bench --q-tokens 4096 --dtype f32 --kv-dtype f32,f16 --causal "${common[@]}"
 run bench --q-tokens 4096 --dtype f32 --kv-dtype f32,f16 "${common[@]}"
 run bench --q-tokens 4096 --dtype bf16 --kv-dtype bf16 --causal "${common[@]}"
+# the same with the avx512 kernels (bf16 widened to fp32) where the automatic choice is avx512bf16
+if "$tool" info | grep -q 'selected: avx512bf16'; then
+  LONGATTN_CPU_ISA=avx512 run bench --q-tokens 4096 --dtype bf16 --kv-dtype bf16 --causal "${common[@]}"
+fi
 run bench --q-tokens 16384 --dtype f32 --kv-dtype f16 --causal --heads 32:8 --head-dim 128 --threads 2 --repeat 1 --check
 # head dims
 run bench --q-tokens 4096 --dtype f32 --kv-dtype f16 --causal --heads 32:8 --head-dim 64,80,96,256 --threads 2 --repeat 2 --check

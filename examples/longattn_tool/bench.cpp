@@ -320,6 +320,10 @@ int run_case(const Options& o, const Case& c) {
         be, algo_name(c.algo), dtype_name(c.dtype), dtype_name(c.kv_dtype), (long long)o.batch,
         (long long)c.n_q, (long long)c.n_k, o.hq, o.hkv, (long long)c.d, (long long)dv, o.causal ? "true" : "false",
         d.window_left, d.window_right, d.n_global, threads_used, ms, gflops, gbps, cpu, scratch);
+    if (longattn_context_backend(ctx) == LONGATTN_BACKEND_CPU) {  // e.g. "CPU (avx512bf16)": the kernel set used
+      char dev[128] = "";
+      if (longattn_device_name(LONGATTN_BACKEND_CPU, 0, dev, sizeof dev) == LONGATTN_OK) std::printf(",\"device\":\"%s\"", dev);
+    }
     std::printf(",\"ring_devices\":%d,\"ring_layout\":\"%s\"", o.ring_devices, ring_layout);
     if (o.ring_devices > 0)
       std::printf(",\"ring_virtual\":%s,\"ring_transport\":\"%s\",\"ring_rank_scratch_bytes\":%zu",
