@@ -83,8 +83,8 @@ const CpuKernels& cpu_kernels_neon();
 #endif
 
 // The best table this CPU supports, unless LONGATTN_CPU_ISA (avx512bf16|avx512|avx2|neon|scalar) names
-// another one this CPU supports (avx512bf16 is taken only when named). Null when `name` is given
-// and unsupported.
+// another one this CPU supports (avx512bf16 is taken automatically on AMD CPUs only). Null when
+// `name` is given and unsupported.
 const CpuKernels* cpu_kernels_by_name(const char* name);
 const CpuKernels& cpu_kernels_best();
 // Comma-separated list of the tables compiled in.

@@ -4,8 +4,8 @@
 // so each operand is a vector of bf16 PAIRS along the contracted dimension: the head dimension for
 // Sᵀ, the keys for P·V. One instruction does the work of two fp32 FMAs, and K/V rows are read as
 // stored, with no conversion. Every other kernel and dtype combination is the plain AVX-512 one.
-// (On Sapphire Rapids VDPBF16PS issues at a quarter of the FMA rate, so there this table is slower
-// than avx512 and is used only when named: see kernels_select.cpp.)
+// (On Zen 4 VDPBF16PS issues at the FMA rate; on Sapphire Rapids at a quarter of it, so there this
+// table is slower than avx512: it is chosen automatically on AMD CPUs only, see kernels_select.cpp.)
 #include <immintrin.h>
 
 #include <cstring>

@@ -72,7 +72,7 @@ const CpuKernels* cpu_kernels_by_name(const char* name) {
 
 // avx512bf16 differs from avx512 only for bf16 Q/K/V, and is chosen automatically on AMD CPUs
 // only. On Zen 4 VDPBF16PS retires at VFMADD231PS's rate, i.e. twice the flops, and bf16 prefill
-// runs 1.75 × f32; on Intel Sapphire Rapids it retires at a quarter of the rate (half the flops),
+// runs 1.7 × f32; on Intel Sapphire Rapids it retires at a quarter of the rate (half the flops),
 // so there the avx512 kernels, which widen bf16 to fp32 with a shift, are faster
 // (docs/PERFORMANCE.md has both measurements).
 const CpuKernels& cpu_kernels_best() {
