@@ -72,17 +72,9 @@ struct Kernels {
       return Ops::load(row + i);
   }
 
-  // Prefetches, pf bytes further on, the line holding value i of `row` (for the block formats,
-  // both lines the block of value i may straddle). Branch-free, so register allocation of the
-  // calling loop is undisturbed.
-  template <class E>
-  static void prefetch_row(const E* row, int i, int64_t pf) {
-    const char* p = reinterpret_cast<const char*>(row) + row_byte<E>(i) + pf;
-    __builtin_prefetch(p);
-    if constexpr (is_block_v<E>) __builtin_prefetch(p + sizeof(E) - 1);
-  }
   // Prefetches, pf bytes further on, every line that values i .. i + N − 1 of `row` occupy (i a
-  // multiple of N; for the block formats, the whole blocks that hold them).
+  // multiple of N; for the block formats, the whole blocks that hold them, a straddled line
+  // included). Branch-free, so register allocation of the calling loop is undisturbed.
   template <class E, int N>
   static void prefetch_cols(const E* row, int i, int64_t pf) {
     // bytes of N values, or of the blocks holding them
@@ -162,7 +154,7 @@ struct Kernels {
       constexpr int L = std::is_same_v<E, float> ? W : std::max(W, prefetch_values<E>());
       for (int i0 = 0; i0 < dv; i0 += L) {
         if constexpr (!std::is_same_v<E, float>)  // rows read as stored: prefetch tokens ahead
-          for (int kb = 0; kb < KB; ++kb) prefetch_row(k[kb], i0, pf);
+          for (int kb = 0; kb < KB; ++kb) prefetch_cols<E, prefetch_values<E>()>(k[kb], i0, pf);
         const int i1 = std::min(i0 + L, dv);
         for (int i = i0; i < i1; i += W) {
           V qv[NR];
@@ -222,7 +214,7 @@ struct Kernels {
       V acc[W];
       for (int j = 0; j < W; ++j) acc[j] = Ops::zero();
       for (int b = 0; b < nb; ++b) {
-        for (int kb = 0; kb < KB; ++kb) prefetch_row(k[kb], b * kQuantBlock, pf);
+        for (int kb = 0; kb < KB; ++kb) prefetch_cols<E, kQuantBlock>(k[kb], b * kQuantBlock, pf);
         V scale[KB];
         for (int kb = 0; kb < KB; ++kb) scale[kb] = Ops::set1(sc[kb][b]);
         for (int s = 0; s < S; ++s) {
