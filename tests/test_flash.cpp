@@ -154,6 +154,13 @@ TEST_CASE("decode: one query row against a long KV cache (split keys), and a spe
     check_case(c, 2, rng());
     check_case(c, 1, rng());
   }
+  // 8 KV heads of f16 rows of 128, as in a model's cache: every KV head in one unit, key tiles
+  // sized so the tile read and the next (prefetched) fit L2, a partial last tile
+  for (int64_t nq : {1, 2}) {
+    Case c{1, nq, 1000, 32, 8, 128, 128, true, LONGATTN_DTYPE_F32, LONGATTN_DTYPE_F16, LONGATTN_DTYPE_F32, 1,
+           LONGATTN_Q_POS_BOTTOM_RIGHT, 0.0f};
+    check_case(c, 2, rng());
+  }
 }
 
 TEST_CASE("fully masked rows give O = 0 and LSE = -inf, never NaN") {

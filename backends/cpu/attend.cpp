@@ -70,7 +70,7 @@ struct Plan {
   bool qk_bf16;          // Sᵀ by bf16 dot products from Q as bf16 pairs (qp) and bf16 K rows read in place
   bool pv_bf16;          // O += P·V by bf16 dot products (P rounded to bf16), bf16 V rows read in place
   int64_t k_row_bytes, v_row_bytes;  // bytes of one K / V row (head dim), for prefetching
-  int64_t k_prefetch, v_prefetch;    // in-kernel prefetch distance (bytes) for rows read in place, or 0
+  bool k_next, v_next;  // the kernels, reading rows in place, prefetch the next tile's rows (ungathered keys)
   float q_scale;         // scale applied while packing Q
   int64_t n_seg;
   int64_t n_splits;
@@ -147,6 +147,8 @@ struct Scratch {
   float* slope_log2;  // ALiBi slope of each lane's head, times log2e
   const float** krows;
   const float** vrows;
+  const void** kpf;  // rows the kernels prefetch while reading krows / vrows (the next tile's)
+  const void** vpf;
   int64_t* qpos;
   int64_t* kpos;
   int64_t* kphys;
@@ -162,9 +164,9 @@ size_t pair_words(int d, int dvpad, int64_t rpad) {
 // (a multiple of 16 floats, so that consecutive scratch blocks stay 64-byte aligned)
 size_t scratch_floats(int d, int dvpad, int64_t rpad, bool pairs) {
   // qt d·rpad, st Bc·rpad, o rpad·dvpad, m/l/alpha 3·rpad, kbuf Bc·d, vbuf Bc·dvpad,
-  // krows/vrows 2·Bc pointers, qpos/kpos/qrow rpad+Bc+rpad int64, qgrp rpad int32 (as floats ×2)
+  // krows/vrows/kpf/vpf 4·Bc pointers, qpos/kpos/qrow rpad+Bc+rpad int64, qgrp rpad int32 (as floats ×2)
   return round_up(int64_t(2 * size_t(d) * rpad + 2 * size_t(kKeyTile) * rpad + size_t(rpad) * dvpad + 3 * size_t(rpad) +
-         size_t(kKeyTile) * (d + dvpad) + 2 * 2 * kKeyTile + 2 * (2 * rpad + 2 * kKeyTile) + 2 * rpad + 19 * 16 +
+         size_t(kKeyTile) * (d + dvpad) + 4 * 2 * kKeyTile + 2 * (2 * rpad + 2 * kKeyTile) + 2 * rpad + 19 * 16 +
          (pairs ? pair_words(d, dvpad, rpad) : 0)), 16);
 }
 
@@ -185,6 +187,8 @@ Scratch carve(float* base, int d, int dvpad, int64_t rpad, bool pairs) {
   s.vbuf = take(size_t(kKeyTile) * dvpad);
   s.krows = reinterpret_cast<const float**>(take(2 * kKeyTile));
   s.vrows = reinterpret_cast<const float**>(take(2 * kKeyTile));
+  s.kpf = reinterpret_cast<const void**>(take(2 * kKeyTile));
+  s.vpf = reinterpret_cast<const void**>(take(2 * kKeyTile));
   s.qpos = reinterpret_cast<int64_t*>(take(2 * rpad));
   s.kpos = reinterpret_cast<int64_t*>(take(2 * kKeyTile));
   s.kphys = reinterpret_cast<int64_t*>(take(2 * kKeyTile));
@@ -301,9 +305,9 @@ void pack_row(const Plan& P, const Unit& u, HeadWork& w, int c) {
   const char* vrow = a.v.at<char>(u.b, s.kphys[c], w.hk);
   // streaming through a long cache (decode): ask for every line of the rows kPrefetchRows tokens
   // ahead (the kernels do it themselves for rows they read in place)
-  if (!P.k_prefetch)
+  if (!P.k_next)
     for (int64_t off = 0; off < P.k_row_bytes; off += kCacheLine) __builtin_prefetch(krow + kPrefetchRows * a.k.strides[1] + off);
-  if (!P.v_prefetch)
+  if (!P.v_next)
     for (int64_t off = 0; off < P.v_row_bytes; off += kCacheLine) __builtin_prefetch(vrow + kPrefetchRows * a.v.strides[1] + off);
   if (P.k_direct || P.k_stored || P.qk_bf16) {  // f32 rows, or rows the kernels read as stored
     s.krows[c] = reinterpret_cast<const float*>(krow);
@@ -356,7 +360,7 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
     K.qk_bf16(s.qp, rpad, d, reinterpret_cast<const uint16_t* const*>(s.krows), nc, P.q_scale, s.st);
   else if (P.k_stored)  // few rows, K as stored: lanes over the head dimension, conversion in registers
     K.qk_dot_stored(s.qr, rows, d, reinterpret_cast<const void* const*>(s.krows), a.k.dtype, nc, s.st, rpad,
-                    P.k_prefetch);
+                    P.k_next ? s.kpf : nullptr);
   else if (P.dot_mode)  // few rows: lanes over the head dimension
     K.qk_dot(s.qr, rows, d, s.krows, nc, s.st, rpad);
   else
@@ -402,7 +406,7 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
               s.o, s.pp, s.vp);
   else if (P.v_stored)
     K.pv_stored(s.st, nc, rpad, rows, reinterpret_cast<const void* const*>(s.vrows), a.v.dtype, dvpad, s.alpha, s.o,
-           P.v_prefetch);
+           P.v_next ? s.vpf : nullptr);
   else
     K.pv(s.st, nc, rpad, rows, s.vrows, dvpad, s.alpha, s.o);
 }
@@ -416,6 +420,35 @@ KeyRanges unit_ranges(const Plan& P, const Unit& u, const HeadWork& w) {
   KeyRanges r;
   r.push({kb, ke});  // gathered keys: positions known per tile only
   return r;
+}
+
+// Rows the kernels read in place, K and V both, prefetching the next tile's: pointers only.
+void point_rows(const Plan& P, const Unit& u, HeadWork& w, int nc) {
+  const AttendArgs& a = *P.a;
+  Scratch& s = w.s;
+  for (int c = 0; c < nc; ++c) {
+    s.krows[c] = reinterpret_cast<const float*>(a.k.at<char>(u.b, s.kphys[c], w.hk));
+    s.vrows[c] = reinterpret_cast<const float*>(a.v.at<char>(u.b, s.kphys[c], w.hk));
+  }
+}
+
+// The rows the kernels prefetch while they read key tile [j0, j0 + nc): the next tile's, taken in
+// (token, head) order and dealt out in the order the heads read theirs — head i's key c gets row
+// i·nc + c. The heads read a tile one after the other, each its own row of every token; a KV cache
+// stores the heads of a token side by side, so reads in head order are strided, and the memory
+// streams them at less than half the rate of reads in address order (scripts/probes/read_order.cpp).
+// Prefetching the next tile in address order restores sequential reads; the tile is then read
+// from L2.
+void next_tile_rows(const Plan& P, const Unit& u, HeadWork* heads, int nh, int64_t j0, int nc) {
+  const AttendArgs& a = *P.a;
+  for (int i = 0; i < nh; ++i)
+    for (int c = 0; c < nc; ++c) {
+      const int64_t row = int64_t(i) * nc + c;
+      const int64_t j = std::min(j0 + nc + row / nh, a.n_k - 1);
+      const int64_t hk = u.hk0 + row % nh;
+      if (P.k_next) heads[i].s.kpf[c] = a.k.at<char>(u.b, j, hk);
+      if (P.v_next) heads[i].s.vpf[c] = a.v.at<char>(u.b, j, hk);
+    }
 }
 
 // Runs a unit: every head of the group over this split's key tiles.
@@ -439,6 +472,7 @@ void run_unit(const Plan& P, const Unit& u, HeadWork* heads, const RunningState*
         const TileKind kind = tile_positions(P, u, heads[0], j0, nc);
         if (kind == TileKind::skip) continue;
         for (int c = 0; c < nc; ++c) pack_row(P, u, heads[0], c);
+        if (P.k_next || P.v_next) next_tile_rows(P, u, heads, 1, j0, nc);
         head_tile(P, u, heads[0], j0, nc, kind);
         continue;
       }
@@ -446,9 +480,15 @@ void run_unit(const Plan& P, const Unit& u, HeadWork* heads, const RunningState*
       // each token's K/V heads in address order, then compute head by head.
       TileKind kinds[kMaxHeadsPerUnit];
       for (int i = 0; i < nh; ++i) kinds[i] = tile_positions(P, u, heads[i], j0, nc);
-      for (int c = 0; c < nc; ++c)
+      if (P.k_next && P.v_next) {
         for (int i = 0; i < nh; ++i)
-          if (kinds[i] != TileKind::skip) pack_row(P, u, heads[i], c);
+          if (kinds[i] != TileKind::skip) point_rows(P, u, heads[i], nc);
+      } else {
+        for (int c = 0; c < nc; ++c)
+          for (int i = 0; i < nh; ++i)
+            if (kinds[i] != TileKind::skip) pack_row(P, u, heads[i], c);
+      }
+      if (P.k_next || P.v_next) next_tile_rows(P, u, heads, nh, j0, nc);
       for (int i = 0; i < nh; ++i)
         if (kinds[i] != TileKind::skip) head_tile(P, u, heads[i], j0, nc, kinds[i]);
     }
@@ -559,9 +599,9 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
   };
   P.k_stored = P.dot_mode && packed(a.k) && a.head_dim % W == 0;
   P.v_stored = P.dot_mode && packed(a.v) && a.head_dim_v % W == 0;
-  // rows read in place by the kernels are prefetched there, kPrefetchRows tokens ahead (ungathered keys)
-  P.k_prefetch = P.k_stored && a.k_rows == nullptr ? kPrefetchRows * a.k.strides[1] : 0;
-  P.v_prefetch = P.v_stored && a.k_rows == nullptr ? kPrefetchRows * a.v.strides[1] : 0;
+  // rows read in place by the kernels: they prefetch the next tile's (ungathered keys)
+  P.k_next = P.k_stored && a.k_rows == nullptr;
+  P.v_next = P.v_stored && a.k_rows == nullptr;
   // bf16 dot products (tables that have them) for the many-row kernels. Sᵀ: bf16 Q and K, the
   // products exact in fp32 and summed in fp32, so as accurate as the fp32 kernel on the same
   // values. P·V rounds P to bf16 (relative error up to 2^-8): only when the output is bf16 itself,
@@ -584,6 +624,13 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
   // (Rows read as stored — K and V in dot mode — need no room: longer tiles amortise more.)
   if (P.k_stored && P.v_stored) {
     P.key_tile = kKeyTile;
+    // The tile being read and the next one, which the kernels prefetch, of every head of the unit
+    // within half of L2 (8 heads of f16 rows of 128: 64 keys; 128 took a median 38 ms against 28 for
+    // n_k = 131072 on Zen 4, the prefetched rows pushing out the ones not yet read)
+    if (P.k_next && P.v_next && P.heads_per_unit > 1) {
+      const int64_t per_key = 2 * P.heads_per_unit * (P.k_row_bytes + P.v_row_bytes);
+      P.key_tile = int(std::clamp<int64_t>(int64_t(store.l2_bytes / 2) / per_key / 16 * 16, 16, kKeyTile));
+    }
   } else if (P.heads_per_unit > 1) {
     const int64_t per_key = int64_t(sizeof(float)) * P.heads_per_unit * (a.head_dim + P.dvpad);
     P.key_tile = int(std::clamp<int64_t>(int64_t(store.l2_bytes / 2) / per_key / 16 * 16, 16, P.key_tile));

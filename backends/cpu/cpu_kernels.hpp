@@ -34,10 +34,11 @@ struct CpuKernels {
   void (*qk_dot)(const float* q, int rows, int d, const float* const* krows, int nc, float* st, int rpad);
 
   // qk_dot with K rows read as stored (kt: f16, bf16, or Q8_0 / Q4_0 blocks packed back to back)
-  // and converted in registers; d a multiple of width, nc <= kMaxStoredKeys. pf != 0: while reading row c, prefetch the
-  // row pf bytes further on (the same head, tokens ahead).
+  // and converted in registers; d a multiple of width, nc <= kMaxStoredKeys. pf: null, or nc rows
+  // of the same format to prefetch into L2, pf[c] while reading row c (the driver picks them: the
+  // next tile's rows, in address order).
   void (*qk_dot_stored)(const float* q, int rows, int d, const void* const* krows, longattn_dtype kt, int nc, float* st,
-                   int rpad, int64_t pf);
+                   int rpad, const void* const* pf);
 
   // st[c][r] = cap_log2 · tanh(st[c][r] / cap)   (softcap applied to scale-only logits; cap_log2 =
   // cap · log2e so the result is in log2 units)
@@ -55,7 +56,7 @@ struct CpuKernels {
   // pv with V rows read as stored (vt as for qk_dot_stored) and converted in registers; dv a
   // multiple of width, nc <= kMaxStoredKeys; pf as for qk_dot_stored.
   void (*pv_stored)(const float* st, int nc, int rpad, int rows, const void* const* vrows, longattn_dtype vt, int dv,
-               const float* alpha, float* o, int64_t pf);
+               const float* alpha, float* o, const void* const* pf);
 
   // ---- bf16 dot products (the avx512bf16 table; null in the others) ----
   // qk from bf16 Q and K: st[c][r] = scale · Σ_k q[r][k] · krows[c][k] for c < nc, r < rpad, where

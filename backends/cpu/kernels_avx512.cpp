@@ -49,7 +49,7 @@ void to_f32_avx512(const void* src, longattn_dtype dtype, int64_t n, int64_t str
 // for the 16-lane one (which, in L2, is the faster of the two); Q8_0 / Q4_0 rows measured the same
 // either way and keep the 16-lane kernel (docs/PERFORMANCE.md, decode).
 void pv_stored_avx512(const float* st, int nc, int rpad, int rows, const void* const* vr, longattn_dtype vt, int dv,
-                      const float* alpha, float* o, int64_t pf) {
+                      const float* alpha, float* o, const void* const* pf) {
   if (vt == LONGATTN_DTYPE_F16 || vt == LONGATTN_DTYPE_BF16)
     return cpu_kernels_avx2().pv_stored(st, nc, rpad, rows, vr, vt, dv, alpha, o, pf);
   Kernels<XsimdOps<xsimd::avx512bw, 32>>::pv_stored(st, nc, rpad, rows, vr, vt, dv, alpha, o, pf);

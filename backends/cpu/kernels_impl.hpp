@@ -61,6 +61,9 @@ template <class Ops>
 struct Kernels {
   using V = typename Ops::V;
   static constexpr int W = Ops::W;
+  // __builtin_prefetch locality of the rows prefetched a tile ahead: 2 = prefetcht1, into L2. (On
+  // Zen 4 decode took 31 – 33 ms with it against 41 – 51 with prefetcht0 and 33 – 38 with prefetcht2.)
+  static constexpr int kPrefetchLocality = 2;
   static_assert(kQuantBlock % W == 0, "a vector of values never straddles a block");
 
   // W values of a row from value i on (i a multiple of W), as floats.
@@ -72,16 +75,17 @@ struct Kernels {
       return Ops::load(row + i);
   }
 
-  // Prefetches, pf bytes further on, every line that values i .. i + N − 1 of `row` occupy (i a
-  // multiple of N; for the block formats, the whole blocks that hold them, a straddled line
-  // included). Branch-free, so register allocation of the calling loop is undisturbed.
+  // Prefetches every line that values i .. i + N − 1 of `row` occupy (i a multiple of N; for the
+  // block formats, the whole blocks that hold them, a straddled line included) into L2: the rows
+  // prefetched are read a tile later. Branch-free, so register allocation of the calling loop is
+  // undisturbed.
   template <class E, int N>
-  static void prefetch_cols(const E* row, int i, int64_t pf) {
+  static void prefetch_cols(const E* row, int i) {
     // bytes of N values, or of the blocks holding them
     constexpr int64_t span = is_block_v<E> ? (N + kQuantBlock - 1) / kQuantBlock * int64_t(sizeof(E)) : N * int64_t(sizeof(E));
-    const char* p = reinterpret_cast<const char*>(row) + row_byte<E>(i) + pf;
-    for (int64_t b = 0; b < span; b += 64) __builtin_prefetch(p + b);
-    if constexpr (span % 64 != 0) __builtin_prefetch(p + span - 1);
+    const char* p = reinterpret_cast<const char*>(row) + row_byte<E>(i);
+    for (int64_t b = 0; b < span; b += 64) __builtin_prefetch(p + b, 0, kPrefetchLocality);
+    if constexpr (span % 64 != 0) __builtin_prefetch(p + span - 1, 0, kPrefetchLocality);
   }
   // values per prefetch: a cache line, or a block
   template <class E>
@@ -138,23 +142,28 @@ struct Kernels {
   // idle. st[c][r] = Σ_k q[r][k] · krows[c][k], q row-major [rows][d]. A block is KB = W / NR keys ×
   // NR rows: W accumulators (W independent FMA chains), each q vector loaded once per block and
   // used KB times; one parallel horizontal sum (hsum_lanes) then yields the W dot products, lane
-  // kb·NR + r. Keys past nc repeat the last key (their lanes are dropped). pf: prefetch distance.
+  // kb·NR + r. Keys past nc repeat the last key (their lanes are dropped). pr: the rows to
+  // prefetch, pr[c] while reading key c (null: none).
   template <int NR, class E>
   static void qk_dot_rows(const float* q, int d, const E* const* kr, int nc, float* st, int rpad, int r0,
-                          int64_t pf) {
+                          const E* const* pr) {
     static_assert(W % NR == 0, "NR divides the vector width");
     constexpr int KB = W / NR;
     const int dv = d / W * W;
     alignas(64) float sums[W];
     for (int c = 0; c < nc; c += KB) {
       const E* k[KB];
-      for (int kb = 0; kb < KB; ++kb) k[kb] = kr[std::min(c + kb, nc - 1)];
+      const E* pk[KB];  // rows to prefetch (k itself, already on its way, when there are none)
+      for (int kb = 0; kb < KB; ++kb) {
+        k[kb] = kr[std::min(c + kb, nc - 1)];
+        pk[kb] = pr ? pr[std::min(c + kb, nc - 1)] : k[kb];
+      }
       V acc[W];
       for (int j = 0; j < W; ++j) acc[j] = Ops::zero();
       constexpr int L = std::is_same_v<E, float> ? W : std::max(W, prefetch_values<E>());
       for (int i0 = 0; i0 < dv; i0 += L) {
-        if constexpr (!std::is_same_v<E, float>)  // rows read as stored: prefetch tokens ahead
-          for (int kb = 0; kb < KB; ++kb) prefetch_cols<E, prefetch_values<E>()>(k[kb], i0, pf);
+        if constexpr (!std::is_same_v<E, float>)  // rows read as stored: prefetch the next tile's
+          for (int kb = 0; kb < KB; ++kb) prefetch_cols<E, prefetch_values<E>()>(pk[kb], i0);
         const int i1 = std::min(i0 + L, dv);
         for (int i = i0; i < i1; i += W) {
           V qv[NR];
@@ -197,7 +206,7 @@ struct Kernels {
   // qk_dot_rows for block rows: ks[c·nb + b] = scale of block b of key c.
   template <int NR, class E>
   static void qk_dot_blocks(const float* q, int d, const E* const* kr, const float* ks, int nc, float* st, int rpad,
-                            int r0, int64_t pf) {
+                            int r0, const E* const* pr) {
     static_assert(W % NR == 0 && kQuantBlock % W == 0, "NR divides the vector width, W divides a block");
     constexpr int KB = W / NR, S = kQuantBlock / W;  // keys per block of lanes, vectors per quant block
     const int nb = d / kQuantBlock;
@@ -205,16 +214,18 @@ struct Kernels {
     alignas(64) float sums[W];
     for (int c = 0; c < nc; c += KB) {
       const E* k[KB];
+      const E* pk[KB];
       const float* sc[KB];
       for (int kb = 0; kb < KB; ++kb) {
         const int ck = std::min(c + kb, nc - 1);  // keys past nc repeat the last one (dropped)
         k[kb] = kr[ck];
+        pk[kb] = pr ? pr[ck] : k[kb];
         sc[kb] = ks + size_t(ck) * nb;
       }
       V acc[W];
       for (int j = 0; j < W; ++j) acc[j] = Ops::zero();
       for (int b = 0; b < nb; ++b) {
-        for (int kb = 0; kb < KB; ++kb) prefetch_cols<E, kQuantBlock>(k[kb], b * kQuantBlock, pf);
+        for (int kb = 0; kb < KB; ++kb) prefetch_cols<E, kQuantBlock>(pk[kb], b * kQuantBlock);
         V scale[KB];
         for (int kb = 0; kb < KB; ++kb) scale[kb] = Ops::set1(sc[kb][b]);
         for (int s = 0; s < S; ++s) {
@@ -237,25 +248,27 @@ struct Kernels {
 
   template <class E>
   static void qk_dot_t(const float* q, int rows, int d, const E* const* kr, int nc, float* st, int rpad,
-                       int64_t pf = 0) {
+                       const E* const* pr = nullptr) {
+    // idle lanes of Sᵀ: zero (their rows do not exist); the lane vectors that hold them are zeroed
+    // first, then the rows' lanes written
+    for (int c = 0; c < nc; ++c)
+      for (int p = rows / W * W; p < rpad; p += W) Ops::store(st + size_t(c) * rpad + p, Ops::zero());
     int r = 0;
     if constexpr (is_block_v<E>) {
       alignas(64) float ks[kMaxStoredKeys * kMaxBlocks + W];
       block_scales(kr, nc, d / kQuantBlock, ks);
       if constexpr (W >= 4)
-        for (; r + 4 <= rows; r += 4, pf = 0) qk_dot_blocks<4, E>(q, d, kr, ks, nc, st, rpad, r, pf);
+        for (; r + 4 <= rows; r += 4, pr = nullptr) qk_dot_blocks<4, E>(q, d, kr, ks, nc, st, rpad, r, pr);
       if constexpr (W >= 2)
-        for (; r + 2 <= rows; r += 2, pf = 0) qk_dot_blocks<2, E>(q, d, kr, ks, nc, st, rpad, r, pf);
-      for (; r < rows; ++r, pf = 0) qk_dot_blocks<1, E>(q, d, kr, ks, nc, st, rpad, r, pf);
+        for (; r + 2 <= rows; r += 2, pr = nullptr) qk_dot_blocks<2, E>(q, d, kr, ks, nc, st, rpad, r, pr);
+      for (; r < rows; ++r, pr = nullptr) qk_dot_blocks<1, E>(q, d, kr, ks, nc, st, rpad, r, pr);
     } else {
       if constexpr (W >= 4)
-        for (; r + 4 <= rows; r += 4, pf = 0) qk_dot_rows<4, E>(q, d, kr, nc, st, rpad, r, pf);
+        for (; r + 4 <= rows; r += 4, pr = nullptr) qk_dot_rows<4, E>(q, d, kr, nc, st, rpad, r, pr);
       if constexpr (W >= 2)
-        for (; r + 2 <= rows; r += 2, pf = 0) qk_dot_rows<2, E>(q, d, kr, nc, st, rpad, r, pf);
-      for (; r < rows; ++r, pf = 0) qk_dot_rows<1, E>(q, d, kr, nc, st, rpad, r, pf);
+        for (; r + 2 <= rows; r += 2, pr = nullptr) qk_dot_rows<2, E>(q, d, kr, nc, st, rpad, r, pr);
+      for (; r < rows; ++r, pr = nullptr) qk_dot_rows<1, E>(q, d, kr, nc, st, rpad, r, pr);
     }
-    for (int c = 0; c < nc; ++c)  // idle lanes of Sᵀ: zero (their rows do not exist)
-      for (int p = rows; p < rpad; ++p) st[size_t(c) * rpad + p] = 0.0f;
   }
 
   static void qk_dot(const float* q, int rows, int d, const float* const* kr, int nc, float* st, int rpad) {
@@ -265,13 +278,13 @@ struct Kernels {
   static const E* const* rows_as(const void* const* r) { return reinterpret_cast<const E* const*>(r); }
 
   static void qk_dot_stored(const float* q, int rows, int d, const void* const* kr, longattn_dtype kt, int nc,
-                            float* st, int rpad, int64_t pf) {
+                            float* st, int rpad, const void* const* pr) {
     switch (kt) {
-      case LONGATTN_DTYPE_F16: return qk_dot_t(q, rows, d, rows_as<F16>(kr), nc, st, rpad, pf);
-      case LONGATTN_DTYPE_BF16: return qk_dot_t(q, rows, d, rows_as<BF16>(kr), nc, st, rpad, pf);
-      case LONGATTN_DTYPE_Q8_0: return qk_dot_t(q, rows, d, rows_as<Q8_0Block>(kr), nc, st, rpad, pf);
-      case LONGATTN_DTYPE_Q4_0: return qk_dot_t(q, rows, d, rows_as<Q4_0Block>(kr), nc, st, rpad, pf);
-      default: return qk_dot_t(q, rows, d, rows_as<float>(kr), nc, st, rpad, pf);
+      case LONGATTN_DTYPE_F16: return qk_dot_t(q, rows, d, rows_as<F16>(kr), nc, st, rpad, rows_as<F16>(pr));
+      case LONGATTN_DTYPE_BF16: return qk_dot_t(q, rows, d, rows_as<BF16>(kr), nc, st, rpad, rows_as<BF16>(pr));
+      case LONGATTN_DTYPE_Q8_0: return qk_dot_t(q, rows, d, rows_as<Q8_0Block>(kr), nc, st, rpad, rows_as<Q8_0Block>(pr));
+      case LONGATTN_DTYPE_Q4_0: return qk_dot_t(q, rows, d, rows_as<Q4_0Block>(kr), nc, st, rpad, rows_as<Q4_0Block>(pr));
+      default: return qk_dot_t(q, rows, d, rows_as<float>(kr), nc, st, rpad, rows_as<float>(pr));
     }
   }
 
@@ -309,7 +322,8 @@ struct Kernels {
   // (vs, nb: for block rows, the scale table [c·nb + block] of the tile, as for qk_dot_blocks)
   template <int NR, int NV, class E>
   static void pv_block(const float* st, int nc, int rpad, int r0, const E* const* vr, int dvpad,
-                       int j0, const float* alpha, float* o, int64_t pf = 0, const float* vs = nullptr, int nb = 0) {
+                       int j0, const float* alpha, float* o, const E* const* pr = nullptr, const float* vs = nullptr,
+                       int nb = 0) {
     V acc[NR][NV];
     for (int r = 0; r < NR; ++r) {
       const V a = Ops::set1(alpha[r0 + r]);
@@ -317,7 +331,8 @@ struct Kernels {
         acc[r][v] = Ops::mul(Ops::load(o + size_t(r0 + r) * dvpad + j0 + v * W), a);
     }
     for (int c = 0; c < nc; ++c) {
-      if constexpr (!std::is_same_v<E, float>) prefetch_cols<E, NV * W>(vr[c], j0, pf);  // rows read as stored
+      if constexpr (!std::is_same_v<E, float>)  // rows read as stored: prefetch the next tile's
+        prefetch_cols<E, NV * W>(pr ? pr[c] : vr[c], j0);
       V vv[NV];
       if constexpr (is_block_v<E>) {
         for (int v = 0; v < NV; ++v) {
@@ -338,21 +353,22 @@ struct Kernels {
       for (int v = 0; v < NV; ++v) Ops::store(o + size_t(r0 + r) * dvpad + j0 + v * W, acc[r][v]);
   }
 
-  // (pf: prefetch distance in bytes for the V rows: each block touches the line pf bytes past its
-  // columns, so that the first pass over the rows brings in the rows pf bytes on)
+  // (pr: rows to prefetch, pr[c] while reading V row c; each column block prefetches its columns,
+  // so that the first pass over the rows brings in the whole of the rows pr)
   template <int NR, class E>
   static void pv_rows(const float* st, int nc, int rpad, int r0, const E* const* vr, int dvpad,
-                      const float* alpha, float* o, int64_t pf = 0, const float* vs = nullptr, int nb = 0) {
+                      const float* alpha, float* o, const E* const* pr = nullptr, const float* vs = nullptr,
+                      int nb = 0) {
     const int nvec = dvpad / W;
     int v = 0;
     for (; v + kPvVecs <= nvec; v += kPvVecs)
-      pv_block<NR, kPvVecs, E>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o, pf, vs, nb);
-    for (; v < nvec; ++v) pv_block<NR, 1, E>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o, pf, vs, nb);
+      pv_block<NR, kPvVecs, E>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o, pr, vs, nb);
+    for (; v < nvec; ++v) pv_block<NR, 1, E>(st, nc, rpad, r0, vr, dvpad, v * W, alpha, o, pr, vs, nb);
   }
 
   template <class E>
   static void pv_t(const float* st, int nc, int rpad, int rows, const E* const* vr, int dvpad,
-                   const float* alpha, float* o, int64_t pf = 0) {
+                   const float* alpha, float* o, const E* const* pr = nullptr) {
     const float* vs = nullptr;
     int nb = 0;
     alignas(64) float scales[is_block_v<E> ? kMaxStoredKeys * kMaxBlocks + W : 1];
@@ -362,23 +378,23 @@ struct Kernels {
       vs = scales;
     }
     int r = 0;
-    for (; r + kPvRows <= rows; r += kPvRows, pf = 0) pv_rows<kPvRows, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pf, vs, nb);
-    for (; r + 4 <= rows; r += 4, pf = 0) pv_rows<4, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pf, vs, nb);
-    for (; r + 2 <= rows; r += 2, pf = 0) pv_rows<2, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pf, vs, nb);
-    for (; r < rows; ++r, pf = 0) pv_rows<1, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pf, vs, nb);
+    for (; r + kPvRows <= rows; r += kPvRows, pr = nullptr) pv_rows<kPvRows, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pr, vs, nb);
+    for (; r + 4 <= rows; r += 4, pr = nullptr) pv_rows<4, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pr, vs, nb);
+    for (; r + 2 <= rows; r += 2, pr = nullptr) pv_rows<2, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pr, vs, nb);
+    for (; r < rows; ++r, pr = nullptr) pv_rows<1, E>(st, nc, rpad, r, vr, dvpad, alpha, o, pr, vs, nb);
   }
   static void pv(const float* st, int nc, int rpad, int rows, const float* const* vr, int dvpad,
                  const float* alpha, float* o) {
     pv_t<float>(st, nc, rpad, rows, vr, dvpad, alpha, o);
   }
   static void pv_stored(const float* st, int nc, int rpad, int rows, const void* const* vr, longattn_dtype vt,
-                        int dv, const float* alpha, float* o, int64_t pf) {
+                        int dv, const float* alpha, float* o, const void* const* pr) {
     switch (vt) {
-      case LONGATTN_DTYPE_F16: return pv_t(st, nc, rpad, rows, rows_as<F16>(vr), dv, alpha, o, pf);
-      case LONGATTN_DTYPE_BF16: return pv_t(st, nc, rpad, rows, rows_as<BF16>(vr), dv, alpha, o, pf);
-      case LONGATTN_DTYPE_Q8_0: return pv_t(st, nc, rpad, rows, rows_as<Q8_0Block>(vr), dv, alpha, o, pf);
-      case LONGATTN_DTYPE_Q4_0: return pv_t(st, nc, rpad, rows, rows_as<Q4_0Block>(vr), dv, alpha, o, pf);
-      default: return pv_t(st, nc, rpad, rows, rows_as<float>(vr), dv, alpha, o, pf);
+      case LONGATTN_DTYPE_F16: return pv_t(st, nc, rpad, rows, rows_as<F16>(vr), dv, alpha, o, rows_as<F16>(pr));
+      case LONGATTN_DTYPE_BF16: return pv_t(st, nc, rpad, rows, rows_as<BF16>(vr), dv, alpha, o, rows_as<BF16>(pr));
+      case LONGATTN_DTYPE_Q8_0: return pv_t(st, nc, rpad, rows, rows_as<Q8_0Block>(vr), dv, alpha, o, rows_as<Q8_0Block>(pr));
+      case LONGATTN_DTYPE_Q4_0: return pv_t(st, nc, rpad, rows, rows_as<Q4_0Block>(vr), dv, alpha, o, rows_as<Q4_0Block>(pr));
+      default: return pv_t(st, nc, rpad, rows, rows_as<float>(vr), dv, alpha, o, rows_as<float>(pr));
     }
   }
 };
