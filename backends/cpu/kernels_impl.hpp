@@ -142,9 +142,9 @@ struct Kernels {
   // idle. st[c][r] = Σ_k q[r][k] · krows[c][k], q row-major [rows][d]. A block is KB = W / NR keys ×
   // NR rows: W accumulators (W independent FMA chains), each q vector loaded once per block and
   // used KB times; one parallel horizontal sum (hsum_lanes) then yields the W dot products, lane
-  // kb·NR + r. Keys past nc repeat the last key (their lanes are dropped). pr: the rows to
-  // prefetch, pr[c] while reading key c (null: none).
-  template <int NR, class E>
+  // kb·NR + r. Keys past nc repeat the last key (their lanes are dropped). Pf: pr holds the rows
+  // to prefetch, pr[c] while reading key c (without, no prefetching and no registers for it).
+  template <int NR, class E, bool Pf>
   static void qk_dot_rows(const float* q, int d, const E* const* kr, int nc, float* st, int rpad, int r0,
                           const E* const* pr) {
     static_assert(W % NR == 0, "NR divides the vector width");
@@ -153,16 +153,16 @@ struct Kernels {
     alignas(64) float sums[W];
     for (int c = 0; c < nc; c += KB) {
       const E* k[KB];
-      const E* pk[KB];  // rows to prefetch (k itself, already on its way, when there are none)
+      const E* pk[KB];  // rows to prefetch
       for (int kb = 0; kb < KB; ++kb) {
         k[kb] = kr[std::min(c + kb, nc - 1)];
-        pk[kb] = pr ? pr[std::min(c + kb, nc - 1)] : k[kb];
+        if constexpr (Pf) pk[kb] = pr[std::min(c + kb, nc - 1)];
       }
       V acc[W];
       for (int j = 0; j < W; ++j) acc[j] = Ops::zero();
       constexpr int L = std::is_same_v<E, float> ? W : std::max(W, prefetch_values<E>());
       for (int i0 = 0; i0 < dv; i0 += L) {
-        if constexpr (!std::is_same_v<E, float>)  // rows read as stored: prefetch the next tile's
+        if constexpr (Pf)  // rows read as stored: prefetch the next tile's
           for (int kb = 0; kb < KB; ++kb) prefetch_cols<E, prefetch_values<E>()>(pk[kb], i0);
         const int i1 = std::min(i0 + L, dv);
         for (int i = i0; i < i1; i += W) {
@@ -204,7 +204,7 @@ struct Kernels {
   static int round_up_w(int n) { return (n + W - 1) / W * W; }
 
   // qk_dot_rows for block rows: ks[c·nb + b] = scale of block b of key c.
-  template <int NR, class E>
+  template <int NR, class E, bool Pf>
   static void qk_dot_blocks(const float* q, int d, const E* const* kr, const float* ks, int nc, float* st, int rpad,
                             int r0, const E* const* pr) {
     static_assert(W % NR == 0 && kQuantBlock % W == 0, "NR divides the vector width, W divides a block");
@@ -219,13 +219,14 @@ struct Kernels {
       for (int kb = 0; kb < KB; ++kb) {
         const int ck = std::min(c + kb, nc - 1);  // keys past nc repeat the last one (dropped)
         k[kb] = kr[ck];
-        pk[kb] = pr ? pr[ck] : k[kb];
+        if constexpr (Pf) pk[kb] = pr[ck];
         sc[kb] = ks + size_t(ck) * nb;
       }
       V acc[W];
       for (int j = 0; j < W; ++j) acc[j] = Ops::zero();
       for (int b = 0; b < nb; ++b) {
-        for (int kb = 0; kb < KB; ++kb) prefetch_cols<E, kQuantBlock>(pk[kb], b * kQuantBlock);
+        if constexpr (Pf)
+          for (int kb = 0; kb < KB; ++kb) prefetch_cols<E, kQuantBlock>(pk[kb], b * kQuantBlock);
         V scale[KB];
         for (int kb = 0; kb < KB; ++kb) scale[kb] = Ops::set1(sc[kb][b]);
         for (int s = 0; s < S; ++s) {
@@ -246,6 +247,20 @@ struct Kernels {
     }
   }
 
+  // NR rows of qk_dot_t: the kernel for the row format, with prefetching where there are rows to
+  // prefetch (rows of a format other than fp32)
+  template <int NR, class E>
+  static void qk_group(const float* q, int d, const E* const* kr, const float* ks, int nc, float* st, int rpad,
+                       int r0, const E* const* pr) {
+    if constexpr (is_block_v<E>) {
+      if (pr) return qk_dot_blocks<NR, E, true>(q, d, kr, ks, nc, st, rpad, r0, pr);
+      return qk_dot_blocks<NR, E, false>(q, d, kr, ks, nc, st, rpad, r0, pr);
+    } else if constexpr (!std::is_same_v<E, float>) {
+      if (pr) return qk_dot_rows<NR, E, true>(q, d, kr, nc, st, rpad, r0, pr);
+    }
+    if constexpr (!is_block_v<E>) qk_dot_rows<NR, E, false>(q, d, kr, nc, st, rpad, r0, pr);
+  }
+
   template <class E>
   static void qk_dot_t(const float* q, int rows, int d, const E* const* kr, int nc, float* st, int rpad,
                        const E* const* pr = nullptr) {
@@ -253,22 +268,14 @@ struct Kernels {
     // first, then the rows' lanes written
     for (int c = 0; c < nc; ++c)
       for (int p = rows / W * W; p < rpad; p += W) Ops::store(st + size_t(c) * rpad + p, Ops::zero());
-    int r = 0;
-    if constexpr (is_block_v<E>) {
-      alignas(64) float ks[kMaxStoredKeys * kMaxBlocks + W];
-      block_scales(kr, nc, d / kQuantBlock, ks);
-      if constexpr (W >= 4)
-        for (; r + 4 <= rows; r += 4, pr = nullptr) qk_dot_blocks<4, E>(q, d, kr, ks, nc, st, rpad, r, pr);
-      if constexpr (W >= 2)
-        for (; r + 2 <= rows; r += 2, pr = nullptr) qk_dot_blocks<2, E>(q, d, kr, ks, nc, st, rpad, r, pr);
-      for (; r < rows; ++r, pr = nullptr) qk_dot_blocks<1, E>(q, d, kr, ks, nc, st, rpad, r, pr);
-    } else {
-      if constexpr (W >= 4)
-        for (; r + 4 <= rows; r += 4, pr = nullptr) qk_dot_rows<4, E>(q, d, kr, nc, st, rpad, r, pr);
-      if constexpr (W >= 2)
-        for (; r + 2 <= rows; r += 2, pr = nullptr) qk_dot_rows<2, E>(q, d, kr, nc, st, rpad, r, pr);
-      for (; r < rows; ++r, pr = nullptr) qk_dot_rows<1, E>(q, d, kr, nc, st, rpad, r, pr);
-    }
+    alignas(64) float ks[is_block_v<E> ? kMaxStoredKeys * kMaxBlocks + W : 1];
+    if constexpr (is_block_v<E>) block_scales(kr, nc, d / kQuantBlock, ks);
+    int r = 0;  // rows in groups of 4, 2, 1; the first group prefetches
+    if constexpr (W >= 4)
+      for (; r + 4 <= rows; r += 4, pr = nullptr) qk_group<4, E>(q, d, kr, ks, nc, st, rpad, r, pr);
+    if constexpr (W >= 2)
+      for (; r + 2 <= rows; r += 2, pr = nullptr) qk_group<2, E>(q, d, kr, ks, nc, st, rpad, r, pr);
+    for (; r < rows; ++r, pr = nullptr) qk_group<1, E>(q, d, kr, ks, nc, st, rpad, r, pr);
   }
 
   static void qk_dot(const float* q, int rows, int d, const float* const* kr, int nc, float* st, int rpad) {
