@@ -621,7 +621,8 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
         break;
       }
   // Streaming several heads packs heads × Bc rows of K and V as fp32: keep that within half of L2.
-  // (Rows read as stored — K and V in dot mode — need no room: longer tiles amortise more.)
+  // Rows read as stored (K and V in dot mode) are not packed: longer tiles amortise more, up to
+  // what the prefetched next tile leaves of L2.
   if (P.k_stored && P.v_stored) {
     P.key_tile = kKeyTile;
     // The tile being read and the next one, which the kernels prefetch, of every head of the unit
