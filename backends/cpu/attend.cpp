@@ -40,6 +40,11 @@ constexpr int64_t kAliasingRowStride = 2048;  // f32 rows this many bytes apart 
 constexpr float kNegInfF = -std::numeric_limits<float>::infinity();
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+int pow2_at_least(int x) {
+  int p = 1;
+  while (p < x) p *= 2;
+  return p;
+}
 
 struct KeyRange {
   int64_t begin, end;  // logical key indices [begin, end)
@@ -225,13 +230,15 @@ void head_begin(const Plan& P, const Unit& u, HeadWork& w, const RunningState* i
   const int64_t q0 = P.tile_q0[size_t(u.tile)], q1 = P.tile_q1[size_t(u.tile)];
   w.tile_rows = int(q1 - q0);
   w.rows = P.group * w.tile_rows;
-  w.rpad = int(round_up(w.rows, K.width));
+  // lanes of Sᵀ per key: the rows rounded up to the vector width, or in dot mode (rows <= W / 2)
+  // to a power of two, so that W / rpad keys share a vector of the softmax
+  w.rpad = P.dot_mode ? pow2_at_least(w.rows) : int(round_up(w.rows, K.width));
   const int rpad = w.rpad;
   w.q_lo = std::numeric_limits<int64_t>::max();
   w.q_hi = std::numeric_limits<int64_t>::min();
   if (P.qk_bf16)
     std::fill(s.qp, s.qp + size_t(d / 2) * rpad, 0u);
-  else
+  else if (!P.dot_mode)  // (the dot kernels read Q row-major, from qr)
     std::fill(s.qt, s.qt + size_t(d) * rpad, 0.0f);
   for (int g = 0; g < P.group; ++g) {
     const int64_t h = w.hk * P.group + g;
@@ -258,8 +265,10 @@ void head_begin(const Plan& P, const Unit& u, HeadWork& w, const RunningState* i
       }
       // one row of q → fp32 in kbuf (free until the key loop), then transposed into qt
       K.to_f32(a.q.at<char>(u.b, phys, h), a.q.dtype, d, P.q_elem_stride, s.kbuf);
-      for (int k = 0; k < d; ++k) s.qt[size_t(k) * rpad + r] = s.kbuf[k] * P.q_scale;
-      for (int k = 0; k < d; ++k) s.qr[size_t(r) * d + k] = s.kbuf[k] * P.q_scale;
+      if (P.dot_mode)
+        for (int k = 0; k < d; ++k) s.qr[size_t(r) * d + k] = s.kbuf[k] * P.q_scale;
+      else
+        for (int k = 0; k < d; ++k) s.qt[size_t(k) * rpad + r] = s.kbuf[k] * P.q_scale;
     }
   }
   if (init) {

@@ -44,26 +44,10 @@ void to_f32_avx512(const void* src, longattn_dtype dtype, int64_t n, int64_t str
   to_f32_scalar(s + i, dtype, n - i, 1, dst + i);
 }
 
-// Decode's P·V from f16 / bf16 rows read as stored: the 8-lane kernel of the AVX2 table. Streaming
-// a long KV cache (n_q = 1, n_k = 131072, 32/8 heads, Zen 4) it took 32 – 36 ms against 43 – 48 ms
-// for the 16-lane one (which, in L2, is the faster of the two); Q8_0 / Q4_0 rows measured the same
-// either way and keep the 16-lane kernel (docs/PERFORMANCE.md, decode).
-void pv_stored_avx512(const float* st, int nc, int rpad, int rows, const void* const* vr, longattn_dtype vt, int dv,
-                      const float* alpha, float* o, const void* const* pf) {
-  if (vt == LONGATTN_DTYPE_F16 || vt == LONGATTN_DTYPE_BF16)
-    return cpu_kernels_avx2().pv_stored(st, nc, rpad, rows, vr, vt, dv, alpha, o, pf);
-  Kernels<XsimdOps<xsimd::avx512bw, 32>>::pv_stored(st, nc, rpad, rows, vr, vt, dv, alpha, o, pf);
-}
-
 }  // namespace
 
 const CpuKernels& cpu_kernels_avx512() {
-  static const CpuKernels table = [] {
-    CpuKernels t = make_table<XsimdOps<xsimd::avx512bw, 32>>("avx512", &to_f32_avx512);
-    t.pv_stored = &pv_stored_avx512;
-    return t;
-  }();
-  return table;
+  return make_table<XsimdOps<xsimd::avx512bw, 32>>("avx512", &to_f32_avx512);
 }
 
 }  // namespace longattn::cpu

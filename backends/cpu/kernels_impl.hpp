@@ -168,14 +168,19 @@ struct Kernels {
         for (int i = i0; i < i1; i += W) {
           V qv[NR];
           for (int r = 0; r < NR; ++r) {
-            qv[r] = Ops::load(q + size_t(r0 + r) * d + i);
-            if constexpr (KB > 1) Ops::pin(qv[r]);
+            V x = Ops::load(q + size_t(r0 + r) * d + i);
+            if constexpr (KB > 1) Ops::pin(x);  // (pinned as a local: pinning the array element kept the array in memory)
+            qv[r] = x;
           }
           for (int kb = 0; kb < KB; ++kb) {
             const V kv = load_row(k[kb], i);
             for (int r = 0; r < NR; ++r) acc[kb * NR + r] = Ops::fma(qv[r], kv, acc[kb * NR + r]);
           }
         }
+      }
+      if (rpad == NR && dv == d && c + KB <= nc) {  // Sᵀ rows of NR lanes: the sums in place
+        Ops::store(st + size_t(c) * rpad, Ops::hsum_lanes(acc));
+        continue;
       }
       Ops::store(sums, Ops::hsum_lanes(acc));
       for (int kb = 0; kb < KB && c + kb < nc; ++kb)
@@ -232,14 +237,19 @@ struct Kernels {
         for (int s = 0; s < S; ++s) {
           V qv[NR];
           for (int r = 0; r < NR; ++r) {
-            qv[r] = Ops::load(qr + size_t(r) * d + b * kQuantBlock + s * W);
-            if constexpr (KB > 1) Ops::pin(qv[r]);
+            V x = Ops::load(qr + size_t(r) * d + b * kQuantBlock + s * W);
+            if constexpr (KB > 1) Ops::pin(x);
+            qv[r] = x;
           }
           for (int kb = 0; kb < KB; ++kb) {
             const V kv = Ops::mul(Ops::block_ints(k[kb][b], s * W), scale[kb]);
             for (int r = 0; r < NR; ++r) acc[kb * NR + r] = Ops::fma(qv[r], kv, acc[kb * NR + r]);
           }
         }
+      }
+      if (rpad == NR && c + KB <= nc) {
+        Ops::store(st + size_t(c) * rpad, Ops::hsum_lanes(acc));
+        continue;
       }
       Ops::store(sums, Ops::hsum_lanes(acc));
       for (int kb = 0; kb < KB && c + kb < nc; ++kb)
@@ -265,9 +275,14 @@ struct Kernels {
   static void qk_dot_t(const float* q, int rows, int d, const E* const* kr, int nc, float* st, int rpad,
                        const E* const* pr = nullptr) {
     // idle lanes of Sᵀ: zero (their rows do not exist); the lane vectors that hold them are zeroed
-    // first, then the rows' lanes written
-    for (int c = 0; c < nc; ++c)
-      for (int p = rows / W * W; p < rpad; p += W) Ops::store(st + size_t(c) * rpad + p, Ops::zero());
+    // first, then the rows' lanes written (rpad below W: a power of two, the idle lanes one by one)
+    if (rpad % W == 0) {
+      for (int c = 0; c < nc; ++c)
+        for (int p = rows / W * W; p < rpad; p += W) Ops::store(st + size_t(c) * rpad + p, Ops::zero());
+    } else {
+      for (int c = 0; c < nc; ++c)
+        for (int p = rows; p < rpad; ++p) st[size_t(c) * rpad + p] = 0.0f;
+    }
     alignas(64) float ks[is_block_v<E> ? kMaxStoredKeys * kMaxBlocks + W : 1];
     if constexpr (is_block_v<E>) block_scales(kr, nc, d / kQuantBlock, ks);
     int r = 0;  // rows in groups of 4, 2, 1; the first group prefetches
@@ -305,6 +320,7 @@ struct Kernels {
   }
 
   static void softmax(float* st, int nc, int rpad, float* m, float* l, float* alpha) {
+    if (rpad < W) return softmax_narrow(st, nc, rpad, m, l, alpha);
     for (int r = 0; r < rpad; r += W) {
       V mx = Ops::load(m + r);
       for (int c = 0; c < nc; ++c) mx = Ops::max(mx, Ops::load(st + size_t(c) * rpad + r));
@@ -322,6 +338,47 @@ struct Kernels {
       Ops::store(l + r, Ops::fma(Ops::load(l + r), a, sum));
       Ops::store(alpha + r, a);
       Ops::store(m + r, mx);
+    }
+  }
+
+  // The softmax when rpad is a power of two below W (few rows: the dot kernels' Sᵀ): W / rpad keys
+  // share a vector, lane j holding row j % rpad. The running max and sum are taken over whole
+  // vectors, then folded over the lanes of each row; lanes past the tile's last key count as −inf.
+  static void softmax_narrow(float* st, int nc, int rpad, float* m, float* l, float* alpha) {
+    const int n = nc * rpad, nfull = n / W * W;
+    alignas(64) float pat[W], tail[W];
+    for (int j = 0; j < W; ++j) pat[j] = m[j % rpad];
+    for (int j = 0; j < W; ++j) tail[j] = nfull + j < n ? st[nfull + j] : kNegInf;
+    const V m_old = Ops::load(pat);
+    V mx = Ops::max(m_old, Ops::load(tail));
+    for (int i = 0; i < nfull; i += W) mx = Ops::max(mx, Ops::load(st + i));
+    Ops::store(pat, mx);
+    for (int j = rpad; j < W; ++j) pat[j % rpad] = std::max(pat[j % rpad], pat[j]);
+    for (int j = rpad; j < W; ++j) pat[j] = pat[j % rpad];
+    const V m_new = Ops::load(pat);
+    const V ref = Ops::select_neginf(m_new, Ops::zero());  // as in softmax: 0 where m_new = −inf
+    const V a = Ops::exp2(Ops::sub(m_old, ref));
+    V sum = Ops::zero();
+    for (int i = 0; i < nfull; i += W) {
+      const V p = Ops::exp2(Ops::sub(Ops::load(st + i), ref));
+      Ops::store(st + i, p);
+      sum = Ops::add(sum, p);
+    }
+    if (n > nfull) {
+      const V p = Ops::exp2(Ops::sub(Ops::load(tail), ref));  // 0 past the last key
+      Ops::store(tail, p);
+      sum = Ops::add(sum, p);
+      for (int j = 0; nfull + j < n; ++j) st[nfull + j] = tail[j];
+    }
+    alignas(64) float sums[W], av[W];
+    Ops::store(sums, sum);
+    Ops::store(av, a);
+    for (int r = 0; r < rpad; ++r) {
+      float s = 0.0f;
+      for (int j = r; j < W; j += rpad) s += sums[j];
+      l[r] = l[r] * av[r] + s;
+      alpha[r] = av[r];
+      m[r] = pat[r];
     }
   }
 
