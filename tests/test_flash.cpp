@@ -90,8 +90,10 @@ Case bf16_case(std::mt19937_64& rng) {
   return c;
 }
 
-// Runs the cases with the micro-kernel set `isa` forced (new contexts pick it up).
-void sweep(const char* isa, int n_cases, uint64_t seed, Case (*make)(std::mt19937_64&) = random_case) {
+// Runs `body` with the micro-kernel set `isa` forced (new contexts pick it up), if this build and
+// this CPU have it.
+template <class F>
+void with_isa(const char* isa, F body) {
   if (!longattn::cpu_isas_compiled() || std::string(longattn::cpu_isas_compiled()).find(isa) == std::string::npos)
     return;
   setenv("LONGATTN_CPU_ISA", isa, 1);
@@ -100,9 +102,15 @@ void sweep(const char* isa, int n_cases, uint64_t seed, Case (*make)(std::mt1993
     unsetenv("LONGATTN_CPU_ISA");
     return;
   }
-  std::mt19937_64 rng(seed);
-  for (int i = 0; i < n_cases; ++i) check_case(make(rng), 1 + i % 2, rng());
+  body();
   unsetenv("LONGATTN_CPU_ISA");
+}
+
+void sweep(const char* isa, int n_cases, uint64_t seed, Case (*make)(std::mt19937_64&) = random_case) {
+  with_isa(isa, [&] {
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < n_cases; ++i) check_case(make(rng), 1 + i % 2, rng());
+  });
 }
 
 }  // namespace
@@ -160,6 +168,24 @@ TEST_CASE("decode: one query row against a long KV cache (split keys), and a spe
     Case c{1, nq, 1000, 32, 8, 128, 128, true, LONGATTN_DTYPE_F32, LONGATTN_DTYPE_F16, LONGATTN_DTYPE_F32, 1,
            LONGATTN_Q_POS_BOTTOM_RIGHT, 0.0f};
     check_case(c, 2, rng());
+  }
+}
+
+TEST_CASE("decode with 1 to 8 query rows per KV head, every micro-kernel set") {
+  // Few rows take the dot kernels, whose Sᵀ has a power of two of lanes per key (idle lanes for
+  // 3, 5, 6, 7 rows) and packs several keys per vector; key counts leave a partial last vector.
+  std::mt19937_64 rng(std::random_device{}());
+  for (const char* isa : {"avx512bf16", "avx512", "avx2", "neon", "scalar"}) {
+    INFO("isa=", std::string(isa));
+    with_isa(isa, [&] {
+      for (int32_t group : {1, 2, 3, 4, 5, 6, 7, 8})
+        for (longattn_dtype kvt : {LONGATTN_DTYPE_F32, LONGATTN_DTYPE_F16}) {
+          const int64_t n_k = int64_t(rng() % 700) + 1;
+          Case c{1, 1, n_k, 2 * group, 2, 128, 128, true, LONGATTN_DTYPE_F32, kvt, LONGATTN_DTYPE_F32, 0,
+                 LONGATTN_Q_POS_BOTTOM_RIGHT, rng() % 3 == 0 ? 5.0f : 0.0f};
+          check_case(c, 1 + int(rng() % 2), rng());
+        }
+    });
   }
 }
 
