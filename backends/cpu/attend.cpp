@@ -685,8 +685,12 @@ void attend(const AttendArgs& a, const CpuKernels& K, int n_threads, AttendPool&
     return u;
   };
 
+  // Split units are handed out in runs of consecutive ones (a quarter of a thread's share): the
+  // splits of an item follow each other in the KV cache, so the next-tile prefetch at the end of
+  // one unit fetches the start of the next (n_q = 1, n_k = 32768, 32/8 heads, Zen 4: 6.4 → 5.6 ms).
+  const int chunk = P.n_splits > 1 ? int(std::max<int64_t>(1, n_units / (4 * int64_t(n_threads)))) : 1;
 #if LONGATTN_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
+#pragma omp parallel for schedule(dynamic, chunk) num_threads(n_threads)
 #endif
   for (int64_t x = 0; x < n_units; ++x) {
 #if LONGATTN_HAVE_OPENMP

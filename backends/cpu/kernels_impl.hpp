@@ -347,14 +347,14 @@ struct Kernels {
   static void softmax_narrow(float* st, int nc, int rpad, float* m, float* l, float* alpha) {
     const int n = nc * rpad, nfull = n / W * W;
     alignas(64) float pat[W], tail[W];
-    for (int j = 0; j < W; ++j) pat[j] = m[j % rpad];
+    for (int j = 0; j < W; ++j) pat[j] = m[j & (rpad - 1)];
     for (int j = 0; j < W; ++j) tail[j] = nfull + j < n ? st[nfull + j] : kNegInf;
     const V m_old = Ops::load(pat);
     V mx = Ops::max(m_old, Ops::load(tail));
     for (int i = 0; i < nfull; i += W) mx = Ops::max(mx, Ops::load(st + i));
     Ops::store(pat, mx);
-    for (int j = rpad; j < W; ++j) pat[j % rpad] = std::max(pat[j % rpad], pat[j]);
-    for (int j = rpad; j < W; ++j) pat[j] = pat[j % rpad];
+    for (int j = rpad; j < W; ++j) pat[j & (rpad - 1)] = std::max(pat[j & (rpad - 1)], pat[j]);
+    for (int j = rpad; j < W; ++j) pat[j] = pat[j & (rpad - 1)];
     const V m_new = Ops::load(pat);
     const V ref = Ops::select_neginf(m_new, Ops::zero());  // as in softmax: 0 where m_new = −inf
     const V a = Ops::exp2(Ops::sub(m_old, ref));
