@@ -263,7 +263,7 @@ void head_begin(const Plan& P, const Unit& u, HeadWork& w, const RunningState* i
         }
         continue;
       }
-      // one row of q → fp32 in kbuf (free until the key loop), then transposed into qt
+      // one row of q → fp32 in kbuf (free until the key loop), then into qr (dot mode) or qt
       K.to_f32(a.q.at<char>(u.b, phys, h), a.q.dtype, d, P.q_elem_stride, s.kbuf);
       if (P.dot_mode)
         for (int k = 0; k < d; ++k) s.qr[size_t(r) * d + k] = s.kbuf[k] * P.q_scale;

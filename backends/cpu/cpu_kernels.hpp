@@ -3,7 +3,8 @@
 //
 // Layout the kernels share (one work item = `rows` query rows × a tile of `nc` keys):
 //   qt  [d][rpad]      Qᵀ, pre-scaled (scale·log2e, or scale alone with softcap), lanes = rows
-//   st  [nc][rpad]     Sᵀ: logits in log2 units, then P = exp2(S − m) in place
+//   st  [nc][rpad]     Sᵀ: logits in log2 units, then P = exp2(S − m) in place (rpad a multiple of
+//                      the width, or for the dot kernels a power of two below it: several keys a vector)
 //   krows[c], vrows[c] fp32 rows of d and dvpad floats (dvpad = head_dim_v rounded up to width)
 //   m, l, alpha [rpad] running max (log2 units), running sum, per-tile rescale factor
 //   o   [rows][dvpad]  unnormalised output accumulator
@@ -29,8 +30,8 @@ struct CpuKernels {
   // st[c][r] = Σ_k qt[k][r] · krows[c][k]      for c < nc, r < rpad (rpad a multiple of width)
   void (*qk)(const float* qt, int rpad, int d, const float* const* krows, int nc, float* st);
 
-  // The same Sᵀ from row-major q [rows][d] (rows <= rpad; lanes r >= rows set to 0): for a few
-  // rows, lanes run over the head dimension instead.
+  // The same Sᵀ from row-major q [rows][d] (rows <= rpad; lanes r >= rows set to 0; rpad may be
+  // a power of two below the width): for a few rows, lanes run over the head dimension instead.
   void (*qk_dot)(const float* q, int rows, int d, const float* const* krows, int nc, float* st, int rpad);
 
   // qk_dot with K rows read as stored (kt: f16, bf16, or Q8_0 / Q4_0 blocks packed back to back)
@@ -44,7 +45,7 @@ struct CpuKernels {
   // cap · log2e so the result is in log2 units)
   void (*softcap)(float* st, int64_t n, float cap, float cap_log2);
 
-  // Online softmax over one tile, per lane r:
+  // Online softmax over one tile, per lane r < rpad (any rpad the layout allows):
   //   m_new = max(m, max_c st[c][r]);  ref = (m_new == −inf ? 0 : m_new)
   //   alpha = exp2(m − ref);  st[c][r] = exp2(st[c][r] − ref);  l = l·alpha + Σ_c st[c][r];  m = m_new
   void (*softmax)(float* st, int nc, int rpad, float* m, float* l, float* alpha);
