@@ -274,15 +274,10 @@ struct Kernels {
   template <class E>
   static void qk_dot_t(const float* q, int rows, int d, const E* const* kr, int nc, float* st, int rpad,
                        const E* const* pr = nullptr) {
-    // idle lanes of Sᵀ: zero (their rows do not exist); the lane vectors that hold them are zeroed
-    // first, then the rows' lanes written (rpad below W: a power of two, the idle lanes one by one)
-    if (rpad % W == 0) {
-      for (int c = 0; c < nc; ++c)
-        for (int p = rows / W * W; p < rpad; p += W) Ops::store(st + size_t(c) * rpad + p, Ops::zero());
-    } else {
-      for (int c = 0; c < nc; ++c)
-        for (int p = rows; p < rpad; ++p) st[size_t(c) * rpad + p] = 0.0f;
-    }
+    // idle lanes of Sᵀ: zero (their rows do not exist; the driver's rpad here is the rows rounded
+    // up to a power of two, so at most a few per key)
+    for (int c = 0; c < nc; ++c)
+      for (int p = rows; p < rpad; ++p) st[size_t(c) * rpad + p] = 0.0f;
     alignas(64) float ks[is_block_v<E> ? kMaxStoredKeys * kMaxBlocks + W : 1];
     if constexpr (is_block_v<E>) block_scales(kr, nc, d / kQuantBlock, ks);
     int r = 0;  // rows in groups of 4, 2, 1; the first group prefetches
