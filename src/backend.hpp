@@ -47,7 +47,8 @@ struct RunningState {
 //
 //   logit(i, j) = softcap(scale · q_i · k_j) + key_logw[j]     (key_logw optional, natural log)
 //   allowed(i, j) = mask.allows(qpos(i), kpos(j))
-//                   && segment(i) pairs with j (when segments are given)
+//                   && segment(i) pairs with j (when segments are given: j in the segment's
+//                      key range or among the shared tail keys)
 //                   && !(q_group[i] >= 0 && q_group[i] == k_group[j]) (when groups are given)
 //   o_i = Σ_j softmax_j(logit) v_j over allowed j;  lse_i = log Σ_j exp(logit) over allowed j
 //
@@ -84,6 +85,12 @@ struct AttendArgs {
   int32_t n_segments = 0;
   const int64_t* q_seg = nullptr;
   const int64_t* k_seg = nullptr;
+  // Optional keys shared by every segment (backends that report supports_tail_keys(); needs
+  // segments and gathered keys, k_rows): besides its own keys, every segment pairs with the last
+  // n_tail_keys logical keys [n_k − n_tail_keys, n_k), which no segment's own range reaches.
+  // HyperAttention's blocks and samples in one call: segment β = sorted block β, the tail = the
+  // samples (with their log-weights and exclusion groups).
+  int64_t n_tail_keys = 0;
 
   // ggml-style extras (backends that report supports_extras()):
   //   add_mask      optional additive mask {batch|1, phys q rows, 1|hq, phys k rows}, f16/f32; −inf
@@ -124,6 +131,8 @@ class Backend {
   virtual void synchronize(void* stream) = 0;
   // Whether attend implements the ggml-style extras (mask, ALiBi, sinks, Q8_0/Q4_0 K/V).
   virtual bool supports_extras() const { return false; }
+  // Whether attend implements AttendArgs::n_tail_keys.
+  virtual bool supports_tail_keys() const { return false; }
   // Bytes of scratch the backend itself holds between calls (kernel pools, not the workspace).
   virtual size_t scratch_bytes() const { return 0; }
 

@@ -185,6 +185,131 @@ TEST_CASE("HYPER: merging attention over two key sets equals attention over thei
   CHECK(max_l < 1e-5);
 }
 
+TEST_CASE("HYPER: attend with segments and shared tail keys equals attention over own keys + tail") {
+  // The primitive behind HYPER's fused block + sample call: gathered keys, segments (some empty),
+  // the last n_tail logical keys shared by every segment, log-weights (some −inf), exclusion
+  // groups, GQA, a causal mask on explicit positions; checked row by row in float64.
+  std::mt19937_64 rng(77);
+  auto backend = longattn::make_cpu_backend(2);
+  for (int round = 0; round < 6; ++round) {
+    const int64_t B = 1 + round % 2, n_q = 20 + 13 * round, n_k = 30 + 17 * round, n_tail = round == 5 ? n_k : 1 + round * 4;
+    const int32_t hkv = 2, hq = round % 2 ? 4 : 2, d = round % 3 ? 16 : 40;
+    const bool causal = round % 3 == 1;
+    HostTensor q = test::random_tensor(rng, LONGATTN_DTYPE_F32, B, n_q, hq, d);
+    HostTensor k = test::random_tensor(rng, LONGATTN_DTYPE_F16, B, n_k, hkv, d);
+    HostTensor v = test::random_tensor(rng, LONGATTN_DTYPE_F32, B, n_k, hkv, d);
+    HostTensor o(LONGATTN_DTYPE_F32, B, n_q, hq, d), l(LONGATTN_DTYPE_F32, B, n_q, hq, 1);
+    o.poison();
+    l.poison();
+    const int n_seg = 1 + round % 4;
+    std::vector<int64_t> q_seg(size_t(n_seg) + 1, 0), k_seg(size_t(n_seg) + 1, 0);
+    for (int s = 1; s < n_seg; ++s) {
+      q_seg[size_t(s)] = int64_t(rng() % uint64_t(n_q + 1));
+      k_seg[size_t(s)] = int64_t(rng() % uint64_t(n_k - n_tail + 1));
+    }
+    q_seg[size_t(n_seg)] = n_q;
+    k_seg[size_t(n_seg)] = n_k - n_tail;
+    std::sort(q_seg.begin(), q_seg.end());
+    std::sort(k_seg.begin(), k_seg.end());
+    std::vector<int32_t> q_rows, k_rows, q_group, k_group;
+    std::vector<float> logw;
+    std::vector<int64_t> q_pos, k_pos;
+    for (int64_t s = 0; s < B * hq; ++s) {
+      std::vector<int32_t> p(static_cast<size_t>(n_q));
+      std::iota(p.begin(), p.end(), 0);
+      std::shuffle(p.begin(), p.end(), rng);
+      q_rows.insert(q_rows.end(), p.begin(), p.end());
+      for (int64_t i = 0; i < n_q; ++i) q_group.push_back(int32_t(rng() % 4) - 1);
+    }
+    for (int64_t s = 0; s < B * hkv; ++s)
+      for (int64_t j = 0; j < n_k; ++j) {
+        k_rows.push_back(int32_t(rng() % uint64_t(n_k)));  // repeats allowed (samples)
+        k_group.push_back(int32_t(rng() % 3));
+        logw.push_back(rng() % 11 == 0 ? -std::numeric_limits<float>::infinity() : float(rng() % 100) / 40.0f - 1.0f);
+      }
+    for (int64_t i = 0; i < n_q; ++i) q_pos.push_back(int64_t(rng() % uint64_t(n_k)));
+    for (int64_t j = 0; j < n_k; ++j) k_pos.push_back(int64_t(rng() % uint64_t(n_k)));
+
+    longattn::AttendArgs a;
+    a.batch = B;
+    a.n_q = n_q;
+    a.n_k = n_k;
+    a.n_q_heads = hq;
+    a.n_kv_heads = hkv;
+    a.head_dim = a.head_dim_v = d;
+    a.q = q.view();
+    a.k = k.view();
+    a.v = v.view();
+    a.scale = 0.3f;
+    a.mask.causal = causal;
+    if (causal) a.q_pos = q_pos.data(), a.k_pos = k_pos.data();
+    a.q_rows = q_rows.data();
+    a.k_rows = k_rows.data();
+    a.key_logw = logw.data();
+    a.q_group = q_group.data();
+    a.k_group = k_group.data();
+    a.n_segments = n_seg;
+    a.q_seg = q_seg.data();
+    a.k_seg = k_seg.data();
+    a.n_tail_keys = n_tail;
+    a.out = o.view();
+    a.lse = l.view();
+    REQUIRE(backend->supports_tail_keys());
+    backend->attend(a);
+
+    int64_t checked = 0, empty = 0;
+    double worst = 0, worst_lse = 0;
+    for (int64_t b = 0; b < B; ++b)
+      for (int32_t h = 0; h < hq; ++h) {
+        const int32_t hk = h / (hq / hkv);
+        for (int64_t i = 0; i < n_q; ++i) {
+          int64_t s = 0;
+          while (q_seg[size_t(s) + 1] <= i) ++s;
+          const int64_t phys = q_rows[size_t((b * hq + h) * n_q + i)];
+          const int32_t qg = q_group[size_t((b * hq + h) * n_q + i)];
+          std::vector<int64_t> keys;
+          for (int64_t j = k_seg[size_t(s)]; j < k_seg[size_t(s) + 1]; ++j) keys.push_back(j);
+          for (int64_t j = n_k - n_tail; j < n_k; ++j) keys.push_back(j);
+          double mx = -INFINITY;
+          std::vector<std::pair<int64_t, double>> terms;  // (physical key row, logit)
+          for (int64_t j : keys) {
+            const size_t kj = size_t((b * hkv + hk) * n_k + j);
+            const int64_t kp = k_rows[kj];
+            if (qg >= 0 && qg == k_group[kj]) continue;
+            if (causal && k_pos[size_t(kp)] > q_pos[size_t(phys)]) continue;
+            if (std::isinf(logw[kj])) continue;
+            double dot = 0;
+            for (int32_t e = 0; e < d; ++e) dot += double(q.get(b, phys, h, e)) * k.get(b, kp, hk, e);
+            terms.push_back({kp, 0.3 * dot + logw[kj]});
+            mx = std::max(mx, terms.back().second);
+          }
+          const double lse_got = l.get(b, phys, h, 0);
+          if (terms.empty()) {
+            CHECK(std::isinf(lse_got));
+            ++empty;
+            continue;
+          }
+          double sum = 0;
+          std::vector<double> acc(size_t(d), 0.0);
+          for (const auto& [kp, logit] : terms) {
+            const double w = std::exp(logit - mx);
+            sum += w;
+            for (int32_t e = 0; e < d; ++e) acc[size_t(e)] += w * v.get(b, kp, hk, e);
+          }
+          for (int32_t e = 0; e < d; ++e)
+            worst = std::max(worst, std::fabs(o.get(b, phys, h, e) - acc[size_t(e)] / sum));
+          worst_lse = std::max(worst_lse, std::fabs(lse_got - (mx + std::log(sum))));
+          ++checked;
+        }
+      }
+    INFO("round ", round, " segments ", n_seg, " tail ", n_tail);
+    CHECK(checked + empty == B * hq * n_q);
+    CHECK(checked > B * hq * n_q / 2);
+    CHECK(worst < 2e-5);
+    CHECK(worst_lse < 2e-5);
+  }
+}
+
 TEST_CASE("HYPER: Gray ranks walk the hypercube one bit at a time (r = 1..16)") {
   for (uint32_t r = 1; r <= 16; ++r) {
     int64_t bad = 0;

@@ -88,6 +88,7 @@ struct AttendCase {
   int64_t q_pos0 = 0, k_pos0 = 0;
   bool explicit_pos = false, gather_q = false, gather_k = false, logw = false, groups = false;
   bool segments = false, want_lse = true, state = false;
+  bool tail = false;         // segments share the last keys (needs gather_k)
   bool heads_outer = false;  // K/V laid out [batch, heads, tokens, dim] in memory
 
   std::string describe() const {
@@ -104,6 +105,7 @@ struct AttendCase {
     if (logw) s += " logw";
     if (groups) s += " groups";
     if (segments) s += " segments";
+    if (tail) s += " tail";
     if (!want_lse) s += " no_lse";
     if (state) s += " state";
     if (heads_outer) s += " heads_outer";
@@ -114,6 +116,7 @@ struct AttendCase {
 struct AttendData {
   HostTensor q, k, v, out, lse;
   std::vector<int64_t> q_pos, k_pos, q_seg, k_seg;
+  int64_t n_tail = 0;
   std::vector<int32_t> q_rows, k_rows, q_group, k_group;
   std::vector<float> key_logw;
 };
@@ -186,7 +189,8 @@ AttendData make_data(const AttendCase& c, uint64_t seed) {
   if (c.segments) {
     const int n_seg = 1 + int(rng() % 4);
     x.q_seg = cuts(rng, c.n_q, n_seg);
-    x.k_seg = cuts(rng, c.n_k, n_seg);
+    if (c.tail) x.n_tail = 1 + int64_t(rng() % uint64_t(c.n_k));
+    x.k_seg = cuts(rng, c.n_k - x.n_tail, n_seg);
   }
   return x;
 }
@@ -221,6 +225,7 @@ void run_attend(Backend& be, const AttendCase& c, const AttendData& x, HostTenso
     a.n_segments = int32_t(x.q_seg.size() - 1);
     a.q_seg = x.q_seg.data();
     a.k_seg = x.k_seg.data();
+    a.n_tail_keys = x.n_tail;
   }
   out = x.out;
   lse = x.lse;
@@ -371,6 +376,8 @@ AttendCase random_attend_case(std::mt19937_64& rng) {
     c.groups = false;
     c.segments = false;
   }
+  c.tail = c.segments && rng() % 2;
+  if (c.tail) c.gather_k = true;
   return c;
 }
 

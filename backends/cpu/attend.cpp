@@ -90,9 +90,9 @@ int64_t k_phys(const AttendArgs& a, int64_t b, int64_t hk, int64_t j) {
 int64_t q_position(const AttendArgs& a, int64_t phys) { return a.q_pos ? a.q_pos[phys] : a.q_pos0 + phys; }
 int64_t k_position(const AttendArgs& a, int64_t phys) { return a.k_pos ? a.k_pos[phys] : a.k_pos0 + phys; }
 
-// At most two key ranges: the global prefix and the band.
+// At most three key ranges: the global prefix, the band and the segments' shared tail.
 struct KeyRanges {
-  KeyRange r[2];
+  KeyRange r[3];
   int n = 0;
   void push(KeyRange x) { r[n++] = x; }
 };
@@ -425,9 +425,15 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
 KeyRanges unit_ranges(const Plan& P, const Unit& u, const HeadWork& w) {
   const int64_t seg = P.tile_seg[size_t(u.tile)];
   const int64_t kb = P.seg_k[size_t(seg)], ke = P.seg_k[size_t(seg) + 1];
-  if (P.affine_k) return key_ranges(*P.a, w.q_lo, w.q_hi, kb, ke);
   KeyRanges r;
-  r.push({kb, ke});  // gathered keys: positions known per tile only
+  if (P.affine_k) {
+    r = key_ranges(*P.a, w.q_lo, w.q_hi, kb, ke);
+  } else if (kb < ke) {
+    r.push({kb, ke});  // gathered keys: positions known per tile only
+  }
+  // the keys every segment shares (positions, if any mask needs them, are checked per tile)
+  const int64_t tail = P.a->n_segments > 0 ? P.a->n_tail_keys : 0;
+  if (tail > 0) r.push({P.a->n_k - tail, P.a->n_k});
   return r;
 }
 

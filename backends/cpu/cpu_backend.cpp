@@ -44,6 +44,7 @@ class CpuBackend final : public Backend {
   void copy(void* dst, const void* src, size_t bytes, void*) override { std::memmove(dst, src, bytes); }
   void synchronize(void*) override {}
   bool supports_extras() const override { return true; }
+  bool supports_tail_keys() const override { return true; }
   // Ring transport between CPU ranks: both sides are host memory, one copy.
   void send_to(Backend& peer, void* dst_on_peer, const void* src, size_t bytes, void*) override {
     if (peer.kind() != LONGATTN_BACKEND_CPU) return Backend::send_to(peer, dst_on_peer, src, bytes, nullptr);

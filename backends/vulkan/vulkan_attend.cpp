@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -34,7 +35,7 @@ struct AttendGpuArgs {
   float qscale, softcap;
   int32_t causal, hq, hkv, group, hg, tr, n_head_blocks;
   int32_t n_splits;
-  int32_t pad0;
+  int32_t n_tail;
   uint64_t add_mask, alibi_slopes, sinks;
   int64_t mask_stride[4];
 };
@@ -315,6 +316,7 @@ Block common_block(const AttendArgs& a) {
   g.window_left = a.mask.window_left;
   g.window_right = a.mask.window_right;
   g.n_global = a.mask.n_global;
+  g.n_tail = a.n_segments > 0 ? int32_t(a.n_tail_keys) : 0;
   g.causal = a.mask.causal ? 1 : 0;
   g.softcap = a.softcap;
   g.qscale = a.softcap > 0.0f ? a.scale : a.scale * kLog2e;
@@ -384,7 +386,7 @@ int64_t longest_key_span(const AttendArgs& a) {
   if (a.n_segments <= 0) return a.n_k;
   int64_t span = 0;
   for (int32_t s = 0; s < a.n_segments; ++s) span = std::max(span, a.k_seg[s + 1] - a.k_seg[s]);
-  return span;
+  return span + a.n_tail_keys;
 }
 
 // The cooperative-matrix kernel's tile for the call, or {0, 0} when the call cannot use it.
@@ -570,6 +572,8 @@ void record_decode(VulkanBackend& backend, const AttendArgs& a, const DecodePlan
 
 void record_attend(VulkanBackend& backend, const AttendArgs& a) {
   if (a.batch == 0 || a.n_q == 0) return;
+  if (a.n_tail_keys > 0 && (a.n_segments <= 0 || !a.k_rows || a.n_tail_keys > a.n_k || a.n_tail_keys > INT32_MAX))
+    throw Error(LONGATTN_ERROR_INTERNAL, "Vulkan: shared tail keys need segments, gathered keys and n_tail ≤ n_k");
   Device& dev = backend.device();
   const int32_t out_dtype = a.state ? LONGATTN_DTYPE_F32 : a.out.dtype;
   const int32_t group = a.n_q_heads / a.n_kv_heads;

@@ -58,6 +58,7 @@ class VulkanBackend final : public Backend {
   size_t scratch_bytes() const override { return scratch_bytes_; }
   // Additive mask, ALiBi, sinks and Q8_0/Q4_0 K/V, in the portable attend kernel.
   bool supports_extras() const override { return true; }
+  bool supports_tail_keys() const override { return true; }
 
   void attend(const AttendArgs& a) override;
   void state_init(RunningState& s, int64_t batch, int32_t heads, int64_t rows, int32_t dv,

@@ -22,7 +22,7 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Arg
   int hg, tr;             // heads and rows per item (hg·tr ≤ rows of a workgroup)
   int n_head_blocks;      // group / hg
   int n_splits;           // key splits per item (PHASE 1 and 2)
-  int pad0;
+  int n_tail;             // keys [n_k − n_tail, n_k) shared by every segment (gathered keys only)
   // ggml-style extras (0 = absent), read by the portable kernel only
   uint64_t add_mask;      // additive mask, f32/f16 (MASK_DT), element (b, phys q, h, phys k)
   uint64_t alibi_slopes;  // f32 [hq]
@@ -103,14 +103,19 @@ Item decode_item(Args A, uint64_t id, bool split_ids) {
 
 // Logical key ranges worth visiting for query positions [q_lo, q_hi] within [kb, ke): with affine
 // key positions (k_pos0 + index) the global prefix and band ∩ causal, sorted and disjoint
-// (merged when they touch); otherwise the whole segment. Returns the number of ranges (0..2).
+// (merged when they touch); otherwise the whole segment, then the shared tail keys if any.
+// Returns the number of ranges (0..2).
 int key_ranges(Args A, bool affine_k, int64_t q_lo, int64_t q_hi, int64_t kb, int64_t ke,
                out int64_t rb0, out int64_t re0, out int64_t rb1, out int64_t re1) {
   rb0 = re0 = rb1 = re1 = 0;
   if (!affine_k) {
-    rb0 = kb;
-    re0 = ke;
-    return kb < ke ? 1 : 0;
+    int n = 0;
+    if (kb < ke) { rb0 = kb; re0 = ke; n = 1; }
+    if (A.n_tail > 0) {
+      if (n == 0) { rb0 = A.n_k - A.n_tail; re0 = A.n_k; } else { rb1 = A.n_k - A.n_tail; re1 = A.n_k; }
+      ++n;
+    }
+    return n;
   }
   const int64_t p0 = A.k_pos0;
   const int64_t causal_hi = A.causal != 0 ? q_hi : kFarHigh;
