@@ -86,11 +86,17 @@ struct AttendArgs {
   const int64_t* q_seg = nullptr;
   const int64_t* k_seg = nullptr;
   // Optional keys shared by every segment (backends that report supports_tail_keys(); needs
-  // segments and gathered keys, k_rows): besides its own keys, every segment pairs with the last
-  // n_tail_keys logical keys [n_k − n_tail_keys, n_k), which no segment's own range reaches.
-  // HyperAttention's blocks and samples in one call: segment β = sorted block β, the tail = the
-  // samples (with their log-weights and exclusion groups).
+  // segments, tail_k_rows, and k_rows unless every key is a tail key): logical keys [n_own, n_k),
+  // n_own = n_k − n_tail_keys, pair with every segment besides its own keys, which lie below
+  // n_own. The tail is a key set of its own: its gathers, log-weights and groups are indexed
+  // [(b * hkv + h) * n_tail_keys + (j − n_own)], while k_rows, key_logw and k_group then describe
+  // the own keys only, [(b * hkv + h) * n_own + j]. HyperAttention's blocks and samples in one
+  // call: segment β = sorted block β (k_rows = π_K), the tail = the samples with their
+  // log-weights and groups.
   int64_t n_tail_keys = 0;
+  const int32_t* tail_k_rows = nullptr;
+  const float* tail_key_logw = nullptr;
+  const int32_t* tail_k_group = nullptr;
 
   // ggml-style extras (backends that report supports_extras()):
   //   add_mask      optional additive mask {batch|1, phys q rows, 1|hq, phys k rows}, f16/f32; −inf

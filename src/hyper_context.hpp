@@ -27,9 +27,6 @@ enum HyperSlot : size_t {
   kSlotQueryBlock,   // i32 [B·hq·nq]  block of each sorted query (exclusion groups)
   kSlotSampleRows,   // i32 [B·hkv·m]  key row of each sample
   kSlotSampleMeta,   // i32 [3·B·hkv·m] sample ranks, key blocks, log-weights (f32 bits)
-  kSlotFusedIndex,   // i32 [B·hkv·(nk + m)] sorted ranks of a fused call's keys: 0..nk−1, samples
-  kSlotFusedRows,    // i32 [B·hkv·(nk + m)] their key rows (π_K of the ranks)
-  kSlotFusedMeta,    // i32 [2·B·hkv·(nk + m)] their log-weights (f32 bits), then exclusion groups
 };
 
 // Returns rows [r0, r0 + n) of a {batch, tokens, heads, dim} view.

@@ -12,9 +12,9 @@
 //   5. merge   both partials into the accumulator by LSE (merge)
 //
 // Backends with shared tail keys (Backend::supports_tail_keys) run 3–5 as one attend call: the
-// logical keys are the nk sorted keys followed by the m samples, segment β pairs its query block
-// with key block β, and every segment shares the samples (the tail). Block keys carry log-weight
-// 0 and no exclusion group, samples ln(nk / m) and their key block: per row, one online softmax
+// logical keys are the nk sorted keys (gathered through π_K) followed by the m samples, segment β
+// pairs its query block with key block β, and every segment shares the samples (the tail, with
+// their own gathers, log-weights ln(nk / m) and exclusion groups): per row, one online softmax
 // over the block, then the kept samples (the fused kernel of the spec), and no merge between them.
 //
 // Codes, sort and samples of keys are per KV head (shared by its query heads, GQA); queries are
@@ -74,6 +74,30 @@ const HyperNodeChoice& next_injected(HyperContext& c, int64_t q0, int64_t nq, in
   return n;
 }
 
+// The samples as keys, per (batch, KV head) [B·hkv][m] in backend memory: their key rows
+// π_K[rank] (gathered there), log-weights and exclusion groups (their key blocks ⌊rank / b⌋).
+struct SampleKeys {
+  const int32_t* rows;
+  const float* logw;
+  const int32_t* group;
+};
+SampleKeys sample_keys(HyperContext& c, const int32_t* perm_k, const std::vector<uint32_t>& ranks, float logw,
+                       int64_t nk) {
+  // one upload: [0, S) ranks, [S, 2S) key blocks, [2S, 3S) log-weights (as bits), S = B·hkv·m
+  const size_t S = ranks.size();
+  std::vector<int32_t> meta(3 * S);
+  for (size_t x = 0; x < S; ++x) {
+    meta[x] = int32_t(ranks[x]);
+    meta[S + x] = int32_t(ranks[x] / uint32_t(c.block));
+    std::memcpy(&meta[2 * S + x], &logw, sizeof logw);
+  }
+  int32_t* meta_dev = c.ws.get<int32_t>(kSlotSampleMeta, 3 * S);
+  upload_vector(c, meta_dev, meta);
+  int32_t* rows_dev = c.ws.get<int32_t>(kSlotSampleRows, S);
+  c.be.gather_i32(rows_dev, perm_k, meta_dev, c.B * c.hkv, nk, c.samples, c.p.stream);
+  return {rows_dev, reinterpret_cast<const float*>(meta_dev + 2 * S), meta_dev + S};
+}
+
 // Steps 3–5 as two calls merged into the accumulator one after the other (backends without
 // shared tail keys).
 void hyper_blocks_then_samples(HyperContext& c, const View& q, const View& k, const View& v,
@@ -81,9 +105,7 @@ void hyper_blocks_then_samples(HyperContext& c, const View& q, const View& k, co
                                const std::vector<int64_t>& q_seg, const std::vector<int64_t>& k_seg,
                                const std::vector<uint32_t>& ranks, float logw, int64_t q0, int64_t nq,
                                int64_t nk, bool last) {
-  const int64_t B = c.B, hkv = c.hkv, b = c.block, m = c.samples;
   const int64_t n_blocks = int64_t(q_seg.size()) - 1;
-  void* stream = c.p.stream;
   AttendArgs blocks = c.base_args();
   blocks.n_q = nq;
   blocks.n_k = nk;
@@ -101,32 +123,18 @@ void hyper_blocks_then_samples(HyperContext& c, const View& q, const View& k, co
   c.fold(q0, nq);
 
   // ---- 4: sampled residual ----
-  // The key rows π_K[rank] of the samples are gathered in backend memory. One upload carries,
-  // per sample, its rank, its key block ⌊rank / b⌋ and its log-weight.
-  // [0, S): ranks, [S, 2S): key blocks, [2S, 3S): log-weights (as bits), S = n_samples
-  const size_t S = size_t(B * hkv * m);
-  std::vector<int32_t> meta(3 * S);
-  for (size_t x = 0; x < S; ++x) {
-    meta[x] = int32_t(ranks[x]);
-    meta[S + x] = int32_t(ranks[x] / uint32_t(b));
-    std::memcpy(&meta[2 * S + x], &logw, sizeof logw);
-  }
-  int32_t* meta_dev = c.ws.get<int32_t>(kSlotSampleMeta, 3 * S);
-  upload_vector(c, meta_dev, meta);
-  int32_t* sample_rows_dev = c.ws.get<int32_t>(kSlotSampleRows, S);
-  c.be.gather_i32(sample_rows_dev, perm_k, meta_dev, B * hkv, nk, m, stream);
-
+  const SampleKeys sk = sample_keys(c, perm_k, ranks, logw, nk);
   AttendArgs residual = c.base_args();
   residual.n_q = nq;
-  residual.n_k = m;
+  residual.n_k = c.samples;
   residual.q = q;
   residual.k = k;
   residual.v = v;
   residual.q_rows = perm_q;
-  residual.k_rows = sample_rows_dev;
-  residual.key_logw = reinterpret_cast<const float*>(meta_dev + 2 * S);
+  residual.k_rows = sk.rows;
+  residual.key_logw = sk.logw;
   residual.q_group = query_block_dev;
-  residual.k_group = meta_dev + S;
+  residual.k_group = sk.group;
   residual.out = c.target_o(q0, nq);
   residual.lse = c.target_lse(q0, nq);
   c.be.attend(residual);
@@ -183,7 +191,7 @@ void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64
     }
   }
 
-  // ---- 3: exact block-diagonal part in sorted order ----
+  // ---- 3: blocks in sorted order: query block β with key block β (segments) ----
   std::vector<int64_t> q_seg(static_cast<size_t>(n_blocks + 1)), k_seg(static_cast<size_t>(n_blocks + 1));
   for (int64_t beta = 0; beta <= n_blocks; ++beta) {
     q_seg[size_t(beta)] = beta * nq / n_blocks;
@@ -209,45 +217,23 @@ void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64
 
   if (c.be.supports_tail_keys()) {
     // ---- 3–5 in one call: block keys, then the samples as the keys every segment shares ----
-    const int64_t nkf = nk + m, S = B * hkv;
-    // per (batch, KV head): the sorted rank of each logical key, then [log-weights | groups]
-    std::vector<int32_t> index(size_t(S * nkf)), meta(size_t(2 * S * nkf));
-    int32_t logw_bits;
-    std::memcpy(&logw_bits, &logw, sizeof logw);
-    for (int64_t s = 0; s < S; ++s) {
-      int32_t* ix = index.data() + s * nkf;
-      int32_t* lw = meta.data() + s * nkf;  // f32 bits; 0 is +0.0f
-      int32_t* grp = meta.data() + (S + s) * nkf;
-      for (int64_t j = 0; j < nk; ++j) ix[j] = int32_t(j), lw[j] = 0, grp[j] = -1;
-      for (int64_t j = 0; j < m; ++j) {
-        const uint32_t rank = ranks[size_t(s * m + j)];
-        ix[nk + j] = int32_t(rank);
-        lw[nk + j] = logw_bits;
-        grp[nk + j] = int32_t(rank / uint32_t(b));
-      }
-    }
-    int32_t* index_dev = c.ws.get<int32_t>(kSlotFusedIndex, index.size());
-    int32_t* rows_dev = c.ws.get<int32_t>(kSlotFusedRows, index.size());
-    int32_t* meta_dev = c.ws.get<int32_t>(kSlotFusedMeta, meta.size());
-    upload_vector(c, index_dev, index);
-    upload_vector(c, meta_dev, meta);
-    c.be.gather_i32(rows_dev, perm_k, index_dev, S, nk, nkf, stream);
-
+    const SampleKeys sk = sample_keys(c, perm_k, ranks, logw, nk);
     AttendArgs fused = c.base_args();
     fused.n_q = nq;
-    fused.n_k = nkf;
+    fused.n_k = nk + m;
     fused.q = q;
     fused.k = k;
     fused.v = v;
     fused.q_rows = perm_q;
-    fused.k_rows = rows_dev;
-    fused.key_logw = reinterpret_cast<const float*>(meta_dev);
+    fused.k_rows = perm_k;
     fused.q_group = query_block_dev;
-    fused.k_group = meta_dev + S * nkf;
     fused.n_segments = int32_t(n_blocks);
     fused.q_seg = q_seg.data();
     fused.k_seg = k_seg.data();
     fused.n_tail_keys = m;
+    fused.tail_k_rows = sk.rows;
+    fused.tail_key_logw = sk.logw;
+    fused.tail_k_group = sk.group;
     fused.out = c.target_o(q0, nq);
     fused.lse = c.target_lse(q0, nq);
     c.be.attend(fused);

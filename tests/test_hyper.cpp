@@ -187,8 +187,9 @@ TEST_CASE("HYPER: merging attention over two key sets equals attention over thei
 
 TEST_CASE("HYPER: attend with segments and shared tail keys equals attention over own keys + tail") {
   // The primitive behind HYPER's fused block + sample call: gathered keys, segments (some empty),
-  // the last n_tail logical keys shared by every segment, log-weights (some −inf), exclusion
-  // groups, GQA, a causal mask on explicit positions; checked row by row in float64.
+  // the last n_tail logical keys shared by every segment with gathers, log-weights (some −inf)
+  // and exclusion groups of their own, GQA, a causal mask on explicit positions; checked row by
+  // row in float64.
   std::mt19937_64 rng(77);
   auto backend = longattn::make_cpu_backend(2);
   for (int round = 0; round < 6; ++round) {
@@ -211,8 +212,8 @@ TEST_CASE("HYPER: attend with segments and shared tail keys equals attention ove
     k_seg[size_t(n_seg)] = n_k - n_tail;
     std::sort(q_seg.begin(), q_seg.end());
     std::sort(k_seg.begin(), k_seg.end());
-    std::vector<int32_t> q_rows, k_rows, q_group, k_group;
-    std::vector<float> logw;
+    std::vector<int32_t> q_rows, k_rows, q_group, k_group, t_rows, t_group;
+    std::vector<float> logw, t_logw;
     std::vector<int64_t> q_pos, k_pos;
     for (int64_t s = 0; s < B * hq; ++s) {
       std::vector<int32_t> p(static_cast<size_t>(n_q));
@@ -221,12 +222,23 @@ TEST_CASE("HYPER: attend with segments and shared tail keys equals attention ove
       q_rows.insert(q_rows.end(), p.begin(), p.end());
       for (int64_t i = 0; i < n_q; ++i) q_group.push_back(int32_t(rng() % 4) - 1);
     }
-    for (int64_t s = 0; s < B * hkv; ++s)
-      for (int64_t j = 0; j < n_k; ++j) {
-        k_rows.push_back(int32_t(rng() % uint64_t(n_k)));  // repeats allowed (samples)
-        k_group.push_back(int32_t(rng() % 3));
-        logw.push_back(rng() % 11 == 0 ? -std::numeric_limits<float>::infinity() : float(rng() % 100) / 40.0f - 1.0f);
+    // own keys: a permutation's first n_own entries; the tail: any rows, repeats allowed (samples)
+    const int64_t n_own = n_k - n_tail;
+    auto random_logw = [&] {
+      return rng() % 11 == 0 ? -std::numeric_limits<float>::infinity() : float(rng() % 100) / 40.0f - 1.0f;
+    };
+    for (int64_t s = 0; s < B * hkv; ++s) {
+      std::vector<int32_t> p(static_cast<size_t>(n_k));
+      std::iota(p.begin(), p.end(), 0);
+      std::shuffle(p.begin(), p.end(), rng);
+      k_rows.insert(k_rows.end(), p.begin(), p.begin() + n_own);
+      for (int64_t j = 0; j < n_own; ++j) k_group.push_back(int32_t(rng() % 3)), logw.push_back(random_logw());
+      for (int64_t j = 0; j < n_tail; ++j) {
+        t_rows.push_back(int32_t(rng() % uint64_t(n_k)));
+        t_group.push_back(int32_t(rng() % 3));
+        t_logw.push_back(random_logw());
       }
+    }
     for (int64_t i = 0; i < n_q; ++i) q_pos.push_back(int64_t(rng() % uint64_t(n_k)));
     for (int64_t j = 0; j < n_k; ++j) k_pos.push_back(int64_t(rng() % uint64_t(n_k)));
 
@@ -252,6 +264,10 @@ TEST_CASE("HYPER: attend with segments and shared tail keys equals attention ove
     a.q_seg = q_seg.data();
     a.k_seg = k_seg.data();
     a.n_tail_keys = n_tail;
+    a.tail_k_rows = t_rows.data();
+    a.tail_key_logw = t_logw.data();
+    a.tail_k_group = t_group.data();
+    if (round == 3) a.key_logw = nullptr, a.k_group = nullptr;  // the tail's own arrays only
     a.out = o.view();
     a.lse = l.view();
     REQUIRE(backend->supports_tail_keys());
@@ -273,14 +289,17 @@ TEST_CASE("HYPER: attend with segments and shared tail keys equals attention ove
           double mx = -INFINITY;
           std::vector<std::pair<int64_t, double>> terms;  // (physical key row, logit)
           for (int64_t j : keys) {
-            const size_t kj = size_t((b * hkv + hk) * n_k + j);
-            const int64_t kp = k_rows[kj];
-            if (qg >= 0 && qg == k_group[kj]) continue;
+            const bool own = j < n_own;
+            const size_t kj = own ? size_t((b * hkv + hk) * n_own + j) : size_t((b * hkv + hk) * n_tail + j - n_own);
+            const int64_t kp = own ? k_rows[kj] : t_rows[kj];
+            const int32_t kg = own ? (a.k_group ? k_group[kj] : -1) : t_group[kj];
+            const double lw = own ? (a.key_logw ? logw[kj] : 0.0) : t_logw[kj];
+            if (qg >= 0 && qg == kg) continue;
             if (causal && k_pos[size_t(kp)] > q_pos[size_t(phys)]) continue;
-            if (std::isinf(logw[kj])) continue;
+            if (std::isinf(lw)) continue;
             double dot = 0;
             for (int32_t e = 0; e < d; ++e) dot += double(q.get(b, phys, h, e)) * k.get(b, kp, hk, e);
-            terms.push_back({kp, 0.3 * dot + logw[kj]});
+            terms.push_back({kp, 0.3 * dot + lw});
             mx = std::max(mx, terms.back().second);
           }
           const double lse_got = l.get(b, phys, h, 0);

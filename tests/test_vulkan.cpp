@@ -117,8 +117,8 @@ struct AttendData {
   HostTensor q, k, v, out, lse;
   std::vector<int64_t> q_pos, k_pos, q_seg, k_seg;
   int64_t n_tail = 0;
-  std::vector<int32_t> q_rows, k_rows, q_group, k_group;
-  std::vector<float> key_logw;
+  std::vector<int32_t> q_rows, k_rows, q_group, k_group, tail_rows, tail_group;
+  std::vector<float> key_logw, tail_logw;
 };
 
 std::vector<int32_t> permutations(std::mt19937_64& rng, int64_t sets, int64_t n) {
@@ -191,6 +191,22 @@ AttendData make_data(const AttendCase& c, uint64_t seed) {
     x.q_seg = cuts(rng, c.n_q, n_seg);
     if (c.tail) x.n_tail = 1 + int64_t(rng() % uint64_t(c.n_k));
     x.k_seg = cuts(rng, c.n_k - x.n_tail, n_seg);
+    if (x.n_tail > 0) {  // each (batch, KV head)'s last n_tail key entries become the tail's own arrays
+      const int64_t own = c.n_k - x.n_tail;
+      auto split = [&](auto& all, auto& tail) {
+        if (all.empty()) return;
+        std::remove_reference_t<decltype(all)> mine;
+        for (int64_t sgi = 0; sgi < c.batch * c.hkv; ++sgi) {
+          const auto first = all.begin() + sgi * c.n_k;
+          mine.insert(mine.end(), first, first + own);
+          tail.insert(tail.end(), first + own, first + c.n_k);
+        }
+        all = std::move(mine);
+      };
+      split(x.k_rows, x.tail_rows);
+      split(x.key_logw, x.tail_logw);
+      split(x.k_group, x.tail_group);
+    }
   }
   return x;
 }
@@ -226,6 +242,9 @@ void run_attend(Backend& be, const AttendCase& c, const AttendData& x, HostTenso
     a.q_seg = x.q_seg.data();
     a.k_seg = x.k_seg.data();
     a.n_tail_keys = x.n_tail;
+    a.tail_k_rows = m.put(x.tail_rows);
+    a.tail_key_logw = m.put(x.tail_logw);
+    a.tail_k_group = m.put(x.tail_group);
   }
   out = x.out;
   lse = x.lse;

@@ -84,8 +84,22 @@ struct Plan {
 int64_t q_phys(const AttendArgs& a, int64_t b, int64_t h, int64_t i) {
   return a.q_rows ? a.q_rows[(b * a.n_q_heads + h) * a.n_q + i] : i;
 }
+// Where logical key j of (batch b, KV head hk) finds its gather, log-weight and group: entry i
+// of the own keys' arrays, or of the shared tail's (AttendArgs::n_tail_keys).
+struct KeyArrays {
+  const int32_t* rows;
+  const float* logw;
+  const int32_t* group;
+  int64_t i;
+};
+KeyArrays key_arrays(const AttendArgs& a, int64_t b, int64_t hk, int64_t j) {
+  const int64_t tail = a.n_segments > 0 ? a.n_tail_keys : 0, own = a.n_k - tail;
+  if (j < own) return {a.k_rows, a.key_logw, a.k_group, (b * a.n_kv_heads + hk) * own + j};
+  return {a.tail_k_rows, a.tail_key_logw, a.tail_k_group, (b * a.n_kv_heads + hk) * tail + (j - own)};
+}
 int64_t k_phys(const AttendArgs& a, int64_t b, int64_t hk, int64_t j) {
-  return a.k_rows ? a.k_rows[(b * a.n_kv_heads + hk) * a.n_k + j] : j;
+  const KeyArrays f = key_arrays(a, b, hk, j);
+  return f.rows ? f.rows[f.i] : j;
 }
 int64_t q_position(const AttendArgs& a, int64_t phys) { return a.q_pos ? a.q_pos[phys] : a.q_pos0 + phys; }
 int64_t k_position(const AttendArgs& a, int64_t phys) { return a.k_pos ? a.k_pos[phys] : a.k_pos0 + phys; }
@@ -375,8 +389,10 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
   else
     K.qk(s.qt, rpad, d, s.krows, nc, s.st);
   if (a.softcap > 0) K.softcap(s.st, int64_t(nc) * rpad, a.softcap, a.softcap * kLog2e);
-  if (a.key_logw) {
-    const float* lw = a.key_logw + (u.b * a.n_kv_heads + w.hk) * a.n_k + j0;
+  // a tile lies within the own keys or within the tail: one set of arrays for all of it
+  const KeyArrays facts = key_arrays(a, u.b, w.hk, j0);
+  if (facts.logw) {
+    const float* lw = facts.logw + facts.i;
     for (int c = 0; c < nc; ++c) {
       const float add = lw[c] * kLog2e;
       float* row = s.st + size_t(c) * rpad;
@@ -401,8 +417,8 @@ void head_tile(const Plan& P, const Unit& u, HeadWork& w, int64_t j0, int nc, Ti
         if (!a.mask.allows(s.qpos[r], s.kpos[c])) row[r] = kNegInfF;
     }
   }
-  if (a.q_group && a.k_group) {
-    const int32_t* kg = a.k_group + (u.b * a.n_kv_heads + w.hk) * a.n_k + j0;
+  if (a.q_group && facts.group) {
+    const int32_t* kg = facts.group + facts.i;
     for (int c = 0; c < nc; ++c) {
       float* row = s.st + size_t(c) * rpad;
       for (int r = 0; r < rows; ++r)

@@ -38,6 +38,7 @@ struct AttendGpuArgs {
   int32_t n_tail;
   uint64_t add_mask, alibi_slopes, sinks;
   int64_t mask_stride[4];
+  uint64_t tail_k_rows, tail_key_logw, tail_k_group;
 };
 
 // Split-KV phases (PHASE in attend.comp); the splits are merged by attend_combine.comp.
@@ -316,7 +317,12 @@ Block common_block(const AttendArgs& a) {
   g.window_left = a.mask.window_left;
   g.window_right = a.mask.window_right;
   g.n_global = a.mask.n_global;
-  g.n_tail = a.n_segments > 0 ? int32_t(a.n_tail_keys) : 0;
+  if (a.n_segments > 0 && a.n_tail_keys > 0) {
+    g.n_tail = int32_t(a.n_tail_keys);
+    g.tail_k_rows = addr(a.tail_k_rows);
+    g.tail_key_logw = addr(a.tail_key_logw);
+    g.tail_k_group = addr(a.tail_k_group);
+  }
   g.causal = a.mask.causal ? 1 : 0;
   g.softcap = a.softcap;
   g.qscale = a.softcap > 0.0f ? a.scale : a.scale * kLog2e;
@@ -378,7 +384,7 @@ int32_t coopmat_diagnostic() {
 // The call needs the cooperative-matrix kernel's general variant (GENERAL = true): gathers, explicit
 // positions, log-weights or exclusion groups.
 bool coopmat_general(const AttendArgs& a) {
-  return a.q_rows || a.q_pos || a.k_rows || a.k_pos || a.key_logw || a.q_group || a.k_group;
+  return a.q_rows || a.q_pos || a.k_rows || a.k_pos || a.key_logw || a.q_group || a.k_group || a.n_tail_keys > 0;
 }
 
 // The most keys one work item can visit: the longest segment's key range, or n_k.
@@ -455,7 +461,7 @@ bool decode_plan(VulkanBackend& backend, const AttendArgs& a, int64_t rows_per_k
       (rows_per_kv_head > kDecodeAutoRows || backend.coopmat_mode() == CoopmatMode::force))
     return false;
   if (a.add_mask.data || a.alibi_slopes || is_block_dtype(a.k.dtype) || is_block_dtype(a.v.dtype)) return false;
-  if (a.k_pos || a.k_rows || a.key_logw || a.q_group || a.k_group) return false;
+  if (a.k_pos || a.k_rows || a.key_logw || a.q_group || a.k_group || a.n_tail_keys > 0) return false;
   if (a.head_dim > kDecodeMaxDim || a.head_dim_v > kDecodeMaxDim) return false;
   if (!rows_vectorizable(a.k, a.head_dim) || !rows_vectorizable(a.v, a.head_dim_v)) return false;
   if (info.max_workgroup_invocations < uint32_t(kDecodeThreads)) return false;
@@ -572,8 +578,10 @@ void record_decode(VulkanBackend& backend, const AttendArgs& a, const DecodePlan
 
 void record_attend(VulkanBackend& backend, const AttendArgs& a) {
   if (a.batch == 0 || a.n_q == 0) return;
-  if (a.n_tail_keys > 0 && (a.n_segments <= 0 || !a.k_rows || a.n_tail_keys > a.n_k || a.n_tail_keys > INT32_MAX))
-    throw Error(LONGATTN_ERROR_INTERNAL, "Vulkan: shared tail keys need segments, gathered keys and n_tail ≤ n_k");
+  if (a.n_tail_keys > 0 &&
+      (a.n_segments <= 0 || (!a.k_rows && a.n_k > a.n_tail_keys) || !a.tail_k_rows || a.n_tail_keys > a.n_k ||
+       a.n_tail_keys > INT32_MAX))
+    throw Error(LONGATTN_ERROR_INTERNAL, "Vulkan: shared tail keys need segments, gathered own and tail keys, n_tail ≤ n_k");
   Device& dev = backend.device();
   const int32_t out_dtype = a.state ? LONGATTN_DTYPE_F32 : a.out.dtype;
   const int32_t group = a.n_q_heads / a.n_kv_heads;

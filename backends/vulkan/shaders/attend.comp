@@ -220,9 +220,9 @@ void main() {
   const int64_t q_lo = sRange[0], q_hi = sRange[1];
 
   // ---- key tiles ----
-  const bool affine_k = A.k_pos == 0 && A.k_rows == 0;
-  const bool has_groups = A.q_group != 0 && A.k_group != 0;
-  const bool need_meta = !affine_k || A.key_logw != 0 || has_groups;
+  const bool affine_k = A.k_pos == 0 && !keys_gathered(A);
+  const bool has_groups = A.q_group != 0 && keys_have_groups(A);
+  const bool need_meta = !affine_k || keys_have_logw(A) || has_groups;
   int64_t rb[2], re[2];
   const int n_ranges = key_ranges(A, affine_k, q_lo, q_hi, it.kb, it.ke, rb[0], re[0], rb[1], re[1]);
   int64_t t_begin = 0, t_end = kFarHigh;
@@ -230,7 +230,7 @@ void main() {
 
   const bool softcap_on = A.softcap > 0.0;
   const float softcap_log2 = A.softcap * kLog2e;
-  const int64_t kv_row0 = (b * A.hkv + hk) * A.n_k;  // index base of k_rows / key_logw / k_group
+  const int64_t kv_bh = b * A.hkv + hk;  // KV head row of k_rows / key_logw / k_group (key_arrays)
   const uint64_t k_head = A.k + uint64_t(b * A.k_stride[0] + hk * A.k_stride[2]);
   const uint64_t v_head = A.v + uint64_t(b * A.v_stride[0] + hk * A.v_stride[2]);
   const bool has_mask = A.add_mask != 0;
@@ -256,11 +256,12 @@ void main() {
           const int c = tid;
           if (c < nc) {
             const int64_t j = j0 + c;
-            const int64_t phys = A.k_rows != 0 ? int64_t(ld_i32(A.k_rows, kv_row0 + j)) : j;
+            const KeyArrays ka = key_arrays(A, kv_bh, j);
+            const int64_t phys = ka.rows != 0 ? int64_t(ld_i32(ka.rows, ka.i)) : j;
             sKphys[c] = phys;
             sKpos[c] = A.k_pos != 0 ? ld_i64(A.k_pos, phys) : A.k_pos0 + phys;
-            sKlogw[c] = A.key_logw != 0 ? ld_f32(A.key_logw, kv_row0 + j) * kLog2e : 0.0;
-            sKgroup[c] = has_groups ? ld_i32(A.k_group, kv_row0 + j) : -2;
+            sKlogw[c] = ka.logw != 0 ? ld_f32(ka.logw, ka.i) * kLog2e : 0.0;
+            sKgroup[c] = has_groups && ka.group != 0 ? ld_i32(ka.group, ka.i) : -2;
           }
         }
         barrier();

@@ -28,8 +28,26 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Arg
   uint64_t alibi_slopes;  // f32 [hq]
   uint64_t sinks;         // f32 [hq], natural-log logits
   int64_t mask_stride[4]; // bytes; 0 on a broadcast axis (batch or heads of size 1)
+  // the shared tail's own gathers, log-weights and groups (n_tail > 0), [(b·hkv + h)·n_tail + t]
+  uint64_t tail_k_rows, tail_key_logw, tail_k_group;
 };
 // Segment table at args + table_offset: seg_q[n_seg + 1], seg_k[n_seg + 1], tile_start[n_seg + 1].
+
+// Where logical key j of KV head row bh = b·hkv + h finds its gather, log-weight and group:
+// entry i of the own keys' arrays ([bh·n_own + j], n_own = n_k − n_tail), or of the shared
+// tail's ([bh·n_tail + j − n_own]). Absent arrays are 0.
+struct KeyArrays {
+  uint64_t rows, logw, group;
+  int64_t i;
+};
+KeyArrays key_arrays(Args A, int64_t bh, int64_t j) {
+  const int64_t own = A.n_k - int64_t(A.n_tail);
+  if (j < own) return KeyArrays(A.k_rows, A.key_logw, A.k_group, bh * own + j);
+  return KeyArrays(A.tail_k_rows, A.tail_key_logw, A.tail_k_group, bh * int64_t(A.n_tail) + (j - own));
+}
+bool keys_gathered(Args A) { return A.k_rows != 0 || A.tail_k_rows != 0; }
+bool keys_have_logw(Args A) { return A.key_logw != 0 || A.tail_key_logw != 0; }
+bool keys_have_groups(Args A) { return A.k_group != 0 || A.tail_k_group != 0; }
 
 // Split-KV phases (specialization constant PHASE of the attend shaders).
 const int kPhaseDirect = 0;   // write out/lse or the running state

@@ -213,7 +213,7 @@ Row row_of(Args A, Item it, int r) {
   q.group = -1;
   if (GENERAL && q.valid && A.q_rows != 0) q.phys = int64_t(ld_i32(A.q_rows, (it.b * A.hq + q.h) * A.n_q + i));
   q.pos = GENERAL && q.valid && A.q_pos != 0 ? ld_i64(A.q_pos, q.phys) : A.q_pos0 + q.phys;
-  if (GENERAL && q.valid && A.q_group != 0 && A.k_group != 0)
+  if (GENERAL && q.valid && A.q_group != 0 && keys_have_groups(A))
     q.group = ld_i32(A.q_group, (it.b * A.hq + q.h) * A.n_q + i);
   return q;
 }
@@ -231,9 +231,11 @@ Row row_at(Args A, Item it, int r) {
   return q;
 }
 
-// Physical K/V row of logical key j.
-int64_t key_phys(Args A, int64_t kv_row0, int64_t j) {
-  return GENERAL && A.k_rows != 0 ? int64_t(ld_i32(A.k_rows, kv_row0 + j)) : j;
+// Physical K/V row of logical key j (kv_bh = b·hkv + KV head).
+int64_t key_phys(Args A, int64_t kv_bh, int64_t j) {
+  if (!GENERAL) return j;
+  const KeyArrays ka = key_arrays(A, kv_bh, j);
+  return ka.rows != 0 ? int64_t(ld_i32(ka.rows, ka.i)) : j;
 }
 
 // GENERAL: what the softmax needs of column c of a key tile (first key j0, nc keys): the key's
@@ -246,13 +248,15 @@ struct KeyFacts {
   int group;
 };
 
-KeyFacts key_facts(Args A, int64_t kv_row0, int64_t j0, int nc, int c, bool any_mask, bool has_groups) {
+KeyFacts key_facts(Args A, int64_t kv_bh, int64_t j0, int nc, int c, bool any_mask, bool has_groups) {
   KeyFacts f = KeyFacts(kFarHigh, kNegInf, -2);
   if (c < nc) {
     const int64_t j = j0 + c;
-    if (any_mask) f.pos = A.k_pos != 0 ? ld_i64(A.k_pos, key_phys(A, kv_row0, j)) : A.k_pos0 + key_phys(A, kv_row0, j);
-    f.logw = A.key_logw != 0 ? ld_f32(A.key_logw, kv_row0 + j) * kLog2e : 0.0;
-    if (has_groups) f.group = ld_i32(A.k_group, kv_row0 + j);
+    const KeyArrays ka = key_arrays(A, kv_bh, j);
+    const int64_t phys = ka.rows != 0 ? int64_t(ld_i32(ka.rows, ka.i)) : j;
+    if (any_mask) f.pos = A.k_pos != 0 ? ld_i64(A.k_pos, phys) : A.k_pos0 + phys;
+    f.logw = ka.logw != 0 ? ld_f32(ka.logw, ka.i) * kLog2e : 0.0;
+    if (has_groups && ka.group != 0) f.group = ld_i32(ka.group, ka.i);
   }
   return f;
 }
@@ -288,11 +292,11 @@ void tile_at(int t, int n_t0, int64_t rb0, int64_t re0, int64_t rb1, int64_t re1
 
 // Unit i (of NKC or NVC) of this lane's share of a K or V tile: 16 bytes of key row j0 + c, zero
 // past the nc keys of the tile.
-uvec4 load_kv_unit(Args A, uint64_t head, int64_t row_bytes, int units, int64_t kv_row0, int64_t j0, int nc, int p) {
+uvec4 load_kv_unit(Args A, uint64_t head, int64_t row_bytes, int units, int64_t kv_bh, int64_t j0, int nc, int p) {
   const int c = p / units, u = p % units;
   if (p >= BK * units || c >= nc) return uvec4(0);
   if (DIAG == 4) return uvec4(uint(p));
-  return U32x4r(head + uint64_t(key_phys(A, kv_row0, j0 + c) * row_bytes) + uint64_t(u) * 16).v[0];
+  return U32x4r(head + uint64_t(key_phys(A, kv_bh, j0 + c) * row_bytes) + uint64_t(u) * 16).v[0];
 }
 
 // Score of column c (log2 units) of a row at position qpos: scale, softcap and, where `exact`, the
@@ -394,9 +398,9 @@ void main() {
   }
 
   // ---- key tiles (the first one's K/V and key facts are loaded now, ahead of Q) ----
-  const bool affine_k = !GENERAL || (A.k_pos == 0 && A.k_rows == 0);
-  const bool has_groups = GENERAL && A.q_group != 0 && A.k_group != 0;
-  const bool has_logw = GENERAL && A.key_logw != 0;
+  const bool affine_k = !GENERAL || (A.k_pos == 0 && !keys_gathered(A));
+  const bool has_groups = GENERAL && A.q_group != 0 && keys_have_groups(A);
+  const bool has_logw = GENERAL && keys_have_logw(A);
   int64_t rb0, re0, rb1, re1;
   const int n_ranges = key_ranges(A, affine_k, q_lo, q_hi, it.kb, it.ke, rb0, re0, rb1, re1);
   const int n_t0 = n_ranges > 0 ? int((re0 - rb0 + BK - 1) / BK) : 0;
@@ -412,7 +416,7 @@ void main() {
     full_lo = (banded && A.window_left >= 0 ? q_hi - A.window_left : kFarLow) - k_pos0;
     full_hi = min(A.causal != 0 ? q_lo : kFarHigh, banded && A.window_right >= 0 ? q_lo + A.window_right : kFarHigh) - k_pos0;
   }
-  const int64_t kv_row0 = (b * A.hkv + hk) * A.n_k;
+  const int64_t kv_bh = b * A.hkv + hk;  // KV head row of the key arrays (key_arrays)
   const uint64_t k_head = A.k + uint64_t(b * A.k_stride[0] + hk * A.k_stride[2]);
   const uint64_t v_head = A.v + uint64_t(b * A.v_stride[0] + hk * A.v_stride[2]);
   const int64_t k_row_bytes = A.k_stride[1], v_row_bytes = A.v_stride[1];
@@ -423,15 +427,15 @@ void main() {
     int64_t j0;
     int nc;
     tile_at(0, n_t0, rb0, re0, rb1, re1, j0, nc);
-    kf = key_facts(A, kv_row0, j0, nc, tid, any_mask, has_groups);
+    kf = key_facts(A, kv_bh, j0, nc, tid, any_mask, has_groups);
   }
   if (KV_PIPE != 0 && n_t > 0) {  // K (with KV_PIPE = 2 also V) of the first tile into registers
     int64_t j0;
     int nc;
     tile_at(0, n_t0, rb0, re0, rb1, re1, j0, nc);
-    [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j0, nc, tid + i * WG);
+    [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_bh, j0, nc, tid + i * WG);
     if (KV_PIPE == 2 && !PP)
-      [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
+      [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_bh, j0, nc, tid + i * WG);
   }
 
   // ---- Q rows as f16 in shared memory (kept there with Q_SHARED, else held as fragments) ----
@@ -560,16 +564,16 @@ void main() {
         int64_t j1;
         int nc1;
         tile_at(t + 1, n_t0, rb0, re0, rb1, re1, j1, nc1);
-        [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j1, nc1, tid + i * WG);
+        [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_bh, j1, nc1, tid + i * WG);
       }
       if (t < n_t)
-        [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
+        [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_bh, j0, nc, tid + i * WG);
     } else {
       // K(t) (and unless KV_PIPE = 1 V(t)) into shared memory: the last barrier ended every read of
       // the previous tile's K (and V)
       if (KV_PIPE == 0) {
-        [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j0, nc, tid + i * WG);
-        [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
+        [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_bh, j0, nc, tid + i * WG);
+        [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_bh, j0, nc, tid + i * WG);
       }
       [[unroll]] for (int i = 0; i < NKC; ++i) {
         const int p = tid + i * WG;
@@ -582,23 +586,23 @@ void main() {
         }
       }
       if (GENERAL && tid < BK) {  // the key facts (with KV_PIPE = 2 loaded a tile ahead, below)
-        if (KV_PIPE != 2 && t > 0) kf = key_facts(A, kv_row0, j0, nc, tid, any_mask, has_groups);
+        if (KV_PIPE != 2 && t > 0) kf = key_facts(A, kv_bh, j0, nc, tid, any_mask, has_groups);
         sKpos[tid] = kf.pos;
         sKlogw[tid] = kf.logw;
         sKgroup[tid] = kf.group;
       }
       // KV_PIPE = 1: V(t) global → registers, consumed after S(t) and its softmax
       if (KV_PIPE == 1)
-        [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j0, nc, tid + i * WG);
+        [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_bh, j0, nc, tid + i * WG);
       if (DIAG != 5) barrier();  // K(t) (V(t)) and the key metadata are visible
       // KV_PIPE = 2: K(t + 1) and V(t + 1) global → registers, in flight during the whole tile
       if (KV_PIPE == 2 && t + 1 < n_t) {
         int64_t j1;
         int nc1;
         tile_at(t + 1, n_t0, rb0, re0, rb1, re1, j1, nc1);
-        [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j1, nc1, tid + i * WG);
-        [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_row0, j1, nc1, tid + i * WG);
-        if (GENERAL && tid < BK) kf = key_facts(A, kv_row0, j1, nc1, tid, any_mask, has_groups);
+        [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_bh, j1, nc1, tid + i * WG);
+        [[unroll]] for (int i = 0; i < NVC; ++i) vreg[i] = load_kv_unit(A, v_head, v_row_bytes, VU, kv_bh, j1, nc1, tid + i * WG);
+        if (GENERAL && tid < BK) kf = key_facts(A, kv_bh, j1, nc1, tid, any_mask, has_groups);
       }
     }
 
@@ -825,7 +829,7 @@ void main() {
           int64_t j1;
           int nc1;
           tile_at(t + 1, n_t0, rb0, re0, rb1, re1, j1, nc1);
-          [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_row0, j1, nc1, tid + i * WG);
+          [[unroll]] for (int i = 0; i < NKC; ++i) kreg[i] = load_kv_unit(A, k_head, k_row_bytes, KU, kv_bh, j1, nc1, tid + i * WG);
         }
         if (DIAG != 5) barrier();  // V(t) and P are visible; every read of K(t) has ended
       } else if (!REG_SOFTMAX) {
