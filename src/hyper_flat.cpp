@@ -98,49 +98,6 @@ SampleKeys sample_keys(HyperContext& c, const int32_t* perm_k, const std::vector
   return {rows_dev, reinterpret_cast<const float*>(meta_dev + 2 * S), meta_dev + S};
 }
 
-// Steps 3–5 as two calls merged into the accumulator one after the other (backends without
-// shared tail keys).
-void hyper_blocks_then_samples(HyperContext& c, const View& q, const View& k, const View& v,
-                               const int32_t* perm_q, const int32_t* perm_k, const int32_t* query_block_dev,
-                               const std::vector<int64_t>& q_seg, const std::vector<int64_t>& k_seg,
-                               const std::vector<uint32_t>& ranks, float logw, int64_t q0, int64_t nq,
-                               int64_t nk, bool last) {
-  const int64_t n_blocks = int64_t(q_seg.size()) - 1;
-  AttendArgs blocks = c.base_args();
-  blocks.n_q = nq;
-  blocks.n_k = nk;
-  blocks.q = q;
-  blocks.k = k;
-  blocks.v = v;
-  blocks.q_rows = perm_q;
-  blocks.k_rows = perm_k;
-  blocks.n_segments = int32_t(n_blocks);
-  blocks.q_seg = q_seg.data();
-  blocks.k_seg = k_seg.data();
-  blocks.out = c.target_o(q0, nq);
-  blocks.lse = c.target_lse(q0, nq);
-  c.be.attend(blocks);
-  c.fold(q0, nq);
-
-  // ---- 4: sampled residual ----
-  const SampleKeys sk = sample_keys(c, perm_k, ranks, logw, nk);
-  AttendArgs residual = c.base_args();
-  residual.n_q = nq;
-  residual.n_k = c.samples;
-  residual.q = q;
-  residual.k = k;
-  residual.v = v;
-  residual.q_rows = perm_q;
-  residual.k_rows = sk.rows;
-  residual.key_logw = sk.logw;
-  residual.q_group = query_block_dev;
-  residual.k_group = sk.group;
-  residual.out = c.target_o(q0, nq);
-  residual.lse = c.target_lse(q0, nq);
-  c.be.attend(residual);
-  c.fold(q0, nq, last);
-}
-
 }  // namespace
 
 void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64_t nk,
@@ -191,7 +148,7 @@ void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64
     }
   }
 
-  // ---- 3: blocks in sorted order: query block β with key block β (segments) ----
+  // ---- segments: sorted query block β, key block β ----
   std::vector<int64_t> q_seg(static_cast<size_t>(n_blocks + 1)), k_seg(static_cast<size_t>(n_blocks + 1));
   for (int64_t beta = 0; beta <= n_blocks; ++beta) {
     q_seg[size_t(beta)] = beta * nq / n_blocks;
@@ -215,31 +172,47 @@ void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64
   int32_t* query_block_dev = c.ws.get<int32_t>(kSlotQueryBlock, size_t(n_qrows));
   c.be.segment_labels(query_block_dev, q_seg.data(), int32_t(n_blocks), B * hq, stream);
 
+  // ---- 3: query block β against key block β in sorted order (segments) ----
+  AttendArgs blocks = c.base_args();
+  blocks.n_q = nq;
+  blocks.n_k = nk;
+  blocks.q = q;
+  blocks.k = k;
+  blocks.v = v;
+  blocks.q_rows = perm_q;
+  blocks.k_rows = perm_k;
+  blocks.n_segments = int32_t(n_blocks);
+  blocks.q_seg = q_seg.data();
+  blocks.k_seg = k_seg.data();
+  blocks.out = c.target_o(q0, nq);
+  blocks.lse = c.target_lse(q0, nq);
+  const SampleKeys sk = sample_keys(c, perm_k, ranks, logw, nk);
   if (c.be.supports_tail_keys()) {
-    // ---- 3–5 in one call: block keys, then the samples as the keys every segment shares ----
-    const SampleKeys sk = sample_keys(c, perm_k, ranks, logw, nk);
-    AttendArgs fused = c.base_args();
-    fused.n_q = nq;
-    fused.n_k = nk + m;
-    fused.q = q;
-    fused.k = k;
-    fused.v = v;
-    fused.q_rows = perm_q;
-    fused.k_rows = perm_k;
-    fused.q_group = query_block_dev;
-    fused.n_segments = int32_t(n_blocks);
-    fused.q_seg = q_seg.data();
-    fused.k_seg = k_seg.data();
-    fused.n_tail_keys = m;
-    fused.tail_k_rows = sk.rows;
-    fused.tail_key_logw = sk.logw;
-    fused.tail_k_group = sk.group;
-    fused.out = c.target_o(q0, nq);
-    fused.lse = c.target_lse(q0, nq);
-    c.be.attend(fused);
+    // ---- 3–5 in one call: the samples join every segment as its shared tail keys ----
+    blocks.n_k = nk + m;
+    blocks.q_group = query_block_dev;
+    blocks.n_tail_keys = m;
+    blocks.tail_k_rows = sk.rows;
+    blocks.tail_key_logw = sk.logw;
+    blocks.tail_k_group = sk.group;
+    c.be.attend(blocks);
     c.fold(q0, nq, last);
   } else {
-    hyper_blocks_then_samples(c, q, k, v, perm_q, perm_k, query_block_dev, q_seg, k_seg, ranks, logw, q0, nq, nk, last);
+    // ---- 3, then 4 (sampled residual) in a call of its own, each merged in turn ----
+    c.be.attend(blocks);
+    c.fold(q0, nq);
+    AttendArgs residual = blocks;
+    residual.n_k = m;
+    residual.k_rows = sk.rows;
+    residual.key_logw = sk.logw;
+    residual.q_group = query_block_dev;
+    residual.k_group = sk.group;
+    residual.n_segments = 0;
+    residual.q_seg = residual.k_seg = nullptr;
+    residual.out = c.target_o(q0, nq);
+    residual.lse = c.target_lse(q0, nq);
+    c.be.attend(residual);
+    c.fold(q0, nq, last);
   }
 
   if (record) {

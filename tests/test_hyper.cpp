@@ -329,6 +329,93 @@ TEST_CASE("HYPER: attend with segments and shared tail keys equals attention ove
   }
 }
 
+namespace {
+// The CPU backend without shared tail keys: the planner then makes the two calls per node that
+// backends without them (CUDA) make.
+using longattn::View;
+class CpuWithoutTailKeys final : public longattn::Backend {
+ public:
+  CpuWithoutTailKeys() : cpu_(longattn::make_cpu_backend(2)) {}
+  longattn_backend kind() const override { return cpu_->kind(); }
+  std::string device_name() const override { return cpu_->device_name(); }
+  void* alloc(size_t bytes) override { return cpu_->alloc(bytes); }
+  void free(void* p) override { cpu_->free(p); }
+  void upload(void* d, const void* s, size_t n, void* st) override { cpu_->upload(d, s, n, st); }
+  void download(void* d, const void* s, size_t n, void* st) override { cpu_->download(d, s, n, st); }
+  void copy(void* d, const void* s, size_t n, void* st) override { cpu_->copy(d, s, n, st); }
+  void synchronize(void* st) override { cpu_->synchronize(st); }
+  bool supports_tail_keys() const override { return false; }
+  void attend(const longattn::AttendArgs& a) override {
+    REQUIRE(a.n_tail_keys == 0);
+    cpu_->attend(a);
+  }
+  void state_init(longattn::RunningState& s, int64_t b, int32_t h, int64_t r, int32_t dv, void* st) override {
+    cpu_->state_init(s, b, h, r, dv, st);
+  }
+  void state_finish(const longattn::RunningState& s, int64_t b, int32_t h, int64_t r, int32_t dv, const View& o,
+                    const View& l, void* st) override {
+    cpu_->state_finish(s, b, h, r, dv, o, l, st);
+  }
+  void merge(const View& a, const View& la, const View& b, const View& lb, const View& o, const View& lo,
+             void* st) override {
+    cpu_->merge(a, la, b, lb, o, lo, st);
+  }
+  void lsh_codes(const View& x, const float* G, int32_t r, const float* c, uint16_t* codes, void* st) override {
+    cpu_->lsh_codes(x, G, r, c, codes, st);
+  }
+  void counting_sort(const uint16_t* codes, int64_t n_seg, int64_t n, int32_t r, int32_t* perm, void* st) override {
+    cpu_->counting_sort(codes, n_seg, n, r, perm, st);
+  }
+
+ private:
+  std::unique_ptr<longattn::Backend> cpu_;
+};
+}  // namespace
+
+TEST_CASE("HYPER: the fused block + sample call equals blocks and samples merged (two calls)") {
+  for (bool causal : {false, true}) {
+    HyperCase c;
+    c.batch = 2;
+    c.n_q = c.n_k = 1300;
+    c.hq = 4;
+    c.hkv = 2;
+    c.causal = causal;
+    c.block = 64;
+    c.samples = 48;
+    c.min_len = 256;
+    const Inputs in = random_inputs(c, 41 + causal);
+    const longattn::AttentionConfig cfg = test::config_of(desc_of(c));
+    Output o[2] = {make_output(c), make_output(c)};
+    HyperChoices ch;
+    ch.force_hyper_path = true;
+    for (int x = 0; x < 2; ++x) {  // 0: the CPU backend (fused), 1: without tail keys, replaying
+      ch.mode = x == 0 ? HyperChoices::Mode::record : HyperChoices::Mode::replay;
+      ch.cursor = 0;
+      std::unique_ptr<longattn::Backend> be =
+          x == 0 ? longattn::make_cpu_backend(2) : std::unique_ptr<longattn::Backend>(new CpuWithoutTailKeys);
+      longattn::Workspace ws(*be);
+      longattn::Problem p;
+      p.cfg = &cfg;
+      p.batch = c.batch, p.n_q = c.n_q, p.n_k = c.n_k, p.q_pos0 = c.pos0(), p.ws = &ws;
+      p.q = in.q.view(), p.k = in.k.view(), p.v = in.v.view(), p.out = o[x].out.view(), p.lse = o[x].lse.view();
+      longattn::run_hyper_with_choices(*be, p, &ch);
+    }
+    INFO("causal=", causal, " nodes=", ch.nodes.size());
+    CHECK(ch.nodes.size() >= (causal ? 3u : 1u));
+    double worst = 0, worst_lse = 0, scale = 0;
+    o[0].out.each([&](int64_t b, int64_t n, int64_t h, int64_t e) {
+      worst = std::max(worst, double(std::fabs(o[0].out.get(b, n, h, e) - o[1].out.get(b, n, h, e))));
+      scale = std::max(scale, double(std::fabs(o[0].out.get(b, n, h, e))));
+    });
+    o[0].lse.each([&](int64_t b, int64_t n, int64_t h, int64_t) {
+      worst_lse = std::max(worst_lse, double(std::fabs(o[0].lse.get(b, n, h, 0) - o[1].lse.get(b, n, h, 0))));
+    });
+    CHECK(scale > 0.01);
+    CHECK(worst < 1e-5 * std::max(1.0, scale));
+    CHECK(worst_lse < 1e-5);
+  }
+}
+
 TEST_CASE("HYPER: Gray ranks walk the hypercube one bit at a time (r = 1..16)") {
   for (uint32_t r = 1; r <= 16; ++r) {
     int64_t bad = 0;
