@@ -109,10 +109,10 @@ inline Output run_api(const HyperCase& c, const Inputs& in, longattn_algorithm a
   return o;
 }
 
-// Directly through the planner on a CPU backend, with recorded / injected choices.
-inline Output run_direct(const HyperCase& c, const Inputs& in, longattn::HyperChoices* choices, int threads = 2) {
-  auto backend = longattn::make_cpu_backend(threads);
-  longattn::Workspace ws(*backend);
+// Directly through the planner on `backend`, with recorded / injected choices.
+inline Output run_on(longattn::Backend& backend, const HyperCase& c, const Inputs& in,
+                     longattn::HyperChoices* choices) {
+  longattn::Workspace ws(backend);
   const longattn::AttentionConfig cfg = test::config_of(desc_of(c));
   Output o = make_output(c);
   longattn::Problem p;
@@ -127,8 +127,14 @@ inline Output run_direct(const HyperCase& c, const Inputs& in, longattn::HyperCh
   p.lse = o.lse.view();
   p.q_pos0 = c.pos0();
   p.ws = &ws;
-  longattn::run_hyper_with_choices(*backend, p, choices);
+  longattn::run_hyper_with_choices(backend, p, choices);
   return o;
+}
+
+// The same on a CPU backend of `threads` threads.
+inline Output run_direct(const HyperCase& c, const Inputs& in, longattn::HyperChoices* choices, int threads = 2) {
+  auto backend = longattn::make_cpu_backend(threads);
+  return run_on(*backend, c, in, choices);
 }
 
 // True when both tensors hold the same bytes element by element.

@@ -384,21 +384,14 @@ TEST_CASE("HYPER: the fused block + sample call equals blocks and samples merged
     c.samples = 48;
     c.min_len = 256;
     const Inputs in = random_inputs(c, 41 + causal);
-    const longattn::AttentionConfig cfg = test::config_of(desc_of(c));
-    Output o[2] = {make_output(c), make_output(c)};
+    Output o[2];
     HyperChoices ch;
     ch.force_hyper_path = true;
     for (int x = 0; x < 2; ++x) {  // 0: the CPU backend (fused), 1: without tail keys, replaying
       ch.mode = x == 0 ? HyperChoices::Mode::record : HyperChoices::Mode::replay;
-      ch.cursor = 0;
       std::unique_ptr<longattn::Backend> be =
           x == 0 ? longattn::make_cpu_backend(2) : std::unique_ptr<longattn::Backend>(new CpuWithoutTailKeys);
-      longattn::Workspace ws(*be);
-      longattn::Problem p;
-      p.cfg = &cfg;
-      p.batch = c.batch, p.n_q = c.n_q, p.n_k = c.n_k, p.q_pos0 = c.pos0(), p.ws = &ws;
-      p.q = in.q.view(), p.k = in.k.view(), p.v = in.v.view(), p.out = o[x].out.view(), p.lse = o[x].lse.view();
-      longattn::run_hyper_with_choices(*be, p, &ch);
+      o[x] = run_on(*be, c, in, &ch);
     }
     INFO("causal=", causal, " nodes=", ch.nodes.size());
     CHECK(ch.nodes.size() >= (causal ? 3u : 1u));
