@@ -119,6 +119,9 @@ struct AttendArgs {
   void* stream = nullptr;
 };
 
+// The shared tail keys a call has: n_tail_keys, which count only with segments.
+inline int64_t shared_tail_keys(const AttendArgs& a) { return a.n_segments > 0 ? a.n_tail_keys : 0; }
+
 // The set of primitives. One instance per context.
 class Backend {
  public:

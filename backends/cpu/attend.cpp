@@ -93,7 +93,7 @@ struct KeyArrays {
   int64_t i;
 };
 KeyArrays key_arrays(const AttendArgs& a, int64_t b, int64_t hk, int64_t j) {
-  const int64_t tail = a.n_segments > 0 ? a.n_tail_keys : 0, own = a.n_k - tail;
+  const int64_t tail = shared_tail_keys(a), own = a.n_k - tail;
   if (j < own) return {a.k_rows, a.key_logw, a.k_group, (b * a.n_kv_heads + hk) * own + j};
   return {a.tail_k_rows, a.tail_key_logw, a.tail_k_group, (b * a.n_kv_heads + hk) * tail + (j - own)};
 }
@@ -448,7 +448,7 @@ KeyRanges unit_ranges(const Plan& P, const Unit& u, const HeadWork& w) {
     r.push({kb, ke});  // gathered keys: positions known per tile only
   }
   // the keys every segment shares (positions, if any mask needs them, are checked per tile)
-  const int64_t tail = P.a->n_segments > 0 ? P.a->n_tail_keys : 0;
+  const int64_t tail = shared_tail_keys(*P.a);
   if (tail > 0) r.push({P.a->n_k - tail, P.a->n_k});
   return r;
 }

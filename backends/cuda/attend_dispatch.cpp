@@ -165,7 +165,7 @@ int flash_blocks_per_sm_dim(int head_dim, FlashVariant variant, bool bf16) {
 
 void attend(const AttendArgs& a, const DeviceProps& dev, ScratchPool& scratch, cudaStream_t stream) {
   if (a.batch == 0 || a.n_q == 0 || a.n_q_heads == 0) return;
-  if (a.n_tail_keys > 0)  // supports_tail_keys() is false: the planner makes two calls instead
+  if (shared_tail_keys(a) > 0)  // supports_tail_keys() is false: the planner makes two calls instead
     throw Error(LONGATTN_ERROR_INTERNAL, "CUDA: attend does not take shared tail keys");
   AttendParams p = base_params(a);
   const ExtrasParams extras = extras_params(a);

@@ -317,7 +317,7 @@ Block common_block(const AttendArgs& a) {
   g.window_left = a.mask.window_left;
   g.window_right = a.mask.window_right;
   g.n_global = a.mask.n_global;
-  if (a.n_segments > 0 && a.n_tail_keys > 0) {
+  if (shared_tail_keys(a) > 0) {
     g.n_tail = int32_t(a.n_tail_keys);
     g.tail_k_rows = addr(a.tail_k_rows);
     g.tail_key_logw = addr(a.tail_key_logw);
