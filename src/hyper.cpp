@@ -60,21 +60,24 @@ AttendArgs HyperContext::base_args() const {
   return a;
 }
 
-View HyperContext::target_o(int64_t r0, int64_t n) const {
+View HyperContext::target_o(int64_t r0, int64_t n, bool last) const {
   if (!acc_started && (r0 != 0 || n != n_q))
     throw Error(LONGATTN_ERROR_INTERNAL, "HYPER planner: the first piece covers rows [" +
                                              std::to_string(r0) + ", " + std::to_string(r0 + n) +
                                              ") instead of all " + std::to_string(n_q));
+  if (!acc_started && last) return p.out;  // the only piece: no accumulator, no conversion after it
   return row_slice(acc_started ? part_o : acc_o, r0, n);
 }
 
-View HyperContext::target_lse(int64_t r0, int64_t n) const {
+View HyperContext::target_lse(int64_t r0, int64_t n, bool last) const {
+  if (!acc_started && last) return p.lse;  // data == nullptr when the caller wants none
   return row_slice(acc_started ? part_lse : acc_lse, r0, n);
 }
 
 void HyperContext::fold(int64_t r0, int64_t n, bool last) {
   if (!acc_started) {
     acc_started = true;
+    if (last) output_written = true;  // target_o gave the caller's out
     return;
   }
   const View ao = row_slice(acc_o, r0, n), al = row_slice(acc_lse, r0, n);

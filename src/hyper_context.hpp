@@ -75,11 +75,12 @@ struct HyperContext {
   AttendArgs base_args() const;
 
   // Where a piece covering query rows [r0, r0 + n) writes: the accumulator itself for the very
-  // first piece (it must cover every row), else the partial buffer.
-  View target_o(int64_t r0, int64_t n) const;
-  View target_lse(int64_t r0, int64_t n) const;
+  // first piece (it must cover every row), else the partial buffer. last: no piece follows; a
+  // first piece that is also the last (one non-causal node) writes the caller's out and lse.
+  View target_o(int64_t r0, int64_t n, bool last = false) const;
+  View target_lse(int64_t r0, int64_t n, bool last = false) const;
   // After the piece ran: acc[r0, r0 + n) = merge(acc, partial) (no-op for the first piece).
-  // last: no piece follows; when it covers every row the merge writes the caller's out.
+  // last: as for target_o; when the piece covers every row the merge writes the caller's out.
   void fold(int64_t r0, int64_t n, bool last = false);
 
   // Uploads the projections (once per call) and computes the centre of the node's keys

@@ -184,10 +184,11 @@ void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64
   blocks.n_segments = int32_t(n_blocks);
   blocks.q_seg = q_seg.data();
   blocks.k_seg = k_seg.data();
-  blocks.out = c.target_o(q0, nq);
-  blocks.lse = c.target_lse(q0, nq);
   const SampleKeys sk = sample_keys(c, perm_k, ranks, logw, nk);
-  if (c.be.supports_tail_keys()) {
+  const bool one_call = c.be.supports_tail_keys();
+  blocks.out = c.target_o(q0, nq, one_call && last);
+  blocks.lse = c.target_lse(q0, nq, one_call && last);
+  if (one_call) {
     // ---- 3–5 in one call: the samples join every segment as its shared tail keys ----
     blocks.n_k = nk + m;
     blocks.q_group = query_block_dev;
