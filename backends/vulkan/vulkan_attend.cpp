@@ -261,15 +261,22 @@ struct Block {
     g.n_groups = a.batch * g.hkv * g.n_head_blocks * g.n_tiles;
   }
 
-  // Bytes handed to the dispatch: the block, then seg_q, seg_k, tile_start.
+  // Bytes handed to the dispatch: the block, then seg_q, seg_k, tile_start (int64 each) and,
+  // with several segments, each query tile's segment (int32 [n_tiles]): a workgroup finds its
+  // segment with one load instead of a binary search over tile_start (one dependent load per
+  // step, before anything else of the work item can start).
   std::vector<uint8_t> bytes() const {
     const size_t n = seg_q.size();
-    std::vector<uint8_t> out(size_t(g.table_offset) + 3 * n * sizeof(int64_t), 0);
+    const size_t n_tile_segments = n > 2 ? size_t(g.n_tiles) : 0;
+    std::vector<uint8_t> out(size_t(g.table_offset) + 3 * n * sizeof(int64_t) + n_tile_segments * sizeof(int32_t), 0);
     std::memcpy(out.data(), &g, sizeof g);
     auto* table = reinterpret_cast<int64_t*>(out.data() + g.table_offset);
     std::copy(seg_q.begin(), seg_q.end(), table);
     std::copy(seg_k.begin(), seg_k.end(), table + n);
     std::copy(tile_start.begin(), tile_start.end(), table + 2 * n);
+    auto* tile_segment = reinterpret_cast<int32_t*>(table + 3 * n);
+    for (size_t s = 0; s + 1 < n && n_tile_segments > 0; ++s)
+      for (int64_t t = tile_start[s]; t < tile_start[s + 1]; ++t) tile_segment[t] = int32_t(s);
     return out;
   }
 };

@@ -104,14 +104,11 @@ Item decode_item(Args A, uint64_t id, bool split_ids) {
   it.hk = int(rest % A.hkv);
   it.b = rest / A.hkv;
 
+  // the table (vulkan_attend.cpp, Block::bytes): seg_q, seg_k, tile_start [n_seg + 1] each, then
+  // with several segments the segment s of every query tile (tile_start[s] ≤ tile < tile_start[s + 1])
   const uint64_t table = pc.args + uint64_t(A.table_offset);
   const int64_t n_seg = A.n_segments;
-  int64_t lo = 0, hi = n_seg - 1;  // segment s with tile_start[s] ≤ tile < tile_start[s + 1]
-  while (lo < hi) {
-    const int64_t mid = (lo + hi + 1) / 2;
-    if (ld_i64(table, 2 * (n_seg + 1) + mid) <= tile) lo = mid; else hi = mid - 1;
-  }
-  const int64_t seg = lo;
+  const int64_t seg = n_seg > 1 ? int64_t(ld_i32(table + uint64_t(3 * (n_seg + 1) * 8), tile)) : 0;
   it.q0 = ld_i64(table, seg) + (tile - ld_i64(table, 2 * (n_seg + 1) + seg)) * A.tr;
   it.q1 = min(it.q0 + A.tr, ld_i64(table, seg + 1));
   it.kb = ld_i64(table, n_seg + 1 + seg);
