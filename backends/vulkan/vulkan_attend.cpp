@@ -619,6 +619,8 @@ void record_attend(VulkanBackend& backend, const AttendArgs& a) {
       const std::vector<uint8_t> bytes = blk.bytes();
       // the plain case (affine positions, no log-weights or groups) skips every per-element feature
       const bool general = coopmat_general(a);
+      // every pair allowed: the general variant leaves out positions and tile classification
+      const bool unmasked = !a.mask.causal && a.mask.window_left < 0 && a.mask.window_right < 0;
       const CoopmatLayout lay =
           !t.reg_softmax ? CoopmatLayout{} : t.khr ? backend.coopmat_layout_khr() : backend.coopmat_layout();
       VkPipeline p = dev.pipeline(t.khr ? "attend_coopmat_khr" : "attend_coopmat", {kCoopmatLanes * t.subgroups, t.bk, a.head_dim, a.head_dim_v,
@@ -626,7 +628,8 @@ void record_attend(VulkanBackend& backend, const AttendArgs& a) {
                                                      t.row_fragments, t.q_shared ? 1 : 0, t.kv_pipe,
                                                      t.reg_softmax ? 1 : 0, lay.lane_row_shift, lay.elem_row_hi,
                                                      int32_t(lay.elem_cols), lay.lane_col_step, coopmat_diagnostic(),
-                                                     t.transposed ? 1 : 0, kCoopmatRightOperandMark, t.pingpong ? 1 : 0});
+                                                     t.transposed ? 1 : 0, kCoopmatRightOperandMark, t.pingpong ? 1 : 0,
+                                                     general && unmasked ? 1 : 0});
       backend.stream().dispatch(p, bytes.data(), bytes.size(), uint64_t(blk.g.n_groups), "attend_coopmat");
       return;
     }

@@ -119,6 +119,10 @@ layout(constant_id = 17) const int KB_MARK = 16;
 // P(t − 1), O += P(t − 1)·V(t − 1), S(t) = Q·K(t)ᵀ (held to the next step). Same barriers and
 // shared memory as KV_PIPE = 2; one step more.
 layout(constant_id = 18) const bool PINGPONG = false;
+// UNMASKED (general variant): the mask allows every pair (no causality, no windows: HYPER's block
+// and sample calls), so query and key positions, the tile classification and the per-element mask
+// are compiled out; the registers they held are free for the tile loop.
+layout(constant_id = 19) const bool UNMASKED = false;
 
 const int kLanes = 32;                          // subgroup size (checked by the host)
 const int kFrag = 16;                           // matrix fragment edge
@@ -372,7 +376,7 @@ void main() {
 
   // ---- query positions covered by the workgroup ----
   // (without causality or windows every pair is allowed: no positions are needed)
-  const bool any_mask = A.causal != 0 || A.window_left >= 0 || A.window_right >= 0;
+  const bool any_mask = !(GENERAL && UNMASKED) && (A.causal != 0 || A.window_left >= 0 || A.window_right >= 0);
   int64_t q_lo = kFarLow, q_hi = kFarHigh;
   if (GENERAL) {
     if (lane < SR) {
