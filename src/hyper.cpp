@@ -60,32 +60,48 @@ AttendArgs HyperContext::base_args() const {
   return a;
 }
 
-View HyperContext::target_o(int64_t r0, int64_t n, bool last) const {
+namespace {
+// The piece covers every row of the call and all of them are final.
+bool only_piece(const HyperContext& c, int64_t r0, int64_t n, RowRange final) {
+  return !c.acc_started && r0 == 0 && n == c.n_q && final.r0 == 0 && final.n == c.n_q;
+}
+}  // namespace
+
+View HyperContext::target_o(int64_t r0, int64_t n, RowRange final) const {
   if (!acc_started && (r0 != 0 || n != n_q))
     throw Error(LONGATTN_ERROR_INTERNAL, "HYPER planner: the first piece covers rows [" +
                                              std::to_string(r0) + ", " + std::to_string(r0 + n) +
                                              ") instead of all " + std::to_string(n_q));
-  if (!acc_started && last) return p.out;  // the only piece: no accumulator, no conversion after it
+  if (only_piece(*this, r0, n, final)) return p.out;  // no accumulator, no conversion after it
   return row_slice(acc_started ? part_o : acc_o, r0, n);
 }
 
-View HyperContext::target_lse(int64_t r0, int64_t n, bool last) const {
-  if (!acc_started && last) return p.lse;  // data == nullptr when the caller wants none
+View HyperContext::target_lse(int64_t r0, int64_t n, RowRange final) const {
+  if (only_piece(*this, r0, n, final)) return p.lse;  // data == nullptr when the caller wants none
   return row_slice(acc_started ? part_lse : acc_lse, r0, n);
 }
 
-void HyperContext::fold(int64_t r0, int64_t n, bool last) {
+void HyperContext::fold(int64_t r0, int64_t n, RowRange final) {
   if (!acc_started) {
+    if (only_piece(*this, r0, n, final)) out_final.push_back(final);  // target_o gave the caller's out
     acc_started = true;
-    if (last) output_written = true;  // target_o gave the caller's out
     return;
   }
-  const View ao = row_slice(acc_o, r0, n), al = row_slice(acc_lse, r0, n);
-  // The last fold of a call that covers every row writes the caller's output directly (saves
-  // the conversion pass of write_output when the accumulator is scratch).
-  const bool to_out = last && r0 == 0 && n == n_q;
-  be.merge(ao, al, row_slice(part_o, r0, n), row_slice(part_lse, r0, n), to_out ? p.out : ao, al, p.stream);
-  if (to_out) output_written = true;
+  // acc = merge(acc, partial) over rows [a, a + m), into the caller's out when `to_out`
+  auto merge_rows = [&](int64_t a, int64_t m, bool to_out) {
+    if (m <= 0) return;
+    const View ao = row_slice(acc_o, a, m), al = row_slice(acc_lse, a, m);
+    be.merge(ao, al, row_slice(part_o, a, m), row_slice(part_lse, a, m), to_out ? row_slice(p.out, a, m) : ao, al,
+             p.stream);
+  };
+  if (final.n <= 0 || acc_o.data == p.out.data) {  // (an fp32 out is the accumulator itself)
+    merge_rows(r0, n, false);
+    return;
+  }
+  merge_rows(r0, final.r0 - r0, false);
+  merge_rows(final.r0, final.n, true);
+  merge_rows(final.r0 + final.n, r0 + n - (final.r0 + final.n), false);
+  out_final.push_back(final);
 }
 
 void HyperContext::prepare_lsh(int64_t k0, int64_t nk) {
@@ -155,16 +171,30 @@ void run_exact(Backend& backend, const Problem& p) {
   run_flash(backend, q);
 }
 
-// The accumulator is scratch (out is f16/bf16): out = merge(acc, (·, −inf)), a pure conversion.
+// The accumulator is scratch (out is f16/bf16): out = merge(acc, (·, −inf)), a pure conversion,
+// over the rows no fold has written into out already.
 void write_output(HyperContext& c) {
-  if (c.acc_o.data == c.p.out.data || c.output_written) return;
+  if (c.acc_o.data == c.p.out.data) return;
+  std::vector<RowRange> done = c.out_final;
+  std::sort(done.begin(), done.end(), [](const RowRange& x, const RowRange& y) { return x.r0 < y.r0; });
+  std::vector<RowRange> gaps;
+  int64_t at = 0;
+  for (const RowRange& d : done) {
+    if (d.r0 > at) gaps.push_back({at, d.r0 - at});
+    at = std::max(at, d.r0 + d.n);
+  }
+  if (at < c.n_q) gaps.push_back({at, c.n_q - at});
+  if (gaps.empty()) return;
   // The −inf column is filled in backend memory by state_init (m = −inf; l and a one-column
   // acc land in the partial buffers, free by now).
   float* neg_inf = c.ws.get<float>(kSlotNegInfLse, size_t(c.B * c.n_q * c.hq));
   RunningState fill{neg_inf, static_cast<float*>(c.part_lse.data), static_cast<float*>(c.part_o.data)};
   c.be.state_init(fill, c.B, c.hq, c.n_q, 1, c.p.stream);
   const View empty_lse = contiguous_f32(neg_inf, c.B, c.n_q, c.hq, 1);
-  c.be.merge(c.acc_o, c.acc_lse, c.acc_o, empty_lse, c.p.out, c.acc_lse, c.p.stream);
+  for (const RowRange& g : gaps) {
+    const View ao = row_slice(c.acc_o, g.r0, g.n), al = row_slice(c.acc_lse, g.r0, g.n);
+    c.be.merge(ao, al, ao, row_slice(empty_lse, g.r0, g.n), row_slice(c.p.out, g.r0, g.n), al, c.p.stream);
+  }
 }
 
 }  // namespace
@@ -204,7 +234,7 @@ void run_hyper_with_choices(Backend& backend, const Problem& p, HyperChoices* ch
       return run_exact(backend, p);
     HyperContext c(backend, p, choices);
     if (sinks > 0) hyper_exact_piece(c, 0, p.n_q, 0, sinks, Mask{}, 0, 0);
-    if (population > 0) hyper_flat_piece(c, 0, p.n_q, sinks, population, kHyperFlatLevel, 0, true);
+    if (population > 0) hyper_flat_piece(c, 0, p.n_q, sinks, population, kHyperFlatLevel, 0, RowRange{0, p.n_q});
     write_output(c);
     return;
   }

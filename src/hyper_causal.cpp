@@ -9,7 +9,10 @@
 // Unrolled, every row gets exact causal attention inside its leaf plus one flat term per level at
 // which it lies in a lower half. Schedule: all leaves in one block-diagonal `attend` (segments),
 // then the flat nodes level by level, left to right, each merged into the accumulator in that
-// fixed order (deterministic). Memory: the accumulator plus one node's scratch, O(n).
+// fixed order (deterministic). Memory: the accumulator plus one node's scratch, O(n). A row's
+// last merge is at the deepest node whose upper half holds it, which is the node whose upper
+// half its leaf begins: there the merge writes the caller's out for that leaf's rows, and only
+// the first leaf (merged by no node) is converted at the end.
 #include <algorithm>
 #include <vector>
 
@@ -56,7 +59,11 @@ void hyper_causal_piece(HyperContext& c, int64_t q0, int64_t k0, int64_t n) {
       const int64_t len = node.e - node.a;
       if (len <= leaf) continue;
       const int64_t h = node.a + (len + 1) / 2;
-      hyper_flat_piece(c, q0 + h, node.e - h, k0 + node.a, h - node.a, int32_t(level), int32_t(s));
+      // rows [h, e) are the upper half's; its first leaf [h, h') lies in no deeper node's upper
+      // half, so this fold is their last: the merge writes them into out (see fold)
+      const int64_t h_next = *std::upper_bound(leaf_bounds.begin(), leaf_bounds.end(), h);
+      hyper_flat_piece(c, q0 + h, node.e - h, k0 + node.a, h - node.a, int32_t(level), int32_t(s),
+                       RowRange{q0 + h, h_next - h});
     }
   }
 }

@@ -49,6 +49,11 @@ inline View contiguous_f32(void* data, int64_t batch, int64_t rows, int64_t head
   return v;
 }
 
+// Query rows [r0, r0 + n) of a call.
+struct RowRange {
+  int64_t r0 = 0, n = 0;
+};
+
 struct HyperContext {
   Backend& be;
   const Problem& p;
@@ -64,7 +69,9 @@ struct HyperContext {
   View acc_o, acc_lse;    // fp32 accumulator over all query rows
   View part_o, part_lse;  // fp32 partial of the same shape
   bool acc_started = false;
-  bool output_written = false;  // the last fold wrote out already (see fold)
+  // Rows whose final result a fold wrote into the caller's out already (see fold): the
+  // conversion at the end (write_output) leaves them out.
+  std::vector<RowRange> out_final;
 
   const float* G = nullptr;       // projections (backend memory), uploaded once per call
   const float* center = nullptr;  // key means of the current node (backend memory)
@@ -75,13 +82,15 @@ struct HyperContext {
   AttendArgs base_args() const;
 
   // Where a piece covering query rows [r0, r0 + n) writes: the accumulator itself for the very
-  // first piece (it must cover every row), else the partial buffer. last: no piece follows; a
-  // first piece that is also the last (one non-causal node) writes the caller's out and lse.
-  View target_o(int64_t r0, int64_t n, bool last = false) const;
-  View target_lse(int64_t r0, int64_t n, bool last = false) const;
-  // After the piece ran: acc[r0, r0 + n) = merge(acc, partial) (no-op for the first piece).
-  // last: as for target_o; when the piece covers every row the merge writes the caller's out.
-  void fold(int64_t r0, int64_t n, bool last = false);
+  // first piece (it must cover every row), else the partial buffer. `final`: the piece's rows that
+  // no later piece touches (all of them for the last piece); a first piece that is final
+  // everywhere (a non-causal call of one node) writes the caller's out and lse.
+  View target_o(int64_t r0, int64_t n, RowRange final = {}) const;
+  View target_lse(int64_t r0, int64_t n, RowRange final = {}) const;
+  // After the piece ran: acc[r0, r0 + n) = merge(acc, partial) (no-op for the first piece). Rows
+  // in `final` are merged straight into the caller's out when the accumulator is scratch (out
+  // f16 / bf16), which saves their share of the conversion pass at the end.
+  void fold(int64_t r0, int64_t n, RowRange final = {});
 
   // Uploads the projections (once per call) and computes the centre of the node's keys
   // [k0, k0 + nk) (per node: each non-causal sub-problem centres its own keys).
@@ -98,7 +107,7 @@ void hyper_exact_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int6
 // Non-causal HyperAttention of query rows [q0, q0 + nq) against keys [k0, k0 + nk), every pair
 // visible (hyper_flat.cpp). Exact when nk < min_seq_len or nk ≤ block (unless forced).
 void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64_t nk,
-                      int32_t level, int32_t segment, bool last = false);
+                      int32_t level, int32_t segment, RowRange final = {});
 
 // Causal HyperAttention of the square whose query row q0 + i sits at the position of key
 // k0 + i, i ∈ [0, n) (hyper_causal.cpp).

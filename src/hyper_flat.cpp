@@ -101,7 +101,7 @@ SampleKeys sample_keys(HyperContext& c, const int32_t* perm_k, const std::vector
 }  // namespace
 
 void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64_t nk,
-                      int32_t level, int32_t segment, bool last) {
+                      int32_t level, int32_t segment, RowRange final) {
   if (!c.force_hyper_path && (nk < c.min_len || nk <= c.block)) {
     hyper_exact_piece(c, q0, nq, k0, nk, Mask{}, 0, 0);
     return;
@@ -186,8 +186,8 @@ void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64
   blocks.k_seg = k_seg.data();
   const SampleKeys sk = sample_keys(c, perm_k, ranks, logw, nk);
   const bool one_call = c.be.supports_tail_keys();
-  blocks.out = c.target_o(q0, nq, one_call && last);
-  blocks.lse = c.target_lse(q0, nq, one_call && last);
+  blocks.out = c.target_o(q0, nq, one_call ? final : RowRange{});
+  blocks.lse = c.target_lse(q0, nq, one_call ? final : RowRange{});
   if (one_call) {
     // ---- 3–5 in one call: the samples join every segment as its shared tail keys ----
     blocks.n_k = nk + m;
@@ -197,7 +197,7 @@ void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64
     blocks.tail_key_logw = sk.logw;
     blocks.tail_k_group = sk.group;
     c.be.attend(blocks);
-    c.fold(q0, nq, last);
+    c.fold(q0, nq, final);
   } else {
     // ---- 3, then 4 (sampled residual) in a call of its own, each merged in turn ----
     c.be.attend(blocks);
@@ -213,7 +213,7 @@ void hyper_flat_piece(HyperContext& c, int64_t q0, int64_t nq, int64_t k0, int64
     residual.out = c.target_o(q0, nq);
     residual.lse = c.target_lse(q0, nq);
     c.be.attend(residual);
-    c.fold(q0, nq, last);
+    c.fold(q0, nq, final);
   }
 
   if (record) {

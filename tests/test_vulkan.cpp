@@ -1220,6 +1220,12 @@ TEST_CASE("vulkan: HYPER through the public API matches the CPU") {
     c.min_len = 4096;
     c.seed = 5;
     cases.push_back(c);
+    c.causal = true;  // f16 out: folds into fp32 scratch, rows merged into out at their last fold
+    c.n_global = 0;
+    c.min_len = 64;
+    c.ot = LONGATTN_DTYPE_F16;
+    c.seed = 6;
+    cases.push_back(c);
   }
   for (const HyperCase& c : cases) {
     const hyper_test::Inputs in = hyper_test::random_inputs(c, c.seed * 31);
@@ -1233,7 +1239,7 @@ TEST_CASE("vulkan: HYPER through the public API matches the CPU") {
     untouched.poison();
     const Diff r = diff(vk.out, cpu.out, vk.lse, cpu.lse, untouched, true);
     CHECK(r.nan == 0);
-    CHECK(r.rel < 1e-5);
+    CHECK(r.rel < (c.ot == LONGATTN_DTYPE_F32 ? 1e-5 : 2e-3));  // 16-bit out: rounding of each side
     CHECK(r.lse_bad == 0);
     CHECK(r.lse < 1e-4);
   }
