@@ -391,7 +391,7 @@ struct Kernels {
     }
     for (int c = 0; c < nc; ++c) {
       if constexpr (!std::is_same_v<E, float>)  // rows read as stored: prefetch the next tile's
-        prefetch_cols<E, NV * W>(pr ? pr[c] : vr[c], j0);
+        if (pr) prefetch_cols<E, NV * W>(pr[c], j0);
       V vv[NV];
       if constexpr (is_block_v<E>) {
         for (int v = 0; v < NV; ++v) {

@@ -257,7 +257,7 @@ void main() {
           if (c < nc) {
             const int64_t j = j0 + c;
             const KeyArrays ka = key_arrays(A, kv_bh, j);
-            const int64_t phys = ka.rows != 0 ? int64_t(ld_i32(ka.rows, ka.i)) : j;
+            const int64_t phys = key_row(ka, j);
             sKphys[c] = phys;
             sKpos[c] = A.k_pos != 0 ? ld_i64(A.k_pos, phys) : A.k_pos0 + phys;
             sKlogw[c] = ka.logw != 0 ? ld_f32(ka.logw, ka.i) * kLog2e : 0.0;

@@ -45,6 +45,8 @@ KeyArrays key_arrays(Args A, int64_t bh, int64_t j) {
   if (j < own) return KeyArrays(A.k_rows, A.key_logw, A.k_group, bh * own + j);
   return KeyArrays(A.tail_k_rows, A.tail_key_logw, A.tail_k_group, bh * int64_t(A.n_tail) + (j - own));
 }
+// The physical K/V row of logical key j (its gather where the keys have one, else j itself).
+int64_t key_row(KeyArrays ka, int64_t j) { return ka.rows != 0 ? int64_t(ld_i32(ka.rows, ka.i)) : j; }
 bool keys_gathered(Args A) { return A.k_rows != 0 || A.tail_k_rows != 0; }
 bool keys_have_logw(Args A) { return A.key_logw != 0 || A.tail_key_logw != 0; }
 bool keys_have_groups(Args A) { return A.k_group != 0 || A.tail_k_group != 0; }

@@ -239,7 +239,7 @@ Row row_at(Args A, Item it, int r) {
 int64_t key_phys(Args A, int64_t kv_bh, int64_t j) {
   if (!GENERAL) return j;
   const KeyArrays ka = key_arrays(A, kv_bh, j);
-  return ka.rows != 0 ? int64_t(ld_i32(ka.rows, ka.i)) : j;
+  return key_row(ka, j);
 }
 
 // GENERAL: what the softmax needs of column c of a key tile (first key j0, nc keys): the key's
@@ -257,7 +257,7 @@ KeyFacts key_facts(Args A, int64_t kv_bh, int64_t j0, int nc, int c, bool any_ma
   if (c < nc) {
     const int64_t j = j0 + c;
     const KeyArrays ka = key_arrays(A, kv_bh, j);
-    const int64_t phys = ka.rows != 0 ? int64_t(ld_i32(ka.rows, ka.i)) : j;
+    const int64_t phys = key_row(ka, j);
     if (any_mask) f.pos = A.k_pos != 0 ? ld_i64(A.k_pos, phys) : A.k_pos0 + phys;
     f.logw = ka.logw != 0 ? ld_f32(ka.logw, ka.i) * kLog2e : 0.0;
     if (has_groups && ka.group != 0) f.group = ld_i32(ka.group, ka.i);
