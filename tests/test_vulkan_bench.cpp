@@ -146,15 +146,26 @@ bool selected(const char* name) {
   return !list || !*list || named(name);
 }
 
-// HYPER's error against exact attention on the same inputs, the spec's metric B: the mean over
-// rows and heads of ‖õ − o‖ / ‖o‖, with o from FLASH under the same mask (f16 outputs of both).
-double metric_b(longattn_context* ctx, const Shape& s, const longattn_forward_args& hyper_args, const DeviceTensor& hyper_out) {
+// The attention of a case (its algorithm, heads, head dim and mask), or FLASH under the same mask
+// (the window and globals only where the case is SPARSE).
+longattn_attention_desc desc_of(const Shape& s, longattn_algorithm algo) {
   longattn_attention_desc d = LONGATTN_ATTENTION_DESC_INIT;
-  d.algorithm = LONGATTN_ALGORITHM_FLASH;
+  d.algorithm = algo;
   d.n_q_heads = s.hq;
   d.n_kv_heads = s.hkv;
   d.head_dim = s.d;
   d.causal = s.causal;
+  if (algo == LONGATTN_ALGORITHM_SPARSE) {
+    d.window_left = s.window_left;
+    d.n_global = s.n_global;
+  }
+  return d;
+}
+
+// HYPER's error against exact attention on the same inputs, the spec's metric B: the mean over
+// rows and heads of ‖õ − o‖ / ‖o‖, with o from FLASH under the same mask (f16 outputs of both).
+double metric_b(longattn_context* ctx, const Shape& s, const longattn_forward_args& hyper_args, const DeviceTensor& hyper_out) {
+  const longattn_attention_desc d = desc_of(s, LONGATTN_ALGORITHM_FLASH);
   longattn_attention* flash = nullptr;
   REQUIRE(longattn_attention_create(ctx, &d, &flash) == LONGATTN_OK);
   DeviceTensor exact(ctx, LONGATTN_DTYPE_F16, 1, s.n_q, s.hq, s.d, 5);
@@ -183,16 +194,7 @@ double metric_b(longattn_context* ctx, const Shape& s, const longattn_forward_ar
 void run(longattn_context* ctx, const Shape& s, const std::string& path_name) {
   const char* path = path_name.c_str();
   if (!selected(s.name)) return;
-  longattn_attention_desc d = LONGATTN_ATTENTION_DESC_INIT;
-  d.algorithm = s.algo;
-  d.n_q_heads = s.hq;
-  d.n_kv_heads = s.hkv;
-  d.head_dim = s.d;
-  d.causal = s.causal;
-  if (s.algo == LONGATTN_ALGORITHM_SPARSE) {
-    d.window_left = s.window_left;
-    d.n_global = s.n_global;
-  }
+  const longattn_attention_desc d = desc_of(s, s.algo);
   longattn_attention* attn = nullptr;
   REQUIRE(longattn_attention_create(ctx, &d, &attn) == LONGATTN_OK);
   DeviceTensor q(ctx, LONGATTN_DTYPE_F16, 1, s.n_q, s.hq, s.d, 1), k(ctx, LONGATTN_DTYPE_F16, 1, s.n_k, s.hkv, s.d, 2);
