@@ -20,14 +20,14 @@ Buffer::Buffer(longattn_dtype dtype, int64_t b, int64_t n, int64_t h, int64_t d)
   longattn_tensor_contiguous(&t, bytes.data(), dtype, b, n, h, d);
 }
 
-void fill_random(Buffer& buf, uint64_t seed) {
+void fill_random(Buffer& buf, uint64_t seed, float mean) {
   if (longattn::is_block_dtype(buf.t.dtype)) {  // quantise random rows, as a runtime's cache holds them
     const int64_t d = buf.t.shape[3], rows = buf.t.shape[0] * buf.t.shape[1] * buf.t.shape[2];
     const size_t row_bytes = size_t(d / longattn::kQuantBlock) * longattn_dtype_size(buf.t.dtype);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + uint64_t(r));
-      std::normal_distribution<float> dist(0.0f, 1.0f);
+      std::normal_distribution<float> dist(mean, 1.0f);
       std::vector<float> x(static_cast<size_t>(d));
       for (float& f : x) f = dist(rng);
       longattn::quantize_row(x.data(), buf.t.dtype, d, buf.bytes.data() + size_t(r) * row_bytes,
@@ -40,7 +40,7 @@ void fill_random(Buffer& buf, uint64_t seed) {
 #pragma omp parallel for schedule(static)
   for (int64_t c0 = 0; c0 < n; c0 += chunk) {
     std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + uint64_t(c0));
-    std::normal_distribution<float> dist(0.0f, 1.0f);
+    std::normal_distribution<float> dist(mean, 1.0f);
     for (int64_t i = c0; i < std::min(n, c0 + chunk); ++i)
       longattn::store_from_float(buf.bytes.data() + size_t(i) * longattn_dtype_size(buf.t.dtype), buf.t.dtype, dist(rng));
   }

@@ -18,8 +18,8 @@ struct Buffer {
   Buffer(longattn_dtype dtype, int64_t b, int64_t n, int64_t h, int64_t d);
 };
 
-// Fills with N(0, 1) values from a seeded generator (never zeros), in parallel.
-void fill_random(Buffer& buf, uint64_t seed);
+// Fills with N(mean, 1) values from a seeded generator (never zeros), in parallel.
+void fill_random(Buffer& buf, uint64_t seed, float mean = 0.0f);
 
 longattn_dtype parse_dtype(const std::string& s);
 const char* dtype_name(longattn_dtype t);
