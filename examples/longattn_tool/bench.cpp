@@ -35,6 +35,7 @@ struct Options {
   int64_t check_rows = 64;
   int32_t hyper_block = 0, hyper_samples = 0, hyper_bits = 0, hyper_min_len = 0;
   uint64_t seed = 1;
+  float v_mean = 0.0f;  // V ~ N(v_mean, 1) (Q and K ~ N(0, 1))
   int32_t device = 0;
   float alibi = 0.0f;         // --alibi MAX_BIAS
   bool sinks = false;         // --sinks
@@ -70,7 +71,7 @@ void print_help() {
       "  --ring-devices N [--ring-virtual] [--ring-layout contiguous|zigzag|auto]  (ring mode: N virtual\n"
       "    CPU devices, CUDA devices device…device+N-1, or N virtual ranks on one GPU)\n"
       "    [--ring-transport auto|peer|host|nccl]  (peer copies, pinned-host staging, NCCL)\n"
-      "  --check [--check-rows N]   --json\n"
+      "  --check [--check-rows N]  --v-mean M (V ~ N(M, 1); 1 gives HYPER's errors the spec's meaning)  --json\n"
       "Each case: median time of R runs after W warm-ups; gflops counts the exact attention FLOPs\n"
       "the mask allows (4·d per allowed pair and head), gbps the bytes of Q, K, V, O moved once.\n");
 }
@@ -131,6 +132,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--hyper-bits") o.hyper_bits = std::stoi(next());
     else if (a == "--hyper-min-len") o.hyper_min_len = std::stoi(next());
     else if (a == "--seed") o.seed = std::stoull(next());
+    else if (a == "--v-mean") o.v_mean = std::stof(next());
     else if (a == "--alibi") o.alibi = std::stof(next());
     else if (a == "--sinks") o.sinks = true;
     else if (a == "--mask") {
@@ -264,7 +266,7 @@ int run_case(const Options& o, const Case& c) {
   Buffer lse(LONGATTN_DTYPE_F32, o.batch, c.n_q, o.hq, 1);
   fill_random(q, case_seed);
   fill_random(k, case_seed + 1);
-  fill_random(v, case_seed + 2);
+  fill_random(v, case_seed + 2, o.v_mean);
   const int64_t q_pos0 = c.n_k - c.n_q;
   Buffer mask;
   if (!o.mask.empty()) mask = make_mask(o.mask, c.n_q, c.n_k, q_pos0, case_seed + 4);
@@ -335,6 +337,7 @@ int run_case(const Options& o, const Case& c) {
     if (c.algo == LONGATTN_ALGORITHM_HYPER)
       std::printf(",\"hyper_block\":%d,\"hyper_samples\":%d,\"hyper_bits\":%d,\"hyper_min_len\":%d,\"seed\":%llu",
                   o.hyper_block, o.hyper_samples, o.hyper_bits, o.hyper_min_len, (unsigned long long)o.seed);
+    if (o.v_mean != 0.0f) std::printf(",\"v_mean\":%g", double(o.v_mean));
     if (o.check) {
       std::printf(",\"rel_err\":%.3e,\"max_abs_err\":%.3e", chk.rel_err, chk.max_abs_err);
       if (chk.has_lse) std::printf(",\"lse_mean_abs_err\":%.3e", chk.lse_mean_abs_err);
