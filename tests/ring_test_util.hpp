@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common.hpp"
 
@@ -92,6 +94,101 @@ inline void check_against_reference(const RingCase& c, const Inputs& in, const O
   CHECK(e.lse_mismatch == 0);
   CHECK(e.rel < tol);
   CHECK(e.lse_max_abs < lse_tol);
+}
+
+// Key rows [first, first + count) of each of N ranks under `layout`; contiguous shards get
+// deliberately uneven lengths (base + step·r, the last rank the rest).
+using RankRows = std::vector<std::vector<std::pair<int64_t, int64_t>>>;
+inline RankRows rank_rows(int32_t layout, int64_t n_k, int32_t N, int64_t base, int64_t step) {
+  RankRows rows(static_cast<size_t>(N));
+  int64_t start = 0;
+  for (int32_t r = 0; r < N; ++r) {
+    if (layout == LONGATTN_RING_LAYOUT_CONTIGUOUS) {
+      const int64_t len = r == N - 1 ? n_k - start : std::min<int64_t>(n_k - start, base + step * r);
+      rows[size_t(r)].push_back({start, len});
+      start += len;
+    } else {
+      int64_t f[2], n[2];
+      REQUIRE(longattn_ring_shard(layout, n_k, N, r, f, n) == LONGATTN_OK);
+      for (int i = 0; i < 2; ++i)
+        if (n[i] > 0) rows[size_t(r)].push_back({f[i], n[i]});
+    }
+  }
+  return rows;
+}
+
+// The host tensors of a sharded call (batch 1): each rank's K/V rows and its query rows (all of
+// them when the queries are replicated), out and lse poisoned.
+struct ShardTensors {
+  std::vector<HostTensor> q, k, v, out, lse;
+  ShardTensors(const RingCase& c, const Inputs& in, const RankRows& ranks, bool replicated) {
+    for (const auto& segs : ranks) {
+      int64_t rows = 0;
+      for (auto [f, n] : segs) rows += n;
+      REQUIRE(rows > 0);  // tensors have positive shapes
+      const int64_t qrows = replicated ? c.n_q : rows;
+      q.emplace_back(c.qt, 1, qrows, c.hq, c.d);
+      k.emplace_back(c.kvt, 1, rows, c.hkv, c.d);
+      v.emplace_back(c.kvt, 1, rows, c.hkv, c.dv);
+      out.emplace_back(c.ot, 1, qrows, c.hq, c.dv);
+      lse.emplace_back(LONGATTN_DTYPE_F32, 1, qrows, c.hq, 1);
+      int64_t row = 0;
+      for (auto [f, n] : segs)
+        for (int64_t i = 0; i < n; ++i, ++row) {
+          for (int64_t h = 0; h < c.hkv; ++h)
+            for (int64_t e = 0; e < c.d; ++e) {
+              k.back().set(0, row, h, e, in.k.get(0, f + i, h, e));
+              v.back().set(0, row, h, e, in.v.get(0, f + i, h, e));
+            }
+          if (!replicated)
+            for (int64_t h = 0; h < c.hq; ++h)
+              for (int64_t e = 0; e < c.d; ++e) q.back().set(0, row, h, e, in.q.get(0, f + i, h, e));
+        }
+      if (replicated)
+        q.back().each([&](int64_t b, int64_t i, int64_t h, int64_t e) { q.back().set(b, i, h, e, in.q.get(b, i, h, e)); });
+      out.back().poison();
+      lse.back().poison();
+    }
+  }
+};
+
+// The shards' out and lse against the float64 reference of the whole sequence: NaNs and LSE
+// −inf mismatches (`bad`), ‖O − ref‖/‖ref‖ over every shard, the largest finite |LSE − ref|.
+struct ShardErrors {
+  int64_t bad = 0;
+  double rel = 0, lse = 0;
+};
+inline ShardErrors shard_errors(const RingCase& c, const Inputs& in, const ShardTensors& s, const RankRows& ranks,
+                                bool replicated) {
+  std::vector<double> ref, ref_lse;
+  longattn::reference_attention(config_of(desc_of(c)), in.q.view(), in.k.view(), in.v.view(), c.n_k - c.n_q, ref,
+                                ref_lse);
+  ShardErrors err;
+  double num = 0, den = 0;
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    std::vector<int64_t> rows;  // whole-sequence query row of each shard row
+    if (replicated) {
+      for (int64_t i = 0; i < c.n_q; ++i) rows.push_back(i);
+    } else {
+      for (auto [f, n] : ranks[r])
+        for (int64_t i = 0; i < n; ++i) rows.push_back(f + i);
+    }
+    for (size_t i = 0; i < rows.size(); ++i)
+      for (int64_t h = 0; h < c.hq; ++h) {
+        for (int64_t e = 0; e < c.dv; ++e) {
+          const double x = s.out[r].get(0, int64_t(i), h, e);
+          const double y = ref[size_t((rows[i] * c.hq + h) * c.dv + e)];
+          err.bad += std::isnan(x);
+          num += (x - y) * (x - y);
+          den += y * y;
+        }
+        const double l = s.lse[r].get(0, int64_t(i), h, 0), rl = ref_lse[size_t(rows[i] * c.hq + h)];
+        if (std::isinf(rl)) err.bad += !(std::isinf(l) && l < 0);
+        else err.lse = std::max(err.lse, std::fabs(l - rl));
+      }
+  }
+  err.rel = std::sqrt(num / den);
+  return err;
 }
 
 // Largest |a − b| over O, and over finite LSE (both must be −inf together).

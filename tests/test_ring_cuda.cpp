@@ -347,57 +347,16 @@ void check_sharded(std::initializer_list<int32_t> ranks, int32_t transport) {
         if (c.algo == LONGATTN_ALGORITHM_SPARSE) c.wl = 90, c.g = 2;
         INFO(describe(c), " N=", N, " layout=", layout, " replicated=", replicated);
         const Inputs in(c, seed++);
-        // key rows of every rank: the layout's (contiguous: deliberately uneven lengths)
-        std::vector<std::vector<std::pair<int64_t, int64_t>>> segs(static_cast<size_t>(N));
-        int64_t start = 0;
-        for (int32_t r = 0; r < N; ++r) {
-          if (layout == LONGATTN_RING_LAYOUT_CONTIGUOUS) {
-            const int64_t len = r == N - 1 ? c.n_k - start : std::min<int64_t>(c.n_k - start, 50 + 71 * r);
-            segs[size_t(r)].push_back({start, len});
-            start += len;
-          } else {
-            int64_t f[2], n[2];
-            REQUIRE(longattn_ring_shard(layout, c.n_k, N, r, f, n) == LONGATTN_OK);
-            for (int i = 0; i < 2; ++i)
-              if (n[i] > 0) segs[size_t(r)].push_back({f[i], n[i]});
-          }
-        }
-        std::vector<HostTensor> q, k, v, out, lse;
-        for (int32_t r = 0; r < N; ++r) {
-          int64_t rows = 0;
-          for (auto [f, n] : segs[size_t(r)]) rows += n;
-          REQUIRE(rows > 0);
-          const int64_t qrows = replicated ? c.n_q : rows;
-          q.emplace_back(c.qt, 1, qrows, c.hq, c.d);
-          k.emplace_back(c.kvt, 1, rows, c.hkv, c.d);
-          v.emplace_back(c.kvt, 1, rows, c.hkv, c.dv);
-          out.emplace_back(c.ot, 1, qrows, c.hq, c.dv);
-          lse.emplace_back(LONGATTN_DTYPE_F32, 1, qrows, c.hq, 1);
-          int64_t row = 0;
-          for (auto [f, n] : segs[size_t(r)])
-            for (int64_t i = 0; i < n; ++i, ++row) {
-              for (int64_t h = 0; h < c.hkv; ++h)
-                for (int64_t e = 0; e < c.d; ++e) {
-                  k.back().set(0, row, h, e, in.k.get(0, f + i, h, e));
-                  v.back().set(0, row, h, e, in.v.get(0, f + i, h, e));
-                }
-              if (!replicated)
-                for (int64_t h = 0; h < c.hq; ++h)
-                  for (int64_t e = 0; e < c.d; ++e) q.back().set(0, row, h, e, in.q.get(0, f + i, h, e));
-            }
-          if (replicated)
-            q.back().each([&](int64_t b, int64_t i, int64_t h, int64_t e) { q.back().set(b, i, h, e, in.q.get(b, i, h, e)); });
-          out.back().poison();
-          lse.back().poison();
-        }
+        const RankRows ranks = rank_rows(layout, c.n_k, N, 50, 71);  // contiguous: uneven lengths
+        ShardTensors s(c, in, ranks, replicated);
         std::vector<std::unique_ptr<DeviceTensor>> dq, dk, dv, dout, dlse;
         std::vector<longattn_tensor> tq, tk, tv, to, tl;
         for (int32_t r = 0; r < N; ++r) {
-          dq.push_back(std::make_unique<DeviceTensor>(q[size_t(r)]));
-          dk.push_back(std::make_unique<DeviceTensor>(k[size_t(r)]));
-          dv.push_back(std::make_unique<DeviceTensor>(v[size_t(r)]));
-          dout.push_back(std::make_unique<DeviceTensor>(out[size_t(r)]));
-          dlse.push_back(std::make_unique<DeviceTensor>(lse[size_t(r)]));
+          dq.push_back(std::make_unique<DeviceTensor>(s.q[size_t(r)]));
+          dk.push_back(std::make_unique<DeviceTensor>(s.k[size_t(r)]));
+          dv.push_back(std::make_unique<DeviceTensor>(s.v[size_t(r)]));
+          dout.push_back(std::make_unique<DeviceTensor>(s.out[size_t(r)]));
+          dlse.push_back(std::make_unique<DeviceTensor>(s.lse[size_t(r)]));
           tq.push_back(dq.back()->t);
           tk.push_back(dk.back()->t);
           tv.push_back(dv.back()->t);
@@ -417,43 +376,18 @@ void check_sharded(std::initializer_list<int32_t> ranks, int32_t transport) {
         REQUIRE_MESSAGE(st == LONGATTN_OK, longattn_context_last_error(ring.ctx));
         // host shard tensors are refused on a GPU ring
         std::vector<longattn_tensor> host_q;
-        for (const HostTensor& h : q) host_q.push_back(h.t);
+        for (const HostTensor& h : s.q) host_q.push_back(h.t);
         a.q = host_q.data();
         CHECK(longattn_attention_forward_sharded(ring.ctx, attn, &a) == LONGATTN_ERROR_UNSUPPORTED);
         longattn_attention_destroy(attn);
         for (int32_t r = 0; r < N; ++r) {
-          dout[size_t(r)]->to_host(out[size_t(r)]);
-          dlse[size_t(r)]->to_host(lse[size_t(r)]);
+          dout[size_t(r)]->to_host(s.out[size_t(r)]);
+          dlse[size_t(r)]->to_host(s.lse[size_t(r)]);
         }
-        std::vector<double> ref, ref_lse;
-        longattn::reference_attention(config_of(d), in.q.view(), in.k.view(), in.v.view(), c.n_k - c.n_q, ref, ref_lse);
-        double num = 0, den = 0, lse_err = 0;
-        int64_t bad = 0;
-        for (int32_t r = 0; r < N; ++r) {
-          std::vector<int64_t> rows;  // whole-sequence query row of each shard row
-          if (replicated) {
-            for (int64_t i = 0; i < c.n_q; ++i) rows.push_back(i);
-          } else {
-            for (auto [f, n] : segs[size_t(r)])
-              for (int64_t i = 0; i < n; ++i) rows.push_back(f + i);
-          }
-          for (size_t i = 0; i < rows.size(); ++i)
-            for (int64_t h = 0; h < c.hq; ++h) {
-              for (int64_t e = 0; e < c.dv; ++e) {
-                const double x = out[size_t(r)].get(0, int64_t(i), h, e);
-                const double y = ref[size_t((rows[i] * c.hq + h) * c.dv + e)];
-                bad += std::isnan(x);
-                num += (x - y) * (x - y);
-                den += y * y;
-              }
-              const double l = lse[size_t(r)].get(0, int64_t(i), h, 0), rl = ref_lse[size_t(rows[i] * c.hq + h)];
-              if (std::isinf(rl)) bad += !(std::isinf(l) && l < 0);
-              else lse_err = std::max(lse_err, std::fabs(l - rl));
-            }
-        }
-        CHECK(bad == 0);
-        CHECK(std::sqrt(num / den) < tol_of({c.qt, c.kvt, c.ot}));
-        CHECK(lse_err < kLseTolerance);
+        const ShardErrors e = shard_errors(c, in, s, ranks, replicated);
+        CHECK(e.bad == 0);
+        CHECK(e.rel < tol_of({c.qt, c.kvt, c.ot}));
+        CHECK(e.lse < kLseTolerance);
       }
 }
 
