@@ -42,37 +42,6 @@ namespace {
 constexpr int32_t kDevice = kVulkanDevice;
 const longattn_dtype kDtypes[] = {LONGATTN_DTYPE_F32, LONGATTN_DTYPE_F16, LONGATTN_DTYPE_BF16};
 
-// Backend-memory copies of host buffers; works for the CPU backend too (its memory is the host's).
-struct Mirror {
-  Backend& be;
-  std::vector<void*> allocs;
-  explicit Mirror(Backend& b) : be(b) {}
-  ~Mirror() {
-    for (void* p : allocs) be.free(p);
-  }
-  void* put(const void* host, size_t bytes) {
-    void* p = be.alloc(std::max<size_t>(bytes, 4));
-    allocs.push_back(p);
-    if (bytes) be.upload(p, host, bytes, nullptr);
-    return p;
-  }
-  template <class T>
-  T* put(const std::vector<T>& v) {
-    return v.empty() ? nullptr : static_cast<T*>(put(v.data(), v.size() * sizeof(T)));
-  }
-  View put(const HostTensor& t) {
-    View v = t.view();
-    v.data = put(t.bytes.data(), t.bytes.size());  // the views start at offset 0 of their buffer
-    return v;
-  }
-  void get(HostTensor& t, const View& dev) { be.download(t.bytes.data(), dev.data, t.bytes.size(), nullptr); }
-  template <class T>
-  std::vector<T> get(const T* dev, size_t n) {
-    std::vector<T> out(n);
-    if (n) be.download(out.data(), dev, n * sizeof(T), nullptr);
-    return out;
-  }
-};
 
 // ---------------------------------------------------------------------------------------------
 // attend: one random scenario, run on a backend

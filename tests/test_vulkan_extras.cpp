@@ -177,30 +177,6 @@ void check_extras(Contexts& c, const longattn_attention_desc& desc, const HostTe
 // through the attend primitive
 // ---------------------------------------------------------------------------------------------
 
-// Backend-memory copies of host buffers (the CPU backend's memory is the host's).
-struct Mirror {
-  Backend& be;
-  std::vector<void*> allocs;
-  explicit Mirror(Backend& b) : be(b) {}
-  ~Mirror() {
-    for (void* p : allocs) be.free(p);
-  }
-  void* put(const void* host, size_t bytes) {
-    void* p = be.alloc(std::max<size_t>(bytes, 4));
-    allocs.push_back(p);
-    if (bytes) be.upload(p, host, bytes, nullptr);
-    return p;
-  }
-  template <class T>
-  T* put(const std::vector<T>& v) {
-    return v.empty() ? nullptr : static_cast<T*>(put(v.data(), v.size() * sizeof(T)));
-  }
-  View put(const View& host, size_t bytes) {
-    View v = host;
-    v.data = put(host.data, bytes);  // the views start at offset 0 of their buffer
-    return v;
-  }
-};
 
 // One primitive-level scenario: q [1, nq, hq, d], K/V of `kv_dtype`, an additive mask per head,
 // ALiBi slopes and sinks, optionally gathered keys, optionally folded into a running state over

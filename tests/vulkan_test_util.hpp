@@ -1,10 +1,13 @@
 // Shared by the Vulkan test files: the Khronos validation layer switched on for the whole process,
-// the presence check, and the guard that fails a test case the layer reported anything in.
+// the presence check, the guard that fails a test case the layer reported anything in, and
+// backend-memory copies of host buffers (Mirror).
 #pragma once
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backend.hpp"
 #include "common.hpp"
@@ -59,6 +62,43 @@ struct ValidationGuard {
     if (after != before)
       for (const std::string& m : longattn::vk::validation_messages()) MESSAGE("validation: ", m);
     CHECK_MESSAGE(after == before, "Vulkan validation messages: ", after - before);
+  }
+};
+
+// Backend-memory copies of host buffers; works for the CPU backend too (its memory is the host's).
+struct Mirror {
+  longattn::Backend& be;
+  std::vector<void*> allocs;
+  explicit Mirror(longattn::Backend& b) : be(b) {}
+  ~Mirror() {
+    for (void* p : allocs) be.free(p);
+  }
+  void* put(const void* host, size_t bytes) {
+    void* p = be.alloc(std::max<size_t>(bytes, 4));
+    allocs.push_back(p);
+    if (bytes) be.upload(p, host, bytes, nullptr);
+    return p;
+  }
+  template <class T>
+  T* put(const std::vector<T>& v) {
+    return v.empty() ? nullptr : static_cast<T*>(put(v.data(), v.size() * sizeof(T)));
+  }
+  longattn::View put(const HostTensor& t) {
+    longattn::View v = t.view();
+    v.data = put(t.bytes.data(), t.bytes.size());  // the views start at offset 0 of their buffer
+    return v;
+  }
+  longattn::View put(const longattn::View& host, size_t bytes) {
+    longattn::View v = host;
+    v.data = put(host.data, bytes);  // the views start at offset 0 of their buffer
+    return v;
+  }
+  void get(HostTensor& t, const longattn::View& dev) { be.download(t.bytes.data(), dev.data, t.bytes.size(), nullptr); }
+  template <class T>
+  std::vector<T> get(const T* dev, size_t n) {
+    std::vector<T> out(n);
+    if (n) be.download(out.data(), dev, n * sizeof(T), nullptr);
+    return out;
   }
 };
 
