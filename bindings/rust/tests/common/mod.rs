@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use longattn::{Algorithm, AttentionDesc};
+use longattn::{Algorithm, Attention, AttentionDesc, ForwardOptions, Tensor, TensorMut};
 
 /// SplitMix64: small, seeded, reproducible.
 pub struct Rng(u64);
@@ -397,4 +397,48 @@ pub const POISON: f32 = f32::NAN;
 
 pub fn all_written(values: &[f32]) -> bool {
     values.iter().all(|x| !x.is_nan())
+}
+
+/// Tolerances of f32 results against the float64 reference: relative L2 error of out, largest
+/// |LSE − reference|.
+pub const F32_TOLERANCE: f64 = 1e-5;
+pub const LSE_TOLERANCE: f64 = 1e-4;
+
+/// Runs p with f32 inputs drawn from `seed` (out and LSE poisoned first), checks that every element
+/// was written and that both match the float64 reference; returns out, LSE and out's relative error.
+pub fn run_checked(attn: &Attention<'_>, p: &Problem, seed: u64) -> (Vec<f32>, Vec<f32>, f64) {
+    let mut rng = Rng::new(seed);
+    let q = rng.vec(Problem::numel(p.q_shape()));
+    let k = rng.vec(Problem::numel(p.k_shape()));
+    let v = rng.vec(Problem::numel(p.v_shape()));
+    let mut out = vec![POISON; Problem::numel(p.o_shape())];
+    let mut lse = vec![POISON; Problem::numel(p.lse_shape())];
+    attn.forward_with(
+        &Tensor::f32(&q, p.q_shape()).unwrap(),
+        &Tensor::f32(&k, p.k_shape()).unwrap(),
+        &Tensor::f32(&v, p.v_shape()).unwrap(),
+        &mut TensorMut::f32(&mut out, p.o_shape()).unwrap(),
+        ForwardOptions {
+            lse: Some(&mut TensorMut::f32(&mut lse, p.lse_shape()).unwrap()),
+            q_pos0: p.q_pos0,
+            ..ForwardOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("forward {:?}: {}", p, e));
+    assert!(
+        all_written(&out),
+        "some output elements were not written: {:?}",
+        p
+    );
+    assert!(
+        all_written(&lse),
+        "some LSE elements were not written: {:?}",
+        p
+    );
+    let (want, want_lse) = reference(p, &q, &k, &v);
+    let err = rel_l2(&out, &want);
+    let lse_err = lse_max_err(&lse, &want_lse);
+    assert!(err < F32_TOLERANCE, "rel err {:e} for {:?}", err, p);
+    assert!(lse_err < LSE_TOLERANCE, "lse err {:e} for {:?}", lse_err, p);
+    (out, lse, err)
 }
