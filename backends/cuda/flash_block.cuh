@@ -46,20 +46,37 @@ __device__ __forceinline__ FlashBlock flash_block(const AttendParams& p) {
   return w;
 }
 
-// Packed row `row` of the block (query w.seg_q0 + r / group of head hk·group + r % group, where
-// r = w.r0 + row): whether it exists, and the address of its 16-byte chunk c of Q (p.q for rows
-// past the segment, which are copied as zeros). kGathered: the row's physical index comes from
-// p.q_rows when that is given.
+// Packed row r of a segment (r < w.seg_rows): logical query i = w.seg_q0 + r / group of query
+// head h = hk·group + r % group; its physical row comes from p.q_rows when kGathered and that is
+// given (HYPER's sorted order), else it is i. index(): the row's place in [batch, hq, n_q] tables
+// (p.q_rows, p.q_group) and, with phys, in the running state.
+struct PackedRow {
+  int32_t i, h;
+  int64_t phys;
+  __device__ __forceinline__ int64_t index(const AttendParams& p, const FlashBlock& w, int64_t row) const {
+    return (int64_t(w.b) * p.hq + h) * p.n_q + row;
+  }
+};
+
+template <bool kGathered>
+__device__ __forceinline__ PackedRow packed_row(const AttendParams& p, const FlashBlock& w, int32_t r) {
+  PackedRow q;
+  q.i = w.seg_q0 + r / p.group;
+  q.h = w.hk * p.group + r % p.group;
+  q.phys = kGathered && p.q_rows ? p.q_rows[q.index(p, w, q.i)] : q.i;
+  return q;
+}
+
+// Packed row `row` of the block (r = w.r0 + row): whether it exists, and the address of its
+// 16-byte chunk c of Q (p.q for rows past the segment, which are copied as zeros).
 template <bool kGathered>
 __device__ __forceinline__ const char* q_chunk_source(const AttendParams& p, const FlashBlock& w, int row, int c,
                                                       bool& valid) {
   const int32_t r = w.r0 + row;
   valid = r < w.seg_rows;
   if (!valid) return p.q;
-  const int32_t i = w.seg_q0 + r / p.group;
-  const int32_t h = w.hk * p.group + r % p.group;
-  const int64_t phys = kGathered && p.q_rows ? p.q_rows[(int64_t(w.b) * p.hq + h) * p.n_q + i] : i;
-  return p.q + w.b * p.q_stride[0] + phys * p.q_stride[1] + h * p.q_stride[2] + c * 16;
+  const PackedRow q = packed_row<kGathered>(p, w, r);
+  return p.q + w.b * p.q_stride[0] + q.phys * p.q_stride[1] + q.h * p.q_stride[2] + c * 16;
 }
 
 template <int kBlockN>

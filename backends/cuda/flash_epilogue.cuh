@@ -23,12 +23,10 @@ __device__ __forceinline__ void flash_store_rows(const AttendParams& p, const Fl
     for (int hf = 0; hf < 2; ++hf) {
       const int32_t r = w.r0 + q_row0 + mt * 16 + g + hf * 8;
       if (r >= w.seg_rows) continue;
-      const int32_t i = w.seg_q0 + r / p.group;
-      const int32_t h = w.hk * p.group + r % p.group;
-      const int64_t phys = kGeneral && p.q_rows ? p.q_rows[(int64_t(w.b) * p.hq + h) * p.n_q + i] : i;
+      const PackedRow q = packed_row<kGeneral>(p, w, r);
       const float m = m_row[mt][hf], l = l_row[mt][hf];
       if (p.st_m) {
-        const int64_t idx = (int64_t(w.b) * p.hq + h) * p.n_q + phys;
+        const int64_t idx = q.index(p, w, q.phys);
         if (tq == 0) p.st_m[idx] = m, p.st_l[idx] = l;
 #pragma unroll
         for (int dt = 0; dt < kDT; ++dt)
@@ -54,12 +52,12 @@ __device__ __forceinline__ void flash_store_rows(const AttendParams& p, const Fl
         lse_dst = p.part_lse + pidx;
         lse_val = lse2;
       } else {
-        o_row = p.out + w.b * p.o_stride[0] + phys * p.o_stride[1] + h * p.o_stride[2];
+        o_row = p.out + w.b * p.o_stride[0] + q.phys * p.o_stride[1] + q.h * p.o_stride[2];
         col_stride = p.o_stride[3];
         dtype = p.o_dtype;
         if (p.lse)
-          lse_dst = reinterpret_cast<float*>(p.lse + w.b * p.lse_stride[0] + phys * p.lse_stride[1] +
-                                             h * p.lse_stride[2]);
+          lse_dst = reinterpret_cast<float*>(p.lse + w.b * p.lse_stride[0] + q.phys * p.lse_stride[1] +
+                                             q.h * p.lse_stride[2]);
       }
 #pragma unroll
       for (int dt = 0; dt < kDT; ++dt)

@@ -164,15 +164,13 @@ __global__ void __launch_bounds__(FlashConfig<Elem, kHeadDim, kDecode, kGeneral>
     int64_t position = 0;
     int32_t grp = -1;
     if (r < w.seg_rows) {
-      const int32_t i = w.seg_q0 + r / p.group;
+      const PackedRow q = packed_row<kGeneral>(p, w, r);
       if constexpr (kGeneral) {
-        const int32_t h = w.hk * p.group + r % p.group;
-        const int64_t phys = p.q_rows ? p.q_rows[(int64_t(w.b) * p.hq + h) * p.n_q + i] : i;
-        position = p.q_pos ? p.q_pos[phys] : p.q_pos0 + phys;
-        if (p.q_group) grp = p.q_group[(int64_t(w.b) * p.hq + h) * p.n_q + i];
+        position = p.q_pos ? p.q_pos[q.phys] : p.q_pos0 + q.phys;
+        if (p.q_group) grp = p.q_group[q.index(p, w, q.i)];
         same_grp = same_grp && grp == tile_grp;
       } else {
-        position = p.q_pos0 + i;
+        position = p.q_pos0 + q.i;
       }
     }
     sQPos[row] = position;
@@ -270,10 +268,8 @@ __global__ void __launch_bounds__(FlashConfig<Elem, kHeadDim, kDecode, kGeneral>
       for (int hf = 0; hf < 2; ++hf) {
         const int32_t r = w.r0 + q_row0 + mt * 16 + g + hf * 8;
         if (r >= w.seg_rows) continue;
-        const int32_t i = w.seg_q0 + r / p.group;
-        const int32_t h = w.hk * p.group + r % p.group;
-        const int64_t phys = kGeneral && p.q_rows ? p.q_rows[(int64_t(w.b) * p.hq + h) * p.n_q + i] : i;
-        const int64_t idx = (int64_t(w.b) * p.hq + h) * p.n_q + phys;
+        const PackedRow q = packed_row<kGeneral>(p, w, r);
+        const int64_t idx = q.index(p, w, q.phys);
         const float m_in = p.st_m[idx];
         m_row[mt][hf] = kGeneral ? m_in : m_in / c_log2;
         l_row[mt][hf] = tq == 0 ? p.st_l[idx] : 0.0f;

@@ -129,7 +129,7 @@ __global__ void __launch_bounds__(WgmmaConfig<Elem, kHeadDim>::kThreads, 1)
   cp_async_commit();
   for (int row = tid; row < kBlockM; row += C::kThreads) {
     const int32_t r = w.r0 + row;
-    sQPos[row] = r < w.seg_rows ? p.q_pos0 + w.seg_q0 + r / p.group : 0;
+    sQPos[row] = r < w.seg_rows ? p.q_pos0 + packed_row<false>(p, w, r).i : 0;
   }
 
   // ---- K/V tile t → stage (zero rows past the segment) ----
@@ -177,9 +177,8 @@ __global__ void __launch_bounds__(WgmmaConfig<Elem, kHeadDim>::kThreads, 1)
     for (int hf = 0; hf < 2; ++hf) {
       const int32_t r = w.r0 + q_row0 + g + hf * 8;
       if (r >= w.seg_rows) continue;
-      const int32_t i = w.seg_q0 + r / p.group;
-      const int32_t h = w.hk * p.group + r % p.group;
-      const int64_t idx = (int64_t(w.b) * p.hq + h) * p.n_q + i;
+      const PackedRow q = packed_row<false>(p, w, r);
+      const int64_t idx = q.index(p, w, q.phys);
       m_row[0][hf] = p.st_m[idx] / c_log2;
       l_row[0][hf] = tq == 0 ? p.st_l[idx] : 0.0f;
 #pragma unroll
