@@ -129,7 +129,8 @@ __global__ void __launch_bounds__(WgmmaConfig<Elem, kHeadDim>::kThreads, 1)
   cp_async_commit();
   for (int row = tid; row < kBlockM; row += C::kThreads) {
     const int32_t r = w.r0 + row;
-    sQPos[row] = r < w.seg_rows ? p.q_pos0 + packed_row<false>(p, w, r).i : 0;
+    // packed_row(p, w, r).i in a 64-bit sum, so that q_pos0 + seg_q0 is computed once
+    sQPos[row] = r < w.seg_rows ? p.q_pos0 + w.seg_q0 + r / p.group : 0;
   }
 
   // ---- K/V tile t → stage (zero rows past the segment) ----
