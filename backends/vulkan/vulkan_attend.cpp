@@ -450,12 +450,15 @@ CoopmatTile coopmat_tile(VulkanBackend& backend, const AttendArgs& a) {
         if (fits(t)) return t;
     }
   }
-  if (!coopmat_general(a) && a.mask.window_left < 0 && a.mask.window_right < 0)
-    for (const CoopmatTile& t : kCoopmatTilesPlain)
-      if (fits(t)) return t;
-  if (!coopmat_general(a) && (a.mask.window_left >= 0 || a.mask.window_right >= 0))
-    for (const CoopmatTile& t : kCoopmatTilesWindowed)
-      if (fits(t)) return t;
+  if (!coopmat_general(a)) {
+    if (a.mask.window_left >= 0 || a.mask.window_right >= 0) {
+      for (const CoopmatTile& t : kCoopmatTilesWindowed)
+        if (fits(t)) return t;
+    } else {
+      for (const CoopmatTile& t : kCoopmatTilesPlain)
+        if (fits(t)) return t;
+    }
+  }
   for (const CoopmatTile& t : kCoopmatTiles)
     if (fits(t)) return t;
   return none;
@@ -626,7 +629,7 @@ void record_attend(VulkanBackend& backend, const AttendArgs& a) {
       // the plain case (affine positions, no log-weights or groups) skips every per-element feature
       const bool general = coopmat_general(a);
       // every pair allowed: the general variant leaves out positions and tile classification
-      const bool unmasked = !a.mask.causal && a.mask.window_left < 0 && a.mask.window_right < 0;
+      const bool unmasked = a.mask.is_full();
       const CoopmatLayout lay =
           !t.reg_softmax ? CoopmatLayout{} : t.khr ? backend.coopmat_layout_khr() : backend.coopmat_layout();
       VkPipeline p = dev.pipeline(t.khr ? "attend_coopmat_khr" : "attend_coopmat", {kCoopmatLanes * t.subgroups, t.bk, a.head_dim, a.head_dim_v,
